@@ -1,0 +1,8 @@
+"""minicnn: convolutional networks from scratch, every hot loop a Numba kernel."""
+from . import kernels, models, nn, optim
+from ._config import get_num_threads, set_num_threads
+from .gradcheck import gradcheck
+from .random import manual_seed
+from .serialization import load, save
+
+__version__ = "0.1.0"

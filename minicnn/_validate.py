@@ -1,0 +1,71 @@
+"""Argument checks shared by the layers. Each error names the argument and what was expected."""
+import numbers
+
+import numpy as np
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def pair(name, value, minimum=1):
+    """``value`` as an ``(h, w)`` pair of ints >= ``minimum``; accepts an int or a pair of ints."""
+    if _is_int(value):
+        value = (value, value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        value = tuple(value)
+    else:
+        raise TypeError(f"{name} must be an int or a pair (h, w) of ints, got {value!r}")
+    if value[0] < minimum or value[1] < minimum:
+        raise ValueError(f"{name} must be >= {minimum} in both dimensions, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+def positive_int(name, value, minimum=1):
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def float_dtype(name, dtype):
+    """``dtype`` as ``np.float32`` or ``np.float64``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be np.float32 or np.float64, got {dt}")
+    return dt
+
+
+def float_array(name, x, dtype, ndim=None, shape_hint=""):
+    """``x`` as a C-contiguous array of ``dtype``; a float array of another precision is cast.
+
+    Raises ``TypeError`` for anything that is not a real floating-point array and ``ValueError`` for
+    the wrong number of dimensions (``shape_hint`` describes the expected shape, e.g. ``"(N, C, H, W)"``).
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        hint = f" {shape_hint}" if shape_hint else ""
+        raise ValueError(f"{name} must be {ndim}-D{hint}, got shape {x.shape}")
+    if x.dtype != dtype or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=dtype)
+    return x
+
+
+def grad_array(name, dy, expected_shape, dtype):
+    """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
+    dy = float_array(name, dy, dtype)
+    if dy.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have the output's shape {tuple(expected_shape)}, got {dy.shape}")
+    return dy
+
+
+def conv_output_size(size, kernel, stride, padding, dilation=1):
+    """Output length along one axis (PyTorch's formula, floor mode)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1

@@ -1,0 +1,3 @@
+# PLACEHOLDER: replaced by the owner of this file
+from .module import Module
+class Linear(Module): pass
