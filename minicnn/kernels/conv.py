@@ -1,3 +1,444 @@
-# PLACEHOLDER: replaced by the owner of this file
-def conv2d_forward(*a, **k): raise NotImplementedError
-conv2d_backward_weight = conv2d_backward_bias = conv2d_backward_input = conv2d_forward
+"""2-D convolution (cross-correlation, as PyTorch's conv2d): im2col + BLAS, or direct loops.
+
+im2col + GEMM works per sample on the TRANSPOSE of ``im2col``'s matrix: ``cols[n] = im2col(x[n:n+1]).T``
+of shape ``(K, P)`` (row ``(c, i, j)``, column ``(oh, ow)``), ``K = C*kh*kw``, ``P = OH*OW``. That
+layout is built and scattered back with contiguous runs along ``ow`` (3x faster than the
+row-per-window layout, whose rows are ``kw``-long runs), and its products need no transposes:
+
+    forward          y[n] (F, P)     = W2 (F, K) @ cols[n] + b        (W2 = weight.reshape(F, K))
+    weight gradient  dW (F, K)      += dy[n] (F, P) @ cols[n].T
+    input gradient   dcols (K, P)    = W2.T @ dy[n]                   then dx[n] = col2im(dcols)
+
+Each pass is ONE parallel region: the samples are split into one block per thread, and each thread
+runs im2col, the GEMMs (Numba's ``np.dot``, i.e. single-threaded BLAS) and col2im for its samples.
+Weight/bias gradients go to per-block buffers, summed afterwards (no race).
+
+For one input channel and stride 1 (LeNet's first layer) direct loop kernels are faster (below).
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .._config import JIT_OPTIONS, jit, jit_parallel
+from .._validate import pair
+from .im2col import _inside, _u, check_out, conv_geometry, float_input
+
+
+# ------------------------------------------------------------------------------ im2col + GEMM
+@jit
+def _im2col_sample(x, n, kh, kw, sh, sw, ph, pw, dh, dw, cols):
+    """Fill ``cols`` (C*kh*kw, OH*OW) with ``im2col(x[n:n+1]).T`` for ``x`` (N, C, H, W)."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = cols[(c * kh + i) * kw + j]
+                off = j * dw - pw  # output column ow reads input column ow*sw + off
+                ow_lo, ow_hi = _inside(off, sw, OW, W)  # the others read padding
+                for oh in range(OH):
+                    h = oh * sh - ph + i * dh
+                    base = oh * OW
+                    if h < 0 or h >= H:
+                        for ow in range(OW):
+                            row[_u(base + ow)] = 0
+                        continue
+                    xrow = x[n, c, h]
+                    for ow in range(ow_lo):
+                        row[_u(base + ow)] = 0
+                    if sw == 1:  # contiguous copy (vectorised)
+                        for ow in range(ow_lo, ow_hi):
+                            row[_u(base + ow)] = xrow[_u(ow + off)]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            row[_u(base + ow)] = xrow[_u(ow * sw + off)]
+                    for ow in range(ow_hi, OW):
+                        row[_u(base + ow)] = 0
+
+
+@jit
+def _col2im_sample(cols, n, kh, kw, sh, sw, ph, pw, dh, dw, x):
+    """Set ``x[n]`` (C, H, W) to ``col2im(cols.T)`` for ``cols`` (C*kh*kw, OH*OW): every entry added to
+    the pixel it was read from; pixels no window covers get 0."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    x[n] = 0
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                row = cols[(c * kh + i) * kw + j]
+                off = j * dw - pw
+                ow_lo, ow_hi = _inside(off, sw, OW, W)
+                for oh in range(OH):
+                    h = oh * sh - ph + i * dh
+                    if h < 0 or h >= H:
+                        continue
+                    xrow = x[n, c, h]
+                    base = oh * OW
+                    if sw == 1:
+                        for ow in range(ow_lo, ow_hi):
+                            xrow[_u(ow + off)] += row[_u(base + ow)]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            xrow[_u(ow * sw + off)] += row[_u(base + ow)]
+
+
+@jit_parallel
+def _im2col_t(x, kh, kw, sh, sw, ph, pw, dh, dw, cols):
+    """``cols[n]`` (C*kh*kw, OH*OW) = ``im2col(x[n:n+1]).T`` for every sample n."""
+    for n in prange(x.shape[0]):
+        _im2col_sample(x, n, kh, kw, sh, sw, ph, pw, dh, dw, cols[n])
+
+
+@jit_parallel
+def _col2im_t(cols, kh, kw, sh, sw, ph, pw, dh, dw, x):
+    """``x[n]`` = ``col2im(cols[n].T)`` for every sample n (the adjoint of :func:`_im2col_t`)."""
+    for n in prange(x.shape[0]):
+        _col2im_sample(cols[n], n, kh, kw, sh, sw, ph, pw, dh, dw, x)
+
+
+# The samples are split into ``n_blocks`` contiguous ranges, one per thread, and each thread runs
+# its samples' im2col, GEMMs (Numba's np.dot: single-threaded BLAS, see _numba_blas_single_threaded)
+# and col2im. One parallel region per pass and no second thread pool: on two cores, BLAS threads
+# spinning next to Numba's made every pass 2-5x slower than the sum of its parts (measured).
+@jit_parallel
+def _forward_blocks(x, w2, bias, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, cols, y):
+    """``cols[n]`` (K, P) = im2col of sample n; ``y[n]`` (F, P) = ``w2`` (F, K) @ ``cols[n]`` + ``bias``."""
+    N = x.shape[0]
+    F, P = y.shape[1], y.shape[2]
+    for b in prange(n_blocks):
+        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            cn = cols[n]
+            _im2col_sample(x, n, kh, kw, sh, sw, ph, pw, dh, dw, cn)
+            yn = y[n]
+            np.dot(w2, cn, yn)
+            for f in range(F):
+                yrow = yn[f]
+                bf = bias[f]
+                for p in range(P):
+                    yrow[_u(p)] += bf
+
+
+@jit_parallel
+def _backward_blocks(dy, w2, cols, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, weight_parts, bias_parts,
+                     dcols, dx, want_params, want_input):
+    """For ``dy`` (N, F, P): if ``want_params``, ``weight_parts[b]`` (F, K) and ``bias_parts[b]`` (F,) =
+    the parameter gradients summed over block b's samples (from ``cols`` (N, K, P)); if ``want_input``,
+    ``dx`` (N, C, H, W) = the input gradient (``dcols[b]`` (K, P) is block b's scratch)."""
+    N, F, P = dy.shape
+    K = w2.shape[1]
+    for b in prange(n_blocks):
+        tmp = np.empty((F, K), dtype=w2.dtype)
+        part = weight_parts[b]
+        bpart = bias_parts[b]
+        if want_params:
+            part[:] = 0
+            bpart[:] = 0
+        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            dyn = dy[n]
+            if want_params:
+                np.dot(dyn, cols[n].T, tmp)
+                for f in range(F):
+                    prow = part[f]
+                    trow = tmp[f]
+                    for k in range(K):
+                        prow[_u(k)] += trow[_u(k)]
+                    grow = dyn[f]
+                    s = 0.0
+                    for p in range(P):
+                        s += grow[_u(p)]
+                    bpart[f] += s
+            if want_input:
+                dc = dcols[b]
+                np.dot(w2.T, dyn, dc)
+                _col2im_sample(dc, n, kh, kw, sh, sw, ph, pw, dh, dw, dx)
+
+
+_numba_blas = None
+
+
+def _numba_blas_single_threaded():
+    """Keep the BLAS that Numba's np.dot calls (the one behind scipy.linalg.cython_blas) at one thread,
+    since the block kernels call it from every thread. Costs a microsecond when already so. When
+    scipy's BLAS is not its own library (e.g. shared with NumPy), nothing is changed."""
+    global _numba_blas
+    if _numba_blas is None:
+        import os
+
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        from threadpoolctl import ThreadpoolController
+
+        scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))  # .../scipy; its BLAS: .../scipy.libs
+        _numba_blas = [lib for lib in ThreadpoolController().lib_controllers
+                       if lib.user_api == "blas" and os.path.realpath(lib.filepath).startswith(scipy_dir)]
+    for lib in _numba_blas:
+        if lib.num_threads != 1:
+            lib.set_num_threads(1)
+
+
+def _n_blocks(N):
+    """Sample blocks for the block kernels: one per Numba thread."""
+    return max(1, min(N, numba.get_num_threads()))
+
+
+# ------------------------------------------------------------------------------ direct kernels
+# Direct (loop) kernels, without im2col or BLAS. They win when a window holds few values (one input
+# channel, e.g. LeNet's first layer), where im2col's copies and the GEMMs' memory traffic cost more
+# than the arithmetic (measured on LeNet conv1: forward+backward 3.4 ms against 4.3 ms, one thread).
+# Stride-1 direct kernels on a zero-padded copy of the input. Laid on the padded width Wp, an output
+# plane is one flat run q = oh*Wp + ow (columns ow >= OW are junk, never copied out) and kernel offset
+# (i, j) reads the padded input at q + i*dh*Wp + j*dw, so every inner loop is one long contiguous
+# vectorised run instead of OH short rows. ``reassoc`` lets the dot products vectorise.
+_jit_parallel_reassoc = numba.njit(parallel=True, fastmath={"reassoc", "contract"}, **JIT_OPTIONS)
+
+
+@jit_parallel
+def _pad_input(x, ph, pw, xpad):
+    """``xpad`` (N, C, H + 2*ph, W + 2*pw) = ``x`` (N, C, H, W) with a zero border."""
+    N, C, H, W = x.shape
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        xpad[n, c] = 0
+        for h in range(H):
+            src = x[n, c, h]
+            dst = xpad[n, c, h + ph]
+            for w in range(W):
+                dst[_u(w + pw)] = src[_u(w)]
+
+
+@jit_parallel
+def _direct_forward_s1(xpad, weight, bias, dh, dw, y):
+    """``y`` (N, F, OH, OW) = stride-1 conv of the padded input ``xpad`` (N, C, Hp, Wp) + bias."""
+    N, C, Hp, Wp = xpad.shape
+    F, _, kh, kw = weight.shape
+    OH, OW = y.shape[2], y.shape[3]
+    L = (OH - 1) * Wp + OW
+    for t in prange(N * F):
+        n = t // F
+        f = t - n * F
+        acc = np.empty(L, dtype=y.dtype)
+        acc[:] = bias[f]
+        for c in range(C):
+            src = xpad[n, c].reshape(Hp * Wp)
+            for i in range(kh):
+                for j in range(kw):
+                    wv = weight[f, c, i, j]
+                    off = i * dh * Wp + j * dw
+                    for q in range(L):
+                        acc[_u(q)] += wv * src[_u(q + off)]
+        for oh in range(OH):
+            dst = y[n, f, oh]
+            for ow in range(OW):
+                dst[_u(ow)] = acc[_u(oh * Wp + ow)]
+
+
+@jit_parallel
+def _spread_grad(dy, Wp, dy_wide):
+    """``dy_wide`` (N, F, (OH-1)*Wp + OW): ``dy`` (N, F, OH, OW) laid on rows of width Wp, zero gaps."""
+    N, F, OH, OW = dy.shape
+    for t in prange(N * F):
+        n = t // F
+        f = t - n * F
+        dst = dy_wide[n, f]
+        dst[:] = 0
+        for oh in range(OH):
+            src = dy[n, f, oh]
+            for ow in range(OW):
+                dst[_u(oh * Wp + ow)] = src[_u(ow)]
+
+
+@_jit_parallel_reassoc
+def _direct_backward_params_s1(xpad, dy_wide, dh, dw, weight_grad, bias_grad):
+    """Add the stride-1 weight gradient into ``weight_grad`` (F, C, kh, kw), and the bias gradient
+    into ``bias_grad`` if it has F entries; one output channel per thread: no race."""
+    N, C, Hp, Wp = xpad.shape
+    F, _, kh, kw = weight_grad.shape
+    L = dy_wide.shape[2]
+    for f in prange(F):
+        acc = np.zeros((C, kh, kw), dtype=np.float64)
+        zero = np.zeros(1, dtype=xpad.dtype)[0]  # each dot product sums in the input's precision
+        sb = 0.0
+        for n in range(N):
+            g = dy_wide[n, f]
+            for q in range(L):
+                sb += g[_u(q)]
+            for c in range(C):
+                src = xpad[n, c].reshape(Hp * Wp)
+                for i in range(kh):
+                    for j in range(kw):
+                        off = i * dh * Wp + j * dw
+                        s = zero
+                        for q in range(L):
+                            s += g[_u(q)] * src[_u(q + off)]
+                        acc[c, i, j] += s
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    weight_grad[f, c, i, j] += acc[c, i, j]
+        if bias_grad.shape[0] == F:
+            bias_grad[f] += sb
+
+
+@jit_parallel
+def _direct_backward_input_s1(dy_wide, weight, ph, pw, dh, dw, dx):
+    """Set ``dx`` (N, C, H, W) to the stride-1 input gradient; one (n, c) plane per iteration."""
+    N, C, H, W = dx.shape
+    F, _, kh, kw = weight.shape
+    L = dy_wide.shape[2]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    for t in prange(N * C):
+        n = t // C
+        c = t - n * C
+        acc = np.zeros(Hp * Wp, dtype=dx.dtype)  # gradient of the padded plane
+        for f in range(F):
+            g = dy_wide[n, f]
+            for i in range(kh):
+                for j in range(kw):
+                    wv = weight[f, c, i, j]
+                    off = i * dh * Wp + j * dw
+                    for q in range(L):
+                        acc[_u(q + off)] += wv * g[_u(q)]
+        for h in range(H):
+            dst = dx[n, c, h]
+            for w in range(W):
+                dst[_u(w)] = acc[_u((h + ph) * Wp + w + pw)]
+
+
+@jit_parallel
+def _bias_grad(dy, db, accumulate):
+    """``db[f] (+)= sum over n, p of dy[n, f, p]`` for ``dy`` (N, F, P)."""
+    N, F, P = dy.shape
+    for f in prange(F):
+        s = 0.0
+        for n in range(N):
+            src = dy[n, f]
+            for p in range(P):
+                s += src[_u(p)]
+        if accumulate:
+            db[f] += s
+        else:
+            db[f] = s
+
+
+# ------------------------------------------------------------------------------ public wrappers
+def _shape_arg(input_shape):
+    if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 4
+            and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in input_shape)):
+        raise ValueError(f"input_shape must be 4 positive ints (N, C, H, W), got {input_shape!r}")
+    return tuple(int(s) for s in input_shape)
+
+
+def _dy_array(dy, shape, dtype):
+    dy = float_input("dy", dy, 4, "(N, F, OH, OW)")
+    if dy.shape != shape:
+        raise ValueError(f"dy must have the output's shape {shape}, got {dy.shape}")
+    return dy.astype(dtype, copy=False)
+
+
+def _apply(result, out, accumulate):
+    if out is None:
+        return result
+    if accumulate:
+        out += result
+    else:
+        out[...] = result
+    return out
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, out=None, cols=None):
+    """Convolve ``x`` (N, C, H, W) with ``weight`` (F, C, kh, kw), plus ``bias`` (F,) if given.
+
+    Returns ``(y, cols)``: ``y`` (N, F, OH, OW) and ``cols`` (N, C*kh*kw, OH*OW), where ``cols[n]`` is
+    ``im2col(x[n:n+1]).T``; :func:`conv2d_backward_weight` takes it. ``out`` and ``cols``, if given, are
+    C-contiguous arrays of these shapes and ``x``'s dtype that are filled instead of allocating.
+    """
+    x = float_input("x", x, 4, "(N, C, H, W)")
+    weight = float_input("weight", weight, 4, "(F, C, kh, kw)").astype(x.dtype, copy=False)
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"weight must have as many input channels as x: weight.shape[1] = {weight.shape[1]}, "
+                         f"x.shape[1] = {x.shape[1]}")
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(x.shape, weight.shape[2:], stride, padding, dilation)
+    N, C = x.shape[:2]
+    F = weight.shape[0]
+    if bias is None:
+        bias = np.zeros(F, dtype=x.dtype)
+    else:
+        bias = float_input("bias", bias, 1, "(F,)").astype(x.dtype, copy=False)
+        if bias.shape != (F,):
+            raise ValueError(f"bias must have shape (F,) = {(F,)}, got {bias.shape}")
+    K, P = C * kh * kw, OH * OW
+    cols = np.empty((N, K, P), x.dtype) if cols is None else check_out(cols, (N, K, P), x.dtype)
+    y = np.empty((N, F, OH, OW), x.dtype) if out is None else check_out(out, (N, F, OH, OW), x.dtype)
+    _numba_blas_single_threaded()
+    _forward_blocks(x, weight.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw, _n_blocks(N), cols,
+                    y.reshape(N, F, P))
+    return y, cols
+
+
+def conv2d_backward_weight(dy, cols, kernel_size, out=None, accumulate=False):
+    """Weight gradient ``dW`` (F, C, kh, kw) of the convolution that produced ``dy``'s output.
+
+    ``dy`` (N, F, OH, OW) is the output gradient and ``cols`` (N, C*kh*kw, OH*OW) the array that
+    :func:`conv2d_forward` returned. With ``out`` given, the gradient is written into it (added to it
+    if ``accumulate``) and ``out`` is returned.
+    """
+    cols = float_input("cols", cols, 3, "(N, C*kh*kw, OH*OW)")
+    kh, kw = pair("kernel_size", kernel_size)
+    N, K, P = cols.shape
+    if K % (kh * kw):
+        raise ValueError(f"cols has {K} rows per sample, not a multiple of kh*kw = {kh * kw} "
+                         f"(kernel_size {(kh, kw)})")
+    dy = float_input("dy", dy, 4, "(N, F, OH, OW)").astype(cols.dtype, copy=False)
+    F = dy.shape[1]
+    if dy.shape[0] != N or dy.shape[2] * dy.shape[3] != P:
+        raise ValueError(f"dy of shape {dy.shape} does not match cols of shape {cols.shape} "
+                         f"(expected N = {N} and OH*OW = {P})")
+    shape = (F, K // (kh * kw), kh, kw)
+    if out is not None:
+        check_out(out, shape, cols.dtype)
+    nb = _n_blocks(N)
+    parts, bias_parts = np.empty((nb, F, K), cols.dtype), np.empty((nb, F), cols.dtype)
+    _numba_blas_single_threaded()
+    _backward_blocks(dy.reshape(N, F, P), np.empty((F, K), cols.dtype), cols, kh, kw, 1, 1, 0, 0, 1, 1, nb,
+                     parts, bias_parts, np.empty((nb, 1, 1), cols.dtype), np.empty((N, 1, 1, 1), cols.dtype),
+                     True, False)  # dcols and dx: not touched without want_input
+    return _apply(parts.sum(axis=0).reshape(shape), out, accumulate)
+
+
+def conv2d_backward_bias(dy, out=None, accumulate=False):
+    """Bias gradient ``db`` (F,) = the sum of ``dy`` (N, F, OH, OW) over n, oh, ow. With ``out`` given,
+    it is written into it (added to it if ``accumulate``) and ``out`` is returned."""
+    dy = float_input("dy", dy, 4, "(N, F, OH, OW)")
+    F = dy.shape[1]
+    if out is None:
+        out, accumulate = np.empty(F, dy.dtype), False
+    else:
+        check_out(out, (F,), dy.dtype)
+    _bias_grad(dy.reshape(dy.shape[0], F, -1), out, bool(accumulate))
+    return out
+
+
+def conv2d_backward_input(dy, weight, input_shape, stride=1, padding=0, dilation=1, out=None):
+    """Input gradient ``dx`` (N, C, H, W) of the convolution of an input of ``input_shape`` with
+    ``weight`` (F, C, kh, kw), given the output gradient ``dy`` (N, F, OH, OW)."""
+    input_shape = _shape_arg(input_shape)
+    weight = float_input("weight", weight, 4, "(F, C, kh, kw)")
+    N, C, H, W = input_shape
+    F = weight.shape[0]
+    if weight.shape[1] != C:
+        raise ValueError(f"weight must have as many input channels as input_shape: weight.shape[1] = "
+                         f"{weight.shape[1]}, input_shape[1] = {C}")
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(input_shape, weight.shape[2:], stride, padding, dilation)
+    dy = _dy_array(dy, (N, F, OH, OW), weight.dtype)
+    dx = np.empty(input_shape, weight.dtype) if out is None else check_out(out, input_shape, weight.dtype)
+    K, P, nb = C * kh * kw, OH * OW, _n_blocks(N)
+    unused = np.empty((nb, 1, 1), weight.dtype)  # cols and weight parts: not read without want_params
+    _numba_blas_single_threaded()
+    _backward_blocks(dy.reshape(N, F, P), weight.reshape(F, K), unused, kh, kw, sh, sw, ph, pw, dh, dw, nb,
+                     unused, np.empty((nb, 1), weight.dtype), np.empty((nb, K, P), weight.dtype), dx,
+                     False, True)
+    return dx

@@ -1,3 +1,43 @@
-# PLACEHOLDER: replaced by the owner of this file
-from .module import Module
-class ReLU(Module): pass
+"""ReLU: ``y = max(x, 0)`` elementwise (Numba kernels in ``minicnn.kernels.activation``)."""
+import numpy as np
+
+from .._validate import grad_array
+from ..kernels.activation import _relu_backward, _relu_forward
+from .module import BackwardBeforeForwardError, Module
+
+
+def _float_input(name, x):
+    """``x`` as a C-contiguous float32/float64 array (other float precisions become float32)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
+    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+class ReLU(Module):
+    """Elementwise ``max(x, 0)`` on input of any shape; keeps the input's float dtype.
+
+    Backward uses the saved output (``y > 0`` exactly where ``x > 0``); the gradient at 0 is 0.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x):
+        x = _float_input("x", x)
+        y = np.empty_like(x)
+        _relu_forward(x.reshape(-1), y.reshape(-1))
+        self._y = y
+        return y
+
+    def backward(self, dy):
+        if self._y is None:
+            raise BackwardBeforeForwardError("ReLU.backward called before forward")
+        y = self._y
+        dy = grad_array("dy", dy, y.shape, y.dtype)
+        dx = np.empty_like(y)
+        _relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
+        return dx

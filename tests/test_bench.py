@@ -1,0 +1,200 @@
+"""The plain-NumPy baseline against the textbook references, and smoke runs of the benchmark scripts."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import naive
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "scripts")
+sys.path.insert(0, SCRIPTS)
+import numpy_baseline as nb  # noqa: E402
+
+
+def _configs(rng, count):
+    """Random (N, C, H, W, F, kh, kw, sh, sw, ph, pw, dh, dw) with at least one output pixel."""
+    out = []
+    while len(out) < count:
+        N, C, F = rng.integers(1, 4), rng.integers(1, 4), rng.integers(1, 4)
+        H, W = rng.integers(1, 9), rng.integers(1, 9)
+        kh, kw, sh, sw = rng.integers(1, 4, size=4)
+        ph, pw = rng.integers(0, 3, size=2)
+        dh, dw = rng.integers(1, 3, size=2)
+        if naive.out_size(H, kh, sh, ph, dh) >= 1 and naive.out_size(W, kw, sw, pw, dw) >= 1:
+            out.append(tuple(int(v) for v in (N, C, H, W, F, kh, kw, sh, sw, ph, pw, dh, dw)))
+    return out
+
+
+def test_im2col_col2im_match_naive(rng):
+    for N, C, H, W, F, kh, kw, sh, sw, ph, pw, dh, dw in _configs(rng, 60):
+        x = rng.standard_normal((N, C, H, W))
+        cols, _ = nb.im2col(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
+        np.testing.assert_array_equal(cols, naive.im2col(x, kh, kw, sh, sw, ph, pw, dh, dw))
+        g = rng.standard_normal(cols.shape)
+        np.testing.assert_allclose(nb.col2im(g, x.shape, (kh, kw), (sh, sw), (ph, pw), (dh, dw)),
+                                   naive.col2im(g, x.shape, kh, kw, sh, sw, ph, pw, dh, dw), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_forward_and_backward_match_naive(rng):
+    for N, C, H, W, F, kh, kw, sh, sw, ph, pw, dh, dw in _configs(rng, 10):
+        x = rng.standard_normal((N, C, H, W))
+        weight, bias = rng.standard_normal((F, C, kh, kw)), rng.standard_normal(F)
+        args = ((sh, sw), (ph, pw), (dh, dw))
+        y, cols = nb.conv2d_forward(x, weight, bias, *args)
+        np.testing.assert_allclose(y, naive.conv2d(x, weight, bias, sh, sw, ph, pw, dh, dw), rtol=1e-10, atol=1e-10)
+        dy = rng.standard_normal(y.shape)
+        dx, dweight, dbias = nb.conv2d_backward(dy, cols, weight, x.shape, *args)
+
+        def loss():
+            return float((naive.conv2d(x, weight, bias, sh, sw, ph, pw, dh, dw) * dy).sum())
+
+        np.testing.assert_allclose(dx, naive.numerical_grad(loss, x), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(dweight, naive.numerical_grad(loss, weight), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(dbias, naive.numerical_grad(loss, bias), rtol=1e-6, atol=1e-6)
+        assert nb.conv2d_backward(dy, cols, weight, x.shape, *args, input_grad=False)[0] is None
+
+
+def _pool_configs(rng, count):
+    out = []
+    while len(out) < count:
+        N, C, H, W = (int(v) for v in rng.integers(1, 4, size=2).tolist() + rng.integers(1, 9, size=2).tolist())
+        kh, kw = (int(v) for v in rng.integers(1, 4, size=2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+        ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+        if naive.out_size(H, kh, sh, ph) >= 1 and naive.out_size(W, kw, sw, pw) >= 1:
+            out.append((N, C, H, W, kh, kw, sh, sw, ph, pw))
+    return out
+
+
+def test_pooling_matches_naive(rng):
+    for N, C, H, W, kh, kw, sh, sw, ph, pw in _pool_configs(rng, 60):
+        # Few distinct values, so ties are common and the first-maximum rule is tested.
+        x = rng.integers(-3, 3, size=(N, C, H, W)).astype(np.float64)
+        k, s, p = (kh, kw), (sh, sw), (ph, pw)
+        y, window_index = nb.max_pool2d_forward(x, k, s, p)
+        y_ref, argmax_ref = naive.max_pool2d(x, kh, kw, sh, sw, ph, pw)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(nb.max_pool2d_argmax(window_index, x.shape, k, s, p), argmax_ref)
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_allclose(nb.max_pool2d_backward(dy, window_index, x.shape, k, s, p),
+                                   naive.max_pool2d_backward(dy, argmax_ref, x.shape), atol=1e-12)
+        x = rng.standard_normal((N, C, H, W))
+        y = nb.avg_pool2d_forward(x, k, s, p)
+        np.testing.assert_allclose(y, naive.avg_pool2d(x, kh, kw, sh, sw, ph, pw), atol=1e-12)
+        np.testing.assert_allclose(nb.avg_pool2d_backward(dy, x.shape, k, s, p),
+                                   naive.avg_pool2d_backward(dy, x.shape, kh, kw, sh, sw, ph, pw), atol=1e-12)
+
+
+def test_lenet_training_step_gradients(rng):
+    """Every parameter gradient of one LeNet-5 step (loss, backward) against central differences."""
+    model = nb.lenet5(dtype=np.float64, rng=1)
+    x = rng.standard_normal((2, 1, 28, 28))
+    targets = np.array([3, 7])
+    model.zero_grad()
+    loss, dlogits = nb.cross_entropy(model(x), targets)
+    model.backward(dlogits)
+
+    def f():
+        return nb.cross_entropy(model(x), targets)[0]
+
+    for data, grad in model.params:
+        # Spot-check a few entries of each parameter (full numerical gradients are slow).
+        flat, gflat = data.reshape(-1), grad.reshape(-1)
+        for k in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+            old = flat[k]
+            flat[k] = old + 1e-6
+            plus = f()
+            flat[k] = old - 1e-6
+            minus = f()
+            flat[k] = old
+            assert gflat[k] == pytest.approx((plus - minus) / 2e-6, rel=1e-4, abs=1e-7)
+
+
+def test_sgd_momentum_follows_pytorch_rule():
+    p, g = np.array([1.0]), np.array([0.5])
+    opt = nb.SGD([[p, g]], lr=0.1, momentum=0.9)
+    opt.step()  # buf = g
+    assert p[0] == pytest.approx(1.0 - 0.05)
+    opt.step()  # buf = 0.9 * 0.5 + 0.5
+    assert p[0] == pytest.approx(0.95 - 0.1 * 0.95)
+
+
+def test_training_lowers_the_loss():
+    x, y, _ = nb.load_images(16)
+    model = nb.lenet5(rng=0)
+    opt = nb.SGD(model.params, lr=0.05, momentum=0.9)
+    losses = [nb.train_step(model, opt, x, y) for _ in range(8)]
+    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+
+
+def test_read_idx(tmp_path):
+    data = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    path = tmp_path / "a-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + b"".join(int(d).to_bytes(4, "big") for d in data.shape)
+                     + data.tobytes())
+    np.testing.assert_array_equal(nb.read_idx(path), data)
+    path.write_bytes(b"\x01\x02\x08\x01")
+    with pytest.raises(ValueError, match="magic"):
+        nb.read_idx(path)
+
+
+# -- the benchmark scripts ---------------------------------------------------------------------------
+def _run_script(*args):
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_flop_counts():
+    import bench_kernels as bk
+
+    one = 2 * 64 * 6 * 28 * 28 * 1 * 5 * 5
+    assert bk.conv_flops((64, 1, 28, 28), 6, 5, 1, 2, True) == {"fwd": one, "bwd": 2 * one, "fwd+bwd": 3 * one}
+    assert bk.conv_flops((64, 1, 28, 28), 6, 5, 1, 2, False)["fwd+bwd"] == 2 * one
+    assert bk.conv_flops((32, 32, 32, 32), 64, 3, 2, 1, True)["fwd"] == 2 * 32 * 64 * 16 * 16 * 32 * 9
+    assert bk.pool_flops("max", (64, 6, 28, 28)) == {"fwd": 64 * 6 * 14 * 14 * 4, "bwd": 64 * 6 * 14 * 14,
+                                                     "fwd+bwd": 64 * 6 * 14 * 14 * 5}
+    assert bk.pool_flops("avg", (64, 6, 28, 28))["bwd"] == 64 * 6 * 14 * 14 * 4
+
+
+def test_bench_kernels_quick(tmp_path):
+    out = tmp_path / "kernels.json"
+    stdout = _run_script(os.path.join(SCRIPTS, "bench_kernels.py"), "--quick", "--no-startup", "--json", str(out))
+    assert "| case" in stdout and "### Targets" in stdout
+    res = json.loads(out.read_text())
+    assert len(res["results"]) == 5 + 6
+    for entry in res["results"]:
+        assert "numpy" in entry["contenders"]
+        for name, passes in entry["contenders"].items():
+            for st in passes.values():
+                assert st["median_ms"] > 0 and st["gflops"] > 0 and st["iqr_ms"] >= 0
+        # Every contender computed the same y and dx as the baseline (float32 rounding only).
+        for name, diff in entry["max_rel_diff"].items():
+            assert diff < 1e-4, (entry["case"], name, diff)
+    assert all(t["status"] in ("PASS", "FAIL", "SKIP") for t in res["targets"])
+
+
+def test_bench_training_quick(tmp_path):
+    out = tmp_path / "bench.json"
+    stdout = _run_script(os.path.join(SCRIPTS, "bench.py"), "--quick", "--no-subprocess", "--json", str(out))
+    assert "### Training throughput" in stdout and "### Targets" in stdout
+    res = json.loads(out.read_text())
+    for batch in ("64", "256"):
+        assert all(r["median"] > 0 for r in res["train"][batch].values())
+        # Same start weights and same batches: every contender reaches the same loss.
+        losses = list(res["train_last_loss"][batch].values())
+        assert max(losses) - min(losses) < 1e-3, res["train_last_loss"]
+    assert all(d < 1e-4 for d in res["eval_max_rel_diff"].values()), res["eval_max_rel_diff"]
+    if "profile" in res:
+        assert len(res["profile"]["layers"]) == 12 and res["profile"]["step_ms"] > 0
+
+
+def test_memory_child_reports_peak_rss():
+    stdout = _run_script(os.path.join(SCRIPTS, "bench.py"), "--child-memory", "numpy", "--batch", "8",
+                         "--batches", "2", "--threads", "1")
+    res = json.loads(stdout.strip().splitlines()[-1])
+    assert 0 < res["setup_rss_mib"] <= res["peak_rss_mib"] < 4096

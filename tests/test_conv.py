@@ -1,0 +1,349 @@
+"""Convolution kernels and the Conv2d layer against tests/naive.py and finite differences."""
+import contextlib
+import os
+
+import numba
+import numpy as np
+import pytest
+
+import naive
+from minicnn.kernels import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from minicnn.nn import BackwardBeforeForwardError, Conv2d
+
+NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+
+
+def numerical_grad(f, x):
+    """``naive.numerical_grad`` on one Numba thread: its thousands of tiny kernel calls would otherwise
+    each pay a fork-join, which is slow on a busy machine."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return naive.numerical_grad(f, x)
+    finally:
+        numba.set_num_threads(old)
+
+
+def random_configs(seed, count, max_size=7):
+    """Valid random geometries: (x_shape, F, (kh, kw), (sh, sw), (ph, pw), (dh, dw))."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                 int(rng.integers(1, max_size + 1)), int(rng.integers(1, max_size + 1)))
+        F = int(rng.integers(1, 4))
+        k = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        p = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        d = (int(rng.choice([1, 1, 2])), int(rng.choice([1, 1, 2])))
+        if d[0] * (k[0] - 1) + 1 > shape[2] + 2 * p[0] or d[1] * (k[1] - 1) + 1 > shape[3] + 2 * p[1]:
+            continue
+        configs.append((shape, F, k, s, p, d))
+    return configs
+
+
+EDGE_CASES = [
+    ((2, 1, 6, 6), 2, (5, 5), (1, 1), (2, 2), (1, 1)),  # LeNet conv1 in small
+    ((1, 3, 3, 4), 2, (5, 6), (1, 1), (1, 1), (1, 1)),  # kernel = padded input
+    ((2, 2, 5, 5), 3, (1, 1), (2, 2), (1, 0), (1, 1)),  # 1x1, strided, padded
+    ((1, 6, 2, 2), 2, (2, 2), (1, 1), (0, 1), (1, 1)),  # more channels than pixels
+    ((1, 2, 7, 5), 2, (3, 2), (3, 2), (2, 1), (2, 2)),  # non-square, dilation 2, stride 3
+    ((2, 2, 7, 7), 1, (2, 2), (3, 3), (0, 0), (1, 1)),  # stride leaves pixels uncovered
+]
+FORWARD_CONFIGS = EDGE_CASES + random_configs(1, 15 if NO_JIT else 60)
+GRAD_CONFIGS = EDGE_CASES + random_configs(2, 3 if NO_JIT else 12, max_size=5)
+
+
+def unpack(config):
+    shape, F, k, s, p, d = config
+    return shape, F, k, s, p, d, (k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1])
+
+
+def make(config, seed=0, dtype=np.float64):
+    shape, F, k, *_ = config
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((F, shape[1], *k)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b
+
+
+# --------------------------------------------------------------------------------------- kernels
+@pytest.mark.parametrize("config", FORWARD_CONFIGS, ids=str)
+def test_forward_matches_naive(config):
+    shape, F, k, s, p, d, args = unpack(config)
+    x, w, b = make(config)
+    y, cols = conv2d_forward(x, w, b, s, p, d)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, *args[2:]), rtol=1e-10, atol=1e-10)
+    K = cols.shape[1]
+    np.testing.assert_array_equal(cols, naive.im2col(x, *args).reshape(shape[0], -1, K).transpose(0, 2, 1))
+    y0, _ = conv2d_forward(x, w, None, s, p, d)
+    np.testing.assert_allclose(y0, naive.conv2d(x, w, None, *args[2:]), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("config", GRAD_CONFIGS, ids=str)
+def test_backward_matches_finite_differences(config):
+    shape, F, k, s, p, d, args = unpack(config)
+    x, w, b = make(config, seed=3)
+    y, cols = conv2d_forward(x, w, b, s, p, d)
+    g = np.random.default_rng(4).standard_normal(y.shape)  # loss = sum(y * g), so dy = g
+
+    def loss():
+        return float(np.sum(conv2d_forward(x, w, b, s, p, d)[0] * g))
+
+    dw = conv2d_backward_weight(g, cols, k)
+    db = conv2d_backward_bias(g)
+    dx = conv2d_backward_input(g, w, shape, s, p, d)
+    assert dw.shape == w.shape and db.shape == b.shape and dx.shape == x.shape
+    np.testing.assert_allclose(dw, numerical_grad(loss, w), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, numerical_grad(loss, b), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=1e-6, atol=1e-6)
+
+
+def test_backward_output_buffers_and_accumulate():
+    config = EDGE_CASES[0]
+    shape, F, k, s, p, d, args = unpack(config)
+    x, w, b = make(config)
+    y, cols = conv2d_forward(x, w, b, s, p, d)
+    g = np.random.default_rng(5).standard_normal(y.shape)
+    dw, db = conv2d_backward_weight(g, cols, k), conv2d_backward_bias(g)
+    out_w, out_b = np.ones_like(w), np.ones_like(b)
+    assert conv2d_backward_weight(g, cols, k, out=out_w, accumulate=True) is out_w
+    assert conv2d_backward_bias(g, out=out_b, accumulate=True) is out_b
+    np.testing.assert_allclose(out_w, dw + 1, rtol=1e-12)
+    np.testing.assert_allclose(out_b, db + 1, rtol=1e-12)
+    conv2d_backward_weight(g, cols, k, out=out_w)
+    conv2d_backward_bias(g, out=out_b)
+    np.testing.assert_allclose(out_w, dw, rtol=1e-12)
+    np.testing.assert_allclose(out_b, db, rtol=1e-12)
+    out_x = np.full(x.shape, np.nan)
+    assert conv2d_backward_input(g, w, x.shape, s, p, d, out=out_x) is out_x
+    np.testing.assert_allclose(out_x, conv2d_backward_input(g, w, x.shape, s, p, d), rtol=1e-12)
+    out_y = np.full(y.shape, np.nan)
+    assert conv2d_forward(x, w, b, s, p, d, out=out_y)[0] is out_y
+    np.testing.assert_allclose(out_y, y, rtol=1e-12)
+
+
+def test_float32_forward_close_to_float64():
+    config = ((2, 3, 9, 8), 4, (3, 3), (2, 1), (1, 1), (1, 2))
+    shape, F, k, s, p, d, args = unpack(config)
+    x, w, b = make(config)
+    y64, _ = conv2d_forward(x, w, b, s, p, d)
+    y32, cols32 = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), s, p, d)
+    assert y32.dtype == np.float32 and cols32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
+
+
+def test_kernel_wrappers_reject_bad_arguments():
+    x, w, b = make(EDGE_CASES[0])
+    with pytest.raises(ValueError, match="weight must have as many input channels as x"):
+        conv2d_forward(x, w[:, :0], b)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        conv2d_forward(x, w, b[:1])
+    with pytest.raises(ValueError, match="kernel_size"):
+        conv2d_forward(x[:, :, :3, :3], w)
+    with pytest.raises(ValueError, match="dy must have the output's shape"):
+        conv2d_backward_input(np.zeros((2, 2, 5, 5)), w, x.shape, padding=2)
+    y, cols = conv2d_forward(x, w, b, padding=2)
+    with pytest.raises(ValueError, match="dy of shape"):
+        conv2d_backward_weight(y[:1], cols, 5)
+    with pytest.raises(ValueError, match="out must be"):
+        conv2d_backward_bias(y, out=np.zeros(3))
+
+
+def test_matches_torch():
+    torch = pytest.importorskip("torch")
+    config = ((3, 4, 11, 9), 5, (3, 2), (2, 1), (1, 2), (2, 1))
+    shape, F, k, s, p, d, args = unpack(config)
+    x, w, b = make(config, seed=7)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p, dilation=d)
+    y, cols = conv2d_forward(x, w, b, s, p, d)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
+    g = np.random.default_rng(8).standard_normal(y.shape)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(conv2d_backward_weight(g, cols, k), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv2d_backward_bias(g), tb.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv2d_backward_input(g, w, shape, s, p, d), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------------------- layer
+def test_layer_forward_backward_and_accumulation():
+    layer = Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), dtype=np.float64, rng=0)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 2, 6, 7))
+    y = layer(x)
+    w, b = layer.weight.data, layer.bias.data
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 2, 1, 1, 1, 1, 2), rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(layer(x) * g))
+
+    dx = layer.backward(g)
+    num_dw, num_db = numerical_grad(loss, w), numerical_grad(loss, b)
+    num_dx = numerical_grad(loss, x)
+    np.testing.assert_allclose(layer.weight.grad, num_dw, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, num_db, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx, num_dx, rtol=1e-6, atol=1e-6)
+
+    # a second forward/backward adds to the gradients; the first outputs are not overwritten
+    y2 = layer(x)
+    assert y2 is not y
+    dx2 = layer.backward(g)
+    assert dx2 is not dx
+    np.testing.assert_allclose(dx, num_dx, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer.weight.grad, 2 * num_dw, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, 2 * num_db, rtol=1e-6, atol=1e-6)
+    layer.zero_grad()
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+# (in_channels, out_channels, kernel, stride, padding, dilation, bias, x shape); one input channel with
+# stride 1 runs the direct kernels, everything else im2col + GEMM.
+LAYER_GRAD_CASES = [
+    (1, 2, 5, 1, 2, 1, True, (2, 1, 6, 6)),              # direct, LeNet conv1 in small
+    (1, 3, (3, 2), 1, (0, 2), (2, 1), False, (2, 1, 7, 5)),  # direct, dilated, no bias
+    (1, 2, 3, 1, 0, 1, True, (1, 1, 3, 3)),              # direct, kernel = input
+    (1, 2, 3, 2, 1, 1, True, (2, 1, 6, 7)),              # one channel, stride 2: im2col
+    (3, 2, 2, (1, 2), 1, (1, 2), False, (2, 3, 5, 6)),  # im2col, no bias
+]
+
+
+@pytest.mark.parametrize("case", LAYER_GRAD_CASES, ids=str)
+def test_layer_gradients_match_finite_differences(case):
+    C, F, k, s, p, d, bias, shape = case
+    layer = Conv2d(C, F, k, s, p, d, bias=bias, dtype=np.float64, rng=5)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal(shape)
+    y = layer(x)
+    kk, ss, pp, dd = (v if isinstance(v, tuple) else (v, v) for v in (k, s, p, d))
+    b = layer.bias.data if bias else None
+    np.testing.assert_allclose(y, naive.conv2d(x, layer.weight.data, b, *ss, *pp, *dd), rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(layer(x) * g))
+
+    dx = layer.backward(g)
+    np.testing.assert_allclose(layer.weight.grad, numerical_grad(loss, layer.weight.data), rtol=1e-6, atol=1e-6)
+    if bias:
+        np.testing.assert_allclose(layer.bias.grad, numerical_grad(loss, layer.bias.data), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=1e-6, atol=1e-6)
+
+
+def test_layer_buffers_follow_shape_changes():
+    layer = Conv2d(1, 2, 3, padding=1, dtype=np.float64, rng=1)
+    rng = np.random.default_rng(10)
+    for shape in [(2, 1, 5, 5), (3, 1, 4, 6), (2, 1, 5, 5)]:
+        x = rng.standard_normal(shape)
+        g = rng.standard_normal((shape[0], 2, shape[2], shape[3]))
+        layer.zero_grad()
+        y = layer(x)
+        dx = layer.backward(g)
+        w, b = layer.weight.data, layer.bias.data
+        np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, 1, 1), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dx, conv2d_backward_input(g, w, shape, 1, 1), rtol=1e-12)
+        np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_layer_without_bias_and_without_input_grad():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 1, 6, 6))
+    full = Conv2d(1, 2, 5, padding=2, dtype=np.float64, rng=3)
+    first = Conv2d(1, 2, 5, padding=2, dtype=np.float64, rng=3, input_grad=False, bias=False)
+    assert first.bias is None and [n for n, _ in first.named_parameters()] == ["weight"]
+    np.testing.assert_array_equal(first.weight.data, full.weight.data)
+    y = first(x)
+    np.testing.assert_allclose(y, naive.conv2d(x, first.weight.data, None, 1, 1, 2, 2), rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(y.shape)
+    assert first.backward(g) is None
+    full(x)
+    full.backward(g)
+    np.testing.assert_allclose(first.weight.grad, full.weight.grad, rtol=1e-12)
+
+
+def test_layer_init_dtype_and_repr():
+    layer = Conv2d(3, 8, 5, rng=0)
+    assert layer.weight.shape == (8, 3, 5, 5) and layer.weight.dtype == np.float32
+    assert layer.bias.shape == (8,) and layer.bias.dtype == np.float32
+    bound = 1 / np.sqrt(3 * 25)  # PyTorch's default: kaiming_uniform(a=sqrt(5)) gives U(-1/sqrt(fan_in), ..)
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.weight.data).max() > 0.9 * bound
+    assert np.abs(layer.bias.data).max() <= bound
+    np.testing.assert_array_equal(Conv2d(3, 8, 5, rng=0).weight.data, layer.weight.data)
+    assert repr(layer) == "Conv2d(3, 8, kernel_size=(5, 5), stride=(1, 1))"
+    assert repr(Conv2d(1, 6, (5, 3), stride=2, padding=(2, 1), dilation=2, bias=False)) == (
+        "Conv2d(1, 6, kernel_size=(5, 3), stride=(2, 2), padding=(2, 1), dilation=(2, 2), bias=False)")
+    # a float64 input to a float32 layer is cast; the output is float32 and close to the float64 answer
+    x = np.random.default_rng(12).standard_normal((2, 3, 7, 7))
+    y = layer(x)
+    assert y.dtype == np.float32
+    expected = naive.conv2d(x, layer.weight.data.astype(np.float64), layer.bias.data, 1, 1, 0, 0)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    dx = layer.backward(np.ones(y.shape))  # a float64 dy is cast too
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+
+
+def test_layer_eval_mode_keeps_nothing_for_backward():
+    layer = Conv2d(1, 2, 3, dtype=np.float64, rng=0)
+    x = np.random.default_rng(13).standard_normal((2, 1, 5, 5))
+    y_train = layer(x)
+    layer.eval()
+    np.testing.assert_array_equal(layer(x), y_train)
+    with pytest.raises(BackwardBeforeForwardError, match="forward"):
+        layer.backward(np.ones_like(y_train))
+    layer.train()
+    layer(x)
+    layer.backward(np.ones_like(y_train))
+
+
+@pytest.mark.parametrize("kwargs, exc, message", [
+    (dict(in_channels=0), ValueError, "in_channels"),
+    (dict(in_channels=-1), ValueError, "in_channels"),
+    (dict(in_channels=2.0), TypeError, "in_channels"),
+    (dict(out_channels=0), ValueError, "out_channels"),
+    (dict(out_channels="4"), TypeError, "out_channels"),
+    (dict(kernel_size=0), ValueError, "kernel_size"),
+    (dict(kernel_size=(3, -1)), ValueError, "kernel_size"),
+    (dict(kernel_size=2.5), TypeError, "kernel_size"),
+    (dict(kernel_size=(3, 3, 3)), TypeError, "kernel_size"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(stride=-2), ValueError, "stride"),
+    (dict(stride=(1, 1.0)), TypeError, "stride"),
+    (dict(padding=-1), ValueError, "padding"),
+    (dict(padding=(0, -2)), ValueError, "padding"),
+    (dict(padding=1.5), TypeError, "padding"),
+    (dict(dilation=0), ValueError, "dilation"),
+    (dict(dtype=np.int32), TypeError, "dtype"),
+    (dict(dtype=np.float16), TypeError, "dtype"),
+])
+def test_layer_constructor_validation(kwargs, exc, message):
+    args = dict(in_channels=2, out_channels=4, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(exc, match=message):
+        Conv2d(**args)
+
+
+def test_layer_rejects_bad_inputs():
+    layer = Conv2d(2, 3, 5, padding=1, rng=0)
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\), got shape \(2, 6, 6\)"):
+        layer(np.zeros((2, 6, 6), np.float32))
+    with pytest.raises(ValueError, match=r"x must have in_channels = 2 channels .* got shape \(1, 3, 6, 6\)"):
+        layer(np.zeros((1, 3, 6, 6), np.float32))
+    with pytest.raises(ValueError, match=r"kernel_size \(5, 5\) .* larger than the padded input \(4, 6\)"):
+        layer(np.zeros((1, 2, 2, 4), np.float32))
+    with pytest.raises(TypeError, match="x must be a floating-point array"):
+        layer(np.zeros((1, 2, 6, 6), np.int64))
+    with pytest.raises(TypeError, match="x must be a numpy.ndarray"):
+        layer([[[[0.0]]]])
+    with pytest.raises(ValueError, match="x must not be empty"):
+        layer(np.zeros((0, 2, 6, 6), np.float32))
+    with pytest.raises(BackwardBeforeForwardError, match="forward"):
+        layer.backward(np.zeros((1, 3, 4, 4), np.float32))
+    y = layer(np.zeros((1, 2, 6, 6), np.float32))
+    assert y.shape == (1, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"dy must have the output's shape \(1, 3, 4, 4\), got \(1, 3, 4, 5\)"):
+        layer.backward(np.zeros((1, 3, 4, 5), np.float32))
+    with pytest.raises(TypeError, match="dy must be a floating-point array"):
+        layer.backward(np.zeros((1, 3, 4, 4), np.int32))
+    layer.backward(np.zeros((1, 3, 4, 4), np.float32))  # the failed calls did not break the layer
