@@ -141,7 +141,7 @@ def batches_of(x, y, batch, count):
 
 
 # -- measurements ----------------------------------------------------------------------------------
-def measure_training(contenders, data, batch, batches, rounds, warmup, pause):
+def measure_training(contenders, data, batch, batches, rounds, warmup, pause, before=None):
     chunk = batches_of(*data, batch, batches)
     last_loss = {}
 
@@ -153,11 +153,11 @@ def measure_training(contenders, data, batch, batches, rounds, warmup, pause):
         last_loss[name] = float(loss)
         return {"images_per_s": batch * batches / (time.perf_counter() - t0)}
 
-    samples = bc.interleaved(list(contenders), rounds, warmup, once, pause)
+    samples = bc.interleaved(list(contenders), rounds, warmup, once, pause, before)
     return _rates(samples, "images_per_s"), last_loss
 
 
-def measure_eval(contenders, data, eval_batches, rounds, warmup, pause):
+def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=None):
     chunk = batches_of(*data, 1000, eval_batches)
     agree = {}
 
@@ -169,7 +169,7 @@ def measure_eval(contenders, data, eval_batches, rounds, warmup, pause):
         agree[name] = np.asarray(logits)
         return {"images_per_s": 1000 * eval_batches / (time.perf_counter() - t0)}
 
-    samples = bc.interleaved(list(contenders), rounds, warmup, once, pause)
+    samples = bc.interleaved(list(contenders), rounds, warmup, once, pause, before)
     ref = agree["numpy"]
     diffs = {n: float(np.abs(v - ref).max() / (np.abs(ref).max() + 1e-30)) for n, v in agree.items()}
     return _rates(samples, "images_per_s"), diffs
@@ -415,9 +415,9 @@ def main(argv=None):
 
     mc, mc_note = bc.load_minicnn()
     torch, torch_note = bc.load_torch()
-    bc.set_threads(args.threads, mc, torch)
+    settings = bc.ThreadSettings(args.threads, mc, torch)
     x, y, source = nb.load_images(10000)
-    res = {"versions": bc.versions(args.threads, torch), "data": source,
+    res = {"versions": dict(bc.versions(args.threads, torch), thread_settings=settings.describe()), "data": source,
            "notes": [n for n in (mc_note, torch_note) if n], "batches": args.batches, "rounds": args.rounds,
            "warmup": args.warmup, "eval_batches": args.eval_batches}
     if args.quick:
@@ -431,13 +431,14 @@ def main(argv=None):
         # Fresh models per batch size, all from the same weights again.
         contenders = make_contenders(mc, torch)
         res["train"][str(batch)], res["train_last_loss"][str(batch)] = measure_training(
-            contenders, (x, y), batch, args.batches, args.rounds, args.warmup, args.pause)
+            contenders, (x, y), batch, args.batches, args.rounds, args.warmup, args.pause, settings.apply)
     print("  evaluation...", file=sys.stderr, flush=True)
     contenders = make_contenders(mc, torch)  # same weights again, so that the logits can be compared
     res["eval"], res["eval_max_rel_diff"] = measure_eval(contenders, (x, y), args.eval_batches, args.rounds,
-                                                         args.warmup, args.pause)
+                                                         args.warmup, args.pause, settings.apply)
     if mc is not None:
         print("  profile...", file=sys.stderr, flush=True)
+        settings.apply("minicnn")
         res["profile"] = profile_minicnn(mc, (x, y), 64, args.profile_steps)
     if not args.no_subprocess:
         res["memory_batches"] = args.batches

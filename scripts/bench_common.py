@@ -51,6 +51,40 @@ def set_threads(threads, minicnn=None, torch=None):
         torch.set_num_threads(threads)
 
 
+class ThreadSettings:
+    """Each contender's thread settings for ``threads``, re-applied before each of its turns.
+
+    minicnn gets what ``minicnn.set_num_threads(threads)`` sets up (Numba and, through threadpoolctl,
+    BLAS/OpenMP); PyTorch gets ``torch.set_num_threads(threads)``; the NumPy baseline, whose only
+    parallelism is BLAS, gets ``threads`` BLAS threads. Re-applying matters because BLAS limits are
+    per process: whatever minicnn chooses for BLAS must not silently change the baseline's.
+    """
+
+    def __init__(self, threads, minicnn=None, torch=None):
+        self.threads = threads
+        set_threads(threads, minicnn, torch)
+        try:
+            from threadpoolctl import threadpool_info
+
+            self.minicnn_limits = {p["prefix"]: p["num_threads"] for p in threadpool_info()}
+        except ImportError:
+            self.minicnn_limits = None
+
+    def apply(self, name):
+        if self.minicnn_limits is None or name == "pytorch":
+            return
+        from threadpoolctl import threadpool_limits
+
+        if name == "numpy":
+            threadpool_limits(self.threads, user_api="blas")
+        else:
+            threadpool_limits(self.minicnn_limits)
+
+    def describe(self):
+        return {"minicnn (Numba + threadpoolctl limits)": self.minicnn_limits, "numpy (BLAS)": self.threads,
+                "pytorch (torch.set_num_threads)": self.threads}
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -92,6 +126,13 @@ def print_versions(info):
     print(f"- Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, "
           f"PyTorch {info['torch'] or 'not installed'}")
     print(f"- BLAS (threadpoolctl): {'; '.join(info['blas']) or 'none found'}")
+    ts = info.get("thread_settings")
+    if ts:
+        limits = ts["minicnn (Numba + threadpoolctl limits)"]
+        limits = ", ".join(f"{k} {v}" for k, v in limits.items()) if limits else "n/a"
+        print(f"- Threads per contender, re-applied before each turn: minicnn = minicnn.set_num_threads"
+              f"({info['threads']}) (Numba {info['threads']}; {limits}); NumPy baseline = {info['threads']} BLAS "
+              f"threads; PyTorch = torch.set_num_threads({info['threads']})")
 
 
 def summary(samples):
@@ -102,18 +143,21 @@ def summary(samples):
             "min_ms": float(a.min()), "n": int(a.size)}
 
 
-def interleaved(names, rounds, warmup, measure_once, pause=0.0):
+def interleaved(names, rounds, warmup, measure_once, pause=0.0, before=None):
     """Run ``measure_once(name)`` (returns a dict of values) for every contender in every round, the
     starting contender rotating from round to round so that slow phases of a noisy machine hit all of
     them alike. The first ``warmup`` rounds are discarded. Returns {name: {key: [value, ...]}}.
 
     ``pause`` seconds of sleep before each measurement let the previous contender's idle worker
     threads stop spinning (OpenBLAS and OpenMP threads busy-wait for a while after each parallel
-    region), so that they do not steal the cores from the next contender."""
+    region), so that they do not steal the cores from the next contender. ``before(name)`` runs
+    (untimed) before each measurement, e.g. ``ThreadSettings.apply``."""
     results = {n: {} for n in names}
     for r in range(warmup + rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
+            if before is not None:
+                before(name)
             if pause:
                 time.sleep(pause)
             sample = measure_once(name)

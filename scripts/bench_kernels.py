@@ -1,7 +1,7 @@
 """Kernel benchmark: minicnn's convolution and pooling layers against the plain-NumPy im2col baseline
 and PyTorch (CPU, float32), in one run, interleaved.
 
-    python scripts/bench_kernels.py [--repeats 30] [--threads 2] [--pause 0.1] [--quick] [--json PATH] [--no-startup]
+    python scripts/bench_kernels.py [--repeats 25] [--threads 2] [--pause 0.1] [--quick] [--json PATH] [--no-startup]
 
 For each case it times forward, backward and forward+backward of the LAYERS (what users run):
 ``y = layer(x)`` then ``dx = layer.backward(dy)`` for minicnn and the baseline, ``y = module(x)`` then
@@ -19,7 +19,8 @@ FLOP counts (defined here, used for every contender):
 
 Before each measurement the script sleeps ``--pause`` seconds (default 0.1) so that the worker threads of
 the contender measured just before (OpenBLAS and OpenMP threads spin for a while after each parallel
-region) are idle and do not steal the cores.
+region) are idle and do not steal the cores; then it runs the contender once untimed (waking its own
+threads) and times the next forward and backward.
 
 Start-up: a sub-process with a fresh, empty ``NUMBA_CACHE_DIR`` imports minicnn and calls every kernel
 once (the cold-start JIT compile time); a second sub-process with the cache it left measures the time
@@ -117,12 +118,18 @@ def _torch_contender(torch, module, x, dy, input_grad):
     return reset, forward, backward
 
 
-def time_case(contenders, repeats, warmup, pause):
+def time_case(contenders, repeats, warmup, pause, before=None):
     names = [n for n in CONTENDERS if n in contenders]
     outputs = {}
 
     def measure_once(name):
         reset, forward, backward = contenders[name]
+        # One untimed call first: after the pause the worker threads sleep, and waking them (up to a
+        # scheduler tick on a virtual machine) is not what a training loop that calls the layer
+        # again and again pays.
+        reset()
+        forward()
+        backward()
         reset()
         t0 = time.perf_counter()
         y = forward()
@@ -132,7 +139,7 @@ def time_case(contenders, repeats, warmup, pause):
         outputs[name] = (y, dx)
         return {"fwd": t1 - t0, "bwd": t2 - t1, "fwd+bwd": t2 - t0}
 
-    samples = bc.interleaved(names, repeats, warmup, measure_once, pause)
+    samples = bc.interleaved(names, repeats, warmup, measure_once, pause, before)
     return samples, _agreement(outputs)
 
 
@@ -153,7 +160,7 @@ def _agreement(outputs):
     return diffs
 
 
-def run_kernels(mc, torch, repeats, warmup, quick, pause):
+def run_kernels(mc, torch, repeats, warmup, quick, pause, before=None):
     rng = np.random.default_rng(0)
     results = []
     cases = [("conv",) + c for c in CONV_CASES]
@@ -176,7 +183,7 @@ def run_kernels(mc, torch, repeats, warmup, quick, pause):
             dy = rng.standard_normal(shape[:2] + (shape[2] // 2, shape[3] // 2), dtype=np.float32)
             contenders = pool_contenders(mc, torch, pool_kind, x, dy)
             flops = pool_flops(pool_kind, shape)
-        samples, diffs = time_case(contenders, repeats, warmup, pause)
+        samples, diffs = time_case(contenders, repeats, warmup, pause, before)
         entry = {"case": name, "shape": list(shape), "target": target, "flops": flops, "max_rel_diff": diffs,
                  "contenders": {}}
         for cname, by_pass in samples.items():
@@ -317,7 +324,7 @@ def targets_for(results, startup):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=30, help="timed rounds per case (default 30)")
+    ap.add_argument("--repeats", type=int, default=25, help="timed rounds per case (default 25)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default 3)")
     ap.add_argument("--pause", type=float, default=0.1,
                     help="seconds of sleep before each measurement, so that the previous contender's "
@@ -338,13 +345,14 @@ def main(argv=None):
 
     mc, mc_note = bc.load_minicnn()
     torch, torch_note = bc.load_torch()
-    bc.set_threads(args.threads, mc, torch)
+    settings = bc.ThreadSettings(args.threads, mc, torch)
     info = bc.versions(args.threads, torch)
+    info["thread_settings"] = settings.describe()
     notes = [n for n in (mc_note, torch_note) if n]
     if args.quick:
         notes.append("--quick: batch 2 and 2 rounds; numbers are meaningless")
 
-    results = run_kernels(mc, torch, args.repeats, args.warmup, args.quick, args.pause)
+    results = run_kernels(mc, torch, args.repeats, args.warmup, args.quick, args.pause, settings.apply)
     startup = None
     if mc is not None and not args.no_startup:
         print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
