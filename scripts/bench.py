@@ -21,9 +21,7 @@ report the parent's peak. Not ``tracemalloc``: it does not see PyTorch's (or BLA
 """
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -281,20 +279,6 @@ def child_startup(threads):
     return {"steps": steps, "first_batch_epoch": first_batch_epoch}
 
 
-def measure_startup(threads):
-    cache = tempfile.mkdtemp(prefix="minicnn-bench-cache-")
-    try:
-        env = {"NUMBA_CACHE_DIR": cache}
-        args = [os.path.abspath(__file__), "--child-startup", "--threads", str(threads)]
-        cold, cold_wall, _ = bc.run_child(args, env)
-        warm, warm_wall, warm_start = bc.run_child(args, env)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    return {"cold": {"steps": cold["steps"], "process_wall_s": cold_wall},
-            "warm": {"steps": warm["steps"], "process_wall_s": warm_wall,
-                     "to_first_batch_s": warm["first_batch_epoch"] - warm_start}}
-
-
 # -- report ----------------------------------------------------------------------------------------
 def ratio(rates, a, b):
     if a in rates and b in rates:
@@ -446,7 +430,7 @@ def main(argv=None):
         res["memory"] = measure_memory(names, (64, 256), args.batches, args.threads)
         if mc is not None:
             print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
-            res["startup"] = measure_startup(args.threads)
+            res["startup"] = bc.measure_startup(__file__, args.threads, "first_batch_epoch", "to_first_batch_s")
     res["targets"] = targets_for(res)
     print_report(res, names)
     bc.write_json(args.json, res)

@@ -3,8 +3,10 @@ timing, sub-processes and Markdown tables."""
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -180,6 +182,23 @@ def run_child(args, env=None, timeout=900):
         raise RuntimeError(f"sub-process {args} failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}")
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     return json.loads(lines[-1]), wall, start_epoch
+
+
+def measure_startup(script, threads, first_key, result_key):
+    """Cold start (an empty NUMBA_CACHE_DIR: everything compiles), then a second process that loads that
+    cache. Each runs ``script --child-startup`` and reports the epoch time of its first result under
+    ``first_key``; ``result_key`` names the second process's seconds from launch to that result."""
+    cache = tempfile.mkdtemp(prefix="minicnn-bench-cache-")
+    try:
+        env = {"NUMBA_CACHE_DIR": cache}
+        args = [os.path.abspath(script), "--child-startup", "--threads", str(threads)]
+        cold, cold_wall, _ = run_child(args, env)
+        warm, warm_wall, warm_start = run_child(args, env)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    return {"cold": {"steps": cold["steps"], "process_wall_s": cold_wall},
+            "warm": {"steps": warm["steps"], "process_wall_s": warm_wall,
+                     result_key: warm[first_key] - warm_start}}
 
 
 def rss_mib():

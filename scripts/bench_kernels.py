@@ -27,10 +27,7 @@ once (the cold-start JIT compile time); a second sub-process with the cache it l
 from its start (just before the parent launches it) to its first computed layer output.
 """
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -251,23 +248,6 @@ def child_startup(threads):
     return {"steps": steps, "first_output_epoch": first_output_epoch}
 
 
-def measure_startup(threads):
-    """Cold start (empty cache: compiles everything) then a second process that loads that cache."""
-    cache = tempfile.mkdtemp(prefix="minicnn-bench-cache-")
-    try:
-        env = {"NUMBA_CACHE_DIR": cache}
-        args = [os.path.abspath(__file__), "--child-startup", "--threads", str(threads)]
-        cold, cold_wall, _ = bc.run_child(args, env)
-        warm, warm_wall, warm_start = bc.run_child(args, env)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-    return {
-        "cold": {"steps": cold["steps"], "process_wall_s": cold_wall},
-        "warm": {"steps": warm["steps"], "process_wall_s": warm_wall,
-                 "to_first_output_s": warm["first_output_epoch"] - warm_start},
-    }
-
-
 # -- report ----------------------------------------------------------------------------------------
 def print_report(info, results, startup, names, notes):
     print("\n## Kernel benchmark\n")
@@ -356,7 +336,7 @@ def main(argv=None):
     startup = None
     if mc is not None and not args.no_startup:
         print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
-        startup = measure_startup(args.threads)
+        startup = bc.measure_startup(__file__, args.threads, "first_output_epoch", "to_first_output_s")
     names = [n for n in CONTENDERS if n in results[0]["contenders"]]
     print_report(info, results, startup, names, notes)
     targets = targets_for(results, startup)

@@ -68,10 +68,9 @@ def _number(kind, low, low_inclusive, high=None, high_inclusive=False):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog=PROG, description="Train LeNet-5 with minicnn.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog=PROG, description="Train LeNet-5 with minicnn.")
     p.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
-                   help="auto: MNIST when on disk or downloadable, otherwise scikit-learn's digits")
+                   help="auto (default): MNIST when on disk or downloadable, otherwise scikit-learn's digits")
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset's IDX files (default: data/<dataset>)")
     p.add_argument("--no-download", action="store_true", help="never download; use local files only")
@@ -82,24 +81,24 @@ def build_parser():
                    help="use only the first N training images")
     p.add_argument("--limit-test", type=_number(int, 1, True), default=None, metavar="N",
                    help="use only the first N test images")
-    p.add_argument("--epochs", type=_number(int, 1, True), default=10)
-    p.add_argument("--batch-size", type=_number(int, 1, True), default=64)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--epochs", type=_number(int, 1, True), default=10, help="default: 10")
+    p.add_argument("--batch-size", type=_number(int, 1, True), default=64, help="default: 64")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
     p.add_argument("--lr", type=_number(float, 0, False), default=None,
                    help="learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd); "
                         "the peak for onecycle")
     p.add_argument("--momentum", type=_number(float, 0, True, 1, False), default=0.9,
-                   help="SGD momentum")
+                   help="SGD momentum (default: 0.9)")
     p.add_argument("--weight-decay", type=_number(float, 0, True), default=None,
                    help="default: 0 for sgd/adam, 0.01 for adamw")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="none",
                    help="step: x gamma every --step-size epochs; multistep: x gamma at 50%% and 75%% "
-                        "of the epochs; cosine: to 0 over the epochs; onecycle: per batch, peak --lr")
+                        "of the epochs; cosine: to 0 over the epochs; onecycle: per batch, peak --lr (default: none)")
     p.add_argument("--step-size", type=_number(int, 1, True), default=None,
                    help="epochs between StepLR decays (default: a third of the epochs)")
     p.add_argument("--gamma", type=_number(float, 0, False, 1, True), default=0.1,
-                   help="decay factor of step and multistep")
-    p.add_argument("--seed", type=_number(int, 0, True), default=0)
+                   help="decay factor of step and multistep (default: 0.1)")
+    p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
     p.add_argument("--threads", type=_number(int, 1, True), default=None,
                    help="threads for kernels and BLAS (default: all cores)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "

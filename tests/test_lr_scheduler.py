@@ -1,6 +1,5 @@
 """Learning-rate schedulers against their formulas, against torch's when installed, state dicts and
 bad arguments."""
-import bisect
 import math
 
 import numpy as np
