@@ -24,7 +24,14 @@ def jit_parallel(fn):
 
 
 def set_num_threads(n):
-    """Use ``n`` threads for Numba kernels and for BLAS, so the two never oversubscribe the cores.
+    """Use ``n`` threads for minicnn's kernels (Numba's thread pool).
+
+    minicnn runs on ONE thread pool, Numba's: every matrix product on the hot path is called inside a
+    Numba kernel (``np.dot`` there calls scipy's BLAS, kept at one thread by
+    :func:`kernel_blas_single_threaded`), and the parallelism comes from ``prange`` (one block of rows
+    or samples per thread). A second pool (a multi-threaded BLAS) waking up between Numba's parallel
+    regions cost up to a scheduler tick (4 ms) per switch on two cores (measured). NumPy's own BLAS is
+    not touched: its thread count stays the user's choice (it is not used in the training step).
 
     ``n`` must be between 1 and ``numba.config.NUMBA_NUM_THREADS`` (set by the environment variable
     ``NUMBA_NUM_THREADS``, default: the number of cores).
@@ -33,9 +40,30 @@ def set_num_threads(n):
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
         raise ValueError(f"threads must be an integer from 1 to {limit} (NUMBA_NUM_THREADS), got {n!r}")
     numba.set_num_threads(n)
-    from threadpoolctl import threadpool_limits
+    kernel_blas_single_threaded()
 
-    threadpool_limits(n)
+
+_kernel_blas = None  # threadpoolctl controllers of the BLAS behind Numba's np.dot, found on first use
+
+
+def kernel_blas_single_threaded():
+    """Keep the BLAS that Numba's ``np.dot`` calls (scipy's, behind ``scipy.linalg.cython_blas``) at
+    one thread: kernels call it from every Numba thread, each on its own block. Call before each
+    kernel that calls ``np.dot`` (layers do): the first call finds the library (~50 ms), later calls
+    only check its thread count (~1 us) and reset it if someone changed it (e.g. ``threadpool_limits``).
+    When scipy's BLAS is not a library of its own (e.g. shared with NumPy), nothing is changed."""
+    global _kernel_blas
+    if _kernel_blas is None:
+        import scipy
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library)
+        from threadpoolctl import ThreadpoolController
+
+        scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))  # .../scipy; its BLAS: .../scipy.libs
+        _kernel_blas = [lib for lib in ThreadpoolController().lib_controllers
+                        if lib.user_api == "blas" and os.path.realpath(lib.filepath).startswith(scipy_dir)]
+    for lib in _kernel_blas:
+        if lib.num_threads != 1:
+            lib.set_num_threads(1)
 
 
 def get_num_threads():

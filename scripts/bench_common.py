@@ -42,9 +42,9 @@ def default_threads():
 
 
 def set_threads(threads, minicnn=None, torch=None):
-    """The same thread count for Numba, BLAS (threadpoolctl) and PyTorch's intra-op pool."""
+    """The same thread count for minicnn (Numba), the NumPy baseline (BLAS) and PyTorch's intra-op pool."""
     if minicnn is not None:
-        minicnn.set_num_threads(threads)  # Numba + BLAS via threadpoolctl
+        minicnn.set_num_threads(threads)  # Numba threads; its kernels' BLAS stays at one thread
     else:
         from threadpoolctl import threadpool_limits
 
@@ -56,8 +56,8 @@ def set_threads(threads, minicnn=None, torch=None):
 class ThreadSettings:
     """Each contender's thread settings for ``threads``, re-applied before each of its turns.
 
-    minicnn gets what ``minicnn.set_num_threads(threads)`` sets up (Numba and, through threadpoolctl,
-    BLAS/OpenMP); PyTorch gets ``torch.set_num_threads(threads)``; the NumPy baseline, whose only
+    minicnn gets what ``minicnn.set_num_threads(threads)`` sets up (Numba threads; the BLAS its kernels
+    call stays single-threaded); PyTorch gets ``torch.set_num_threads(threads)``; the NumPy baseline, whose only
     parallelism is BLAS, gets ``threads`` BLAS threads. Re-applying matters because BLAS limits are
     per process: whatever minicnn chooses for BLAS must not silently change the baseline's.
     """
@@ -83,7 +83,7 @@ class ThreadSettings:
             threadpool_limits(self.minicnn_limits)
 
     def describe(self):
-        return {"minicnn (Numba + threadpoolctl limits)": self.minicnn_limits, "numpy (BLAS)": self.threads,
+        return {"minicnn (Numba; threadpoolctl limits)": self.minicnn_limits, "numpy (BLAS)": self.threads,
                 "pytorch (torch.set_num_threads)": self.threads}
 
 
@@ -130,7 +130,7 @@ def print_versions(info):
     print(f"- BLAS (threadpoolctl): {'; '.join(info['blas']) or 'none found'}")
     ts = info.get("thread_settings")
     if ts:
-        limits = ts["minicnn (Numba + threadpoolctl limits)"]
+        limits = ts["minicnn (Numba; threadpoolctl limits)"]
         limits = ", ".join(f"{k} {v}" for k, v in limits.items()) if limits else "n/a"
         print(f"- Threads per contender, re-applied before each turn: minicnn = minicnn.set_num_threads"
               f"({info['threads']}) (Numba {info['threads']}; {limits}); NumPy baseline = {info['threads']} BLAS "

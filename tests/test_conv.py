@@ -1,5 +1,4 @@
 """Convolution kernels and the Conv2d layer against tests/naive.py and finite differences."""
-import contextlib
 import os
 
 import numba
@@ -347,3 +346,31 @@ def test_layer_rejects_bad_inputs():
     with pytest.raises(TypeError, match="dy must be a floating-point array"):
         layer.backward(np.zeros((1, 3, 4, 4), np.int32))
     layer.backward(np.zeros((1, 3, 4, 4), np.float32))  # the failed calls did not break the layer
+
+
+@pytest.mark.parametrize("shape, F, padding", [
+    ((3, 2, 33, 33), 5, 1),  # F*OH*OW = 5445: the forward's direct-GEMM branch
+    ((5, 3, 8, 9), 4, 0),    # small output: the transposed-GEMM branch, no-padding im2col fast path
+])
+def test_layer_forward_branches_eval_scratch_and_backward(shape, F, padding):
+    rng = np.random.default_rng(21)
+    layer = Conv2d(shape[1], F, 3, padding=padding, dtype=np.float64, rng=1)
+    w, b = layer.weight.data, layer.bias.data
+    x = rng.standard_normal(shape)
+    y = layer(x)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, padding, padding), rtol=1e-10, atol=1e-10)
+    layer.eval()  # one im2col scratch per thread instead of every sample's columns
+    np.testing.assert_allclose(layer(x), y, rtol=1e-12, atol=1e-12)
+    layer.train()
+    layer(x)
+    g = rng.standard_normal(y.shape)
+    dx = layer.backward(g)
+    N, P = shape[0], y.shape[2] * y.shape[3]
+    cols = naive.im2col(x, 3, 3, 1, 1, padding, padding).reshape(N, P, -1)
+    dw = np.einsum("nfp,npk->fk", g.reshape(N, F, P), cols).reshape(w.shape)
+    np.testing.assert_allclose(layer.weight.grad, dw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
+    for _ in range(3):  # dx is the adjoint of the (linear) convolution: <dx, v> = <conv(v), g>
+        v = rng.standard_normal(shape)
+        np.testing.assert_allclose(np.sum(dx * v), np.sum(naive.conv2d(v, w, None, 1, 1, padding, padding) * g),
+                                   rtol=1e-10)

@@ -92,6 +92,33 @@ def test_linear_backward_against_numerical_grad(rng):
     assert not layer.weight.grad.any()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_linear_row_blocks_match_reference(rng, threads):
+    # The kernels split the rows into one block per thread; check every block count and odd sizes.
+    import numba
+
+    import minicnn
+
+    before = numba.get_num_threads()
+    minicnn.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for N in (1, 2, 3, 37):
+            for bias in (True, False):
+                layer = nn.Linear(13, 7, bias=bias, dtype=np.float64, rng=rng)
+                x = rng.standard_normal((N, 13))
+                dy = rng.standard_normal((N, 7))
+                ref = linear_ref(x, layer.weight.data, None if layer.bias is None else layer.bias.data)
+                np.testing.assert_allclose(layer(x), ref, rtol=1e-12, atol=1e-12)
+                layer.weight.grad[:] = 1.0  # backward adds into the gradient
+                dx = layer.backward(dy)
+                np.testing.assert_allclose(dx, dy @ layer.weight.data, rtol=1e-12, atol=1e-12)
+                np.testing.assert_allclose(layer.weight.grad, 1.0 + dy.T @ x, rtol=1e-12, atol=1e-12)
+                if bias:
+                    np.testing.assert_allclose(layer.bias.grad, dy.sum(0), rtol=1e-12, atol=1e-12)
+    finally:
+        minicnn.set_num_threads(before)
+
+
 def test_linear_errors(rng):
     layer = nn.Linear(4, 3)
     with pytest.raises(BackwardBeforeForwardError, match="before forward"):
@@ -139,6 +166,20 @@ def test_relu_nan_zero_and_noncontiguous():
     np.testing.assert_array_equal(relu.backward(np.ones_like(x)), [0, 0, 0, 0, 1, 1, 0])
     x = np.arange(-6.0, 6.0).reshape(3, 4).T  # not C-contiguous
     np.testing.assert_array_equal(relu(x), np.maximum(x, 0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_large_arrays_parallel_path(rng, dtype):
+    from minicnn.kernels.activation import PARALLEL_MIN_SIZE
+
+    relu = nn.ReLU()
+    x = rng.standard_normal(PARALLEL_MIN_SIZE + 1001).astype(dtype).reshape(-1, 1, 1)  # odd size: uneven chunks
+    x[::997] = np.nan
+    x[1::991] = 0.0
+    y = relu(x)
+    np.testing.assert_array_equal(y, np.where(np.isnan(x), x, np.maximum(x, 0)))
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(relu.backward(dy), np.where(x > 0, dy, 0))
 
 
 def test_relu_gradcheck(rng):
@@ -436,3 +477,36 @@ def test_batchnorm_state_dict_round_trip(rng):
     assert int(other.num_batches_tracked) == 2
     x = rng.standard_normal((2, 3, 2, 2)).astype(np.float32)
     np.testing.assert_array_equal(bn.eval()(x), other.eval()(x))
+
+
+def test_one_thread_pool_policy(rng):
+    # set_num_threads sets Numba's threads and keeps the BLAS behind Numba's np.dot (scipy's) at one
+    # thread, without touching NumPy's BLAS; layers re-pin it if someone changed it.
+    import os
+
+    import scipy
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import minicnn
+
+    scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))
+
+    def blas_threads():
+        libs = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        ours = [p["num_threads"] for p in libs if os.path.realpath(p["filepath"]).startswith(scipy_dir)]
+        others = [p["num_threads"] for p in libs if not os.path.realpath(p["filepath"]).startswith(scipy_dir)]
+        return ours, others
+
+    before = minicnn.get_num_threads()
+    _, others_before = blas_threads()
+    minicnn.set_num_threads(1)
+    try:
+        ours, others = blas_threads()
+        assert all(n == 1 for n in ours) and others == others_before
+        threadpool_limits(2)  # a user raises every BLAS; the next layer call pins scipy's back
+        layer = nn.Linear(4, 3, rng=rng)
+        layer(rng.standard_normal((5, 4)).astype(np.float32))
+        assert all(n == 1 for n in blas_threads()[0])
+    finally:
+        threadpool_limits({"blas": others_before[0]} if others_before else None)
+        minicnn.set_num_threads(before)

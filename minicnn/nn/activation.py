@@ -1,8 +1,10 @@
 """ReLU: ``y = max(x, 0)`` elementwise (Numba kernels in ``minicnn.kernels.activation``)."""
+import numba
 import numpy as np
 
 from .._validate import grad_array
-from ..kernels.activation import _relu_backward, _relu_forward
+from ..kernels.activation import (PARALLEL_MIN_SIZE, _relu_backward, _relu_backward_parallel, _relu_forward,
+                                  _relu_forward_parallel)
 from .module import BackwardBeforeForwardError, Module
 
 
@@ -29,7 +31,10 @@ class ReLU(Module):
     def forward(self, x):
         x = _float_input("x", x)
         y = np.empty_like(x)
-        _relu_forward(x.reshape(-1), y.reshape(-1))
+        if x.size >= PARALLEL_MIN_SIZE:
+            _relu_forward_parallel(x.reshape(-1), y.reshape(-1), numba.get_num_threads())
+        else:
+            _relu_forward(x.reshape(-1), y.reshape(-1))
         self._y = y
         return y
 
@@ -39,5 +44,8 @@ class ReLU(Module):
         y = self._y
         dy = grad_array("dy", dy, y.shape, y.dtype)
         dx = np.empty_like(y)
-        _relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
+        if y.size >= PARALLEL_MIN_SIZE:
+            _relu_backward_parallel(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), numba.get_num_threads())
+        else:
+            _relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
         return dx

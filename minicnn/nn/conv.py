@@ -1,9 +1,10 @@
 """Conv2d: 2-D convolution layer (cross-correlation, as PyTorch's), by im2col and BLAS matrix products."""
 import numpy as np
 
+from .._config import kernel_blas_single_threaded
 from .._validate import float_array, float_dtype, grad_array, pair, positive_int
 from ..kernels.conv import (_backward_blocks, _direct_backward_input_s1, _direct_backward_params_s1,
-                            _direct_forward_s1, _forward_blocks, _n_blocks, _numba_blas_single_threaded,
+                            _direct_forward_s1, _forward_blocks, _n_blocks,
                             _pad_input, _spread_grad)
 from ..kernels.im2col import conv_geometry
 from .init import reset_default_
@@ -72,10 +73,16 @@ class Conv2d(Module):
             _pad_input(x, ph, pw, xpad)  # also the copy of x that backward needs
             _direct_forward_s1(xpad, self.weight.data, bias, dh, dw, y)
         else:
-            cols = self._buffer("cols", (N, K, OH * OW))
-            _numba_blas_single_threaded()
+            # Training keeps every sample's columns for backward (recomputing them there measured
+            # slower); eval needs only one (K, P) scratch per block (thread), which stays in cache.
+            nb = _n_blocks(N)
+            if self.training:
+                cols = self._buffer("cols", (N, K, OH * OW))
+            else:
+                cols = self._buffer("cols_eval", (nb, K, OH * OW))
+            kernel_blas_single_threaded()
             _forward_blocks(x, self.weight.data.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw,
-                            _n_blocks(N), cols, y.reshape(N, F, OH * OW))
+                            nb, cols, y.reshape(N, F, OH * OW))
         if self.training:
             self._saved = (x.shape, geometry)
         return y
@@ -105,17 +112,17 @@ class Conv2d(Module):
         cols = self._scratch["cols"]
         K, P = cols.shape[1], cols.shape[2]
         nb = _n_blocks(N)
-        weight_parts = self._buffer("weight_parts", (nb, F, K))
+        weight_parts = self._buffer("weight_parts", (nb, K, F))  # transposed (see _backward_blocks)
         bias_parts = self._buffer("bias_parts", (nb, F))
         if self.input_grad:
             dcols = self._buffer("dcols", (nb, K, P))
             dx = np.empty(input_shape, self.dtype)
         else:  # not touched
             dcols, dx = weight_parts, np.empty((N, 1, 1, 1), self.dtype)
-        _numba_blas_single_threaded()
-        _backward_blocks(dy.reshape(N, F, P), self.weight.data.reshape(F, K), cols, kh, kw, sh, sw, ph, pw,
-                         dh, dw, nb, weight_parts, bias_parts, dcols, dx, True, self.input_grad)
-        self.weight.grad += weight_parts.sum(axis=0).reshape(self.weight.shape)
+        kernel_blas_single_threaded()
+        _backward_blocks(dy.reshape(N, F, P), self.weight.data.reshape(F, K), cols, kh, kw, sh, sw,
+                         ph, pw, dh, dw, nb, weight_parts, bias_parts, dcols, dx, True, self.input_grad)
+        self.weight.grad += weight_parts.sum(axis=0).T.reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += bias_parts.sum(axis=0)
         return dx if self.input_grad else None
