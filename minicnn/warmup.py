@@ -9,8 +9,9 @@ import numpy as np
 
 
 def warmup(dtypes=(np.float32,)):
-    """Run every layer forward and backward once on a tiny batch for each dtype; returns seconds."""
-    from . import nn
+    """Run every layer forward and backward, and every optimizer update, once on a tiny batch for each
+    dtype; returns the seconds it took (compilation, or loading compiled kernels from the cache)."""
+    from . import nn, optim
     from .models import LeNet5
 
     start = time.perf_counter()
@@ -23,6 +24,9 @@ def warmup(dtypes=(np.float32,)):
             loss = nn.CrossEntropyLoss()
             loss(model(x), labels)
             model.backward(loss.backward())
+            for opt in (optim.SGD(model.parameters(), lr=1e-3), optim.SGD(model.parameters(), lr=1e-3, momentum=0.9),
+                        optim.Adam(model.parameters()), optim.Adam(model.parameters(), amsgrad=True)):
+                opt.step()
             model.eval()
             model(x)
         extra = nn.Sequential(nn.AvgPool2d(2), nn.BatchNorm2d(1, dtype=dtype), nn.Dropout(0.5, rng=0))

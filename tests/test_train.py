@@ -394,7 +394,7 @@ def test_train_split_uses_only_the_test_files(train, tmp_path, capsys):
 @needs_mnist
 def test_real_mnist_first_8000_test_images_train_last_2000_test(train, tmp_path, capsys):
     """LeNet-5 (Adam 1e-3, batch 64, cosine schedule over 6 epochs) trained on the first 8,000 images
-    of the MNIST test set and tested on the last 2,000: at least 97.5% test accuracy (98.25% measured)."""
+    of the MNIST test set and tested on the last 2,000: at least 97.5% test accuracy (98.20% measured)."""
     out = tmp_path / "mnist"
     run_ok(train, ["--dataset", "mnist", "--data-dir", MNIST_DIR, "--no-download", "--train-split", "8000",
                    "--epochs", "6", "--scheduler", "cosine", "--threads", "1", "--no-progress", "--out", str(out)])
