@@ -66,6 +66,12 @@ def kernel_blas_single_threaded():
             lib.set_num_threads(1)
 
 
+def thread_blocks(n):
+    """How many blocks to split ``n`` samples or rows into for the block kernels: one per Numba thread,
+    at most one per item (each block's GEMM runs on its own thread)."""
+    return max(1, min(n, numba.get_num_threads()))
+
+
 def get_num_threads():
     """The number of threads Numba kernels use."""
     return numba.get_num_threads()

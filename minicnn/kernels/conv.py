@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._config import JIT_OPTIONS, jit, jit_parallel, kernel_blas_single_threaded
+from .._config import JIT_OPTIONS, jit, jit_parallel, kernel_blas_single_threaded, thread_blocks
 from .._validate import pair
 from .im2col import _inside, _u, check_out, conv_geometry, float_input
 
@@ -196,11 +196,6 @@ def _backward_blocks(dy, w2, cols, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, wei
                 dc = dcols[b]
                 np.dot(w2.T, dyn, dc)
                 _col2im_sample(dc, n, kh, kw, sh, sw, ph, pw, dh, dw, dx)
-
-
-def _n_blocks(N):
-    """Sample blocks for the block kernels: one per Numba thread."""
-    return max(1, min(N, numba.get_num_threads()))
 
 
 # ------------------------------------------------------------------------------ direct kernels
@@ -393,7 +388,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, out=No
     cols = np.empty((N, K, P), x.dtype) if cols is None else check_out(cols, (N, K, P), x.dtype)
     y = np.empty((N, F, OH, OW), x.dtype) if out is None else check_out(out, (N, F, OH, OW), x.dtype)
     kernel_blas_single_threaded()
-    _forward_blocks(x, weight.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw, _n_blocks(N), cols,
+    _forward_blocks(x, weight.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw, thread_blocks(N), cols,
                     y.reshape(N, F, P))
     return y, cols
 
@@ -419,7 +414,7 @@ def conv2d_backward_weight(dy, cols, kernel_size, out=None, accumulate=False):
     shape = (F, K // (kh * kw), kh, kw)
     if out is not None:
         check_out(out, shape, cols.dtype)
-    nb = _n_blocks(N)
+    nb = thread_blocks(N)
     parts, bias_parts = np.empty((nb, K, F), cols.dtype), np.empty((nb, F), cols.dtype)
     kernel_blas_single_threaded()
     _backward_blocks(dy.reshape(N, F, P), np.empty((F, K), cols.dtype), cols, kh, kw, 1, 1, 0, 0, 1, 1, nb,
@@ -454,7 +449,7 @@ def conv2d_backward_input(dy, weight, input_shape, stride=1, padding=0, dilation
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(input_shape, weight.shape[2:], stride, padding, dilation)
     dy = _dy_array(dy, (N, F, OH, OW), weight.dtype)
     dx = np.empty(input_shape, weight.dtype) if out is None else check_out(out, input_shape, weight.dtype)
-    K, P, nb = C * kh * kw, OH * OW, _n_blocks(N)
+    K, P, nb = C * kh * kw, OH * OW, thread_blocks(N)
     unused = np.empty((nb, 1, 1), weight.dtype)  # cols and weight parts: not read without want_params
     kernel_blas_single_threaded()
     _backward_blocks(dy.reshape(N, F, P), weight.reshape(F, K), unused, kh, kw, sh, sw, ph, pw, dh, dw, nb,

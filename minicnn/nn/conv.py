@@ -1,10 +1,10 @@
 """Conv2d: 2-D convolution layer (cross-correlation, as PyTorch's), by im2col and BLAS matrix products."""
 import numpy as np
 
-from .._config import kernel_blas_single_threaded
+from .._config import kernel_blas_single_threaded, thread_blocks
 from .._validate import float_array, float_dtype, grad_array, pair, positive_int
 from ..kernels.conv import (_backward_blocks, _direct_backward_input_s1, _direct_backward_params_s1,
-                            _direct_forward_s1, _forward_blocks, _n_blocks,
+                            _direct_forward_s1, _forward_blocks,
                             _pad_input, _spread_grad)
 from ..kernels.im2col import conv_geometry
 from .init import reset_default_
@@ -75,7 +75,7 @@ class Conv2d(Module):
         else:
             # Training keeps every sample's columns for backward (recomputing them there measured
             # slower); eval needs only one (K, P) scratch per block (thread), which stays in cache.
-            nb = _n_blocks(N)
+            nb = thread_blocks(N)
             if self.training:
                 cols = self._buffer("cols", (N, K, OH * OW))
             else:
@@ -111,7 +111,7 @@ class Conv2d(Module):
             return dx
         cols = self._scratch["cols"]
         K, P = cols.shape[1], cols.shape[2]
-        nb = _n_blocks(N)
+        nb = thread_blocks(N)
         weight_parts = self._buffer("weight_parts", (nb, K, F))  # transposed (see _backward_blocks)
         bias_parts = self._buffer("bias_parts", (nb, F))
         if self.input_grad:

@@ -1,8 +1,7 @@
 """Fully connected layer: ``y = x @ weight.T + bias`` (Numba kernels in ``minicnn.kernels.linear``)."""
-import numba
 import numpy as np
 
-from .._config import kernel_blas_single_threaded
+from .._config import kernel_blas_single_threaded, thread_blocks
 from .._validate import float_array, float_dtype, grad_array, positive_int
 from ..kernels.linear import _linear_backward, _linear_forward
 from . import init
@@ -42,7 +41,7 @@ class Linear(Module):
             return y
         kernel_blas_single_threaded()
         bias = self._zero_bias if self.bias is None else self.bias.data
-        _linear_forward(x, self.weight.data, bias, _n_blocks(N), y)
+        _linear_forward(x, self.weight.data, bias, thread_blocks(N), y)
         return y
 
     def backward(self, dy):
@@ -55,7 +54,7 @@ class Linear(Module):
         dx = np.empty((N, K), self.dtype)
         if N == 0:
             return dx
-        nb = _n_blocks(N)
+        nb = thread_blocks(N)
         if self._scratch is None or self._scratch[0].shape[0] != nb:
             self._scratch = (np.empty((nb, F, K), self.dtype), np.empty((nb, F), self.dtype))
         kernel_blas_single_threaded()
@@ -65,8 +64,3 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-def _n_blocks(N):
-    """Row blocks for the kernels: one per Numba thread, at most one per row."""
-    return max(1, min(N, numba.get_num_threads()))
