@@ -12,9 +12,11 @@ from .optimizer import Optimizer, check_bool, check_lr, check_range, param_views
 
 
 @jit
-def _adam_update(param, grad, exp_avg, exp_avg_sq, sign, decay, l2, one_minus_beta1, beta2,
-                 one_minus_beta2, eps, step_size, bias_correction2_sqrt):
-    """One Adam/AdamW step on flat arrays, in place."""
+def _adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, sign, decay, l2, one_minus_beta1,
+                 beta2, one_minus_beta2, eps, step_size, bias_correction2_sqrt):
+    """One Adam/AdamW step on flat arrays, in place. With ``amsgrad`` the step normalises by the running
+    maximum of ``exp_avg_sq``, kept in ``max_exp_avg_sq`` (not touched otherwise; the branch does not
+    depend on the data, so LLVM hoists it out of the loop)."""
     dt = param.dtype.type  # scalars arrive as Python floats (fast dispatch) and are cast here
     sign, decay, l2, one_minus_beta1, beta2 = dt(sign), dt(decay), dt(l2), dt(one_minus_beta1), dt(beta2)
     one_minus_beta2, eps, step_size = dt(one_minus_beta2), dt(eps), dt(step_size)
@@ -26,27 +28,10 @@ def _adam_update(param, grad, exp_avg, exp_avg_sq, sign, decay, l2, one_minus_be
         v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
         exp_avg[i] = m
         exp_avg_sq[i] = v
+        if amsgrad:
+            v = np.maximum(max_exp_avg_sq[i], v)  # propagates nan, as torch.maximum
+            max_exp_avg_sq[i] = v
         param[i] = p - step_size * (m / (np.sqrt(v) / bias_correction2_sqrt + eps))
-
-
-@jit
-def _amsgrad_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, sign, decay, l2, one_minus_beta1,
-                    beta2, one_minus_beta2, eps, step_size, bias_correction2_sqrt):
-    """``_adam_update`` normalising by the running maximum of ``exp_avg_sq`` (AMSGrad)."""
-    dt = param.dtype.type
-    sign, decay, l2, one_minus_beta1, beta2 = dt(sign), dt(decay), dt(l2), dt(one_minus_beta1), dt(beta2)
-    one_minus_beta2, eps, step_size = dt(one_minus_beta2), dt(eps), dt(step_size)
-    bias_correction2_sqrt = dt(bias_correction2_sqrt)
-    for i in range(param.shape[0]):
-        p = param[i] * decay
-        g = sign * grad[i] + l2 * p
-        m = exp_avg[i] + one_minus_beta1 * (g - exp_avg[i])
-        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
-        exp_avg[i] = m
-        exp_avg_sq[i] = v
-        v_max = np.maximum(max_exp_avg_sq[i], v)  # propagates nan, as torch.maximum
-        max_exp_avg_sq[i] = v_max
-        param[i] = p - step_size * (m / (np.sqrt(v_max) / bias_correction2_sqrt + eps))
 
 
 class Adam(Optimizer):
@@ -113,11 +98,8 @@ class Adam(Optimizer):
                 coefficients = (sign, decay, l2, 1.0 - beta1, beta2, 1.0 - beta2, eps,
                                 lr / (1.0 - beta1 ** step), (1.0 - beta2 ** step) ** 0.5)
                 exp_avg, exp_avg_sq = state["exp_avg"].reshape(-1), state["exp_avg_sq"].reshape(-1)
-                if amsgrad:
-                    _amsgrad_update(data, grad, exp_avg, exp_avg_sq, state["max_exp_avg_sq"].reshape(-1),
-                                    *coefficients)
-                else:
-                    _adam_update(data, grad, exp_avg, exp_avg_sq, *coefficients)
+                max_exp_avg_sq = state["max_exp_avg_sq"].reshape(-1) if amsgrad else exp_avg_sq  # unused then
+                _adam_update(data, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, amsgrad, *coefficients)
         return loss
 
 
