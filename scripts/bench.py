@@ -3,8 +3,8 @@
     python scripts/bench.py [--batches 30] [--rounds 5] [--threads 2] [--pause 0.2] [--quick] [--no-subprocess]
                              [--json bench-results.json]
 
-All three contenders train the same LeNet-5 (conv 1->6 k5 p2, ReLU, max-pool 2, conv 6->16 k5, ReLU,
-max-pool 2, flatten, 400-120-84-10 with ReLU) from the same initial weights, with cross-entropy loss
+All three contenders train the same LeNet-5 (conv 1->6 k5 p2, max-pool 2, ReLU, conv 6->16 k5, max-pool 2,
+ReLU, flatten, 400-120-84-10 with ReLU) from the same initial weights, with cross-entropy loss
 and SGD (lr 0.01, momentum 0.9), on the same float32 batches: the MNIST test set when found
 (``$MINICNN_MNIST_DIR``, ``/work/shared/data/mnist`` or ``data/mnist/``), random images otherwise.
 One round = ``--batches`` training steps per contender; the contenders take turns within each round,
@@ -80,8 +80,8 @@ class TorchContender:
         torch.manual_seed(seed)
         self.torch = torch
         self.model = nn.Sequential(
-            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 6, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(),
             nn.Flatten(),
             nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
         )

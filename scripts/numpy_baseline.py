@@ -271,11 +271,12 @@ class Sequential(Layer):
 
 
 def lenet5(num_classes=10, in_channels=1, dtype=np.float32, rng=None):
-    """conv 1->6 k5 p2, relu, maxpool 2, conv 6->16 k5, relu, maxpool 2, flatten, 400-120-84-10."""
+    """conv 1->6 k5 p2, maxpool 2, relu, conv 6->16 k5, maxpool 2, relu, flatten, 400-120-84-10 (the order
+    of minicnn.models.LeNet5)."""
     rng = np.random.default_rng(rng)
     return Sequential(
-        Conv2d(in_channels, 6, 5, padding=2, input_grad=False, dtype=dtype, rng=rng), ReLU(), MaxPool2d(2),
-        Conv2d(6, 16, 5, dtype=dtype, rng=rng), ReLU(), MaxPool2d(2),
+        Conv2d(in_channels, 6, 5, padding=2, input_grad=False, dtype=dtype, rng=rng), MaxPool2d(2), ReLU(),
+        Conv2d(6, 16, 5, dtype=dtype, rng=rng), MaxPool2d(2), ReLU(),
         Flatten(),
         Linear(16 * 5 * 5, 120, dtype=dtype, rng=rng), ReLU(),
         Linear(120, 84, dtype=dtype, rng=rng), ReLU(),

@@ -7,6 +7,7 @@ import pytest
 
 import naive
 from minicnn.kernels import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
+from minicnn.kernels.conv import _direct_backward_params_s1, _direct_forward_s1, _spread_grad
 from minicnn.nn import BackwardBeforeForwardError, Conv2d
 
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
@@ -196,6 +197,24 @@ def test_layer_forward_backward_and_accumulation():
     np.testing.assert_allclose(layer.bias.grad, 2 * num_db, rtol=1e-6, atol=1e-6)
     layer.zero_grad()
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+def test_direct_kernels_with_several_channels():
+    # Conv2d runs them for one input channel only; the kernels take any, in groups of taps (C*kh*kw =
+    # 27 here: whole groups and a remainder).
+    x, w, b = make(((2, 3, 6, 5), 4, (3, 3), (1, 1), (1, 2), (1, 1)), seed=8)
+    xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
+    y = np.empty((2, 4, 6, 7))
+    _direct_forward_s1(xpad, w, b, 1, 1, y)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, 1, 2), rtol=1e-10, atol=1e-10)
+    g = np.random.default_rng(9).standard_normal(y.shape)
+    g_wide = np.zeros((2, 4, 5 * 9 + 7))
+    _spread_grad(g, 9, g_wide)
+    dw, db = np.ones_like(w), np.ones_like(b)  # the kernel adds into them
+    _direct_backward_params_s1(xpad, g_wide, 1, 1, dw, db)
+    _, cols = conv2d_forward(x, w, b, 1, (1, 2))
+    np.testing.assert_allclose(dw - 1, conv2d_backward_weight(g, cols, 3), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db - 1, g.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
 
 
 # (in_channels, out_channels, kernel, stride, padding, dilation, bias, x shape); one input channel with

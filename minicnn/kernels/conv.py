@@ -224,26 +224,50 @@ def _pad_input(x, ph, pw, xpad):
                 dst[_u(w + pw)] = src[_u(w)]
 
 
-@jit_parallel
+@jit
+def _tap_offsets(C, kh, kw, Hp, Wp, dh, dw):
+    """Tap ``t = (c, i, j)`` of a kernel reads a flat padded sample (C*Hp*Wp,) at ``q + offset[t]``."""
+    offset = np.empty(C * kh * kw, np.int64)
+    for c in range(C):
+        for i in range(kh):
+            for j in range(kw):
+                offset[(c * kh + i) * kw + j] = (c * Hp + i * dh) * Wp + j * dw
+    return offset
+
+
+@_jit_parallel_reassoc
 def _direct_forward_s1(xpad, weight, bias, dh, dw, y):
     """``y`` (N, F, OH, OW) = stride-1 conv of the padded input ``xpad`` (N, C, Hp, Wp) + bias."""
     N, C, Hp, Wp = xpad.shape
     F, _, kh, kw = weight.shape
     OH, OW = y.shape[2], y.shape[3]
     L = (OH - 1) * Wp + OW
+    T = C * kh * kw
+    offset = _tap_offsets(C, kh, kw, Hp, Wp, dh, dw)
     for t in prange(N * F):
         n = t // F
         f = t - n * F
+        src = xpad[n].reshape(C * Hp * Wp)
+        wf = weight[f].reshape(T)
         acc = np.empty(L, dtype=y.dtype)
         acc[:] = bias[f]
-        for c in range(C):
-            src = xpad[n, c].reshape(Hp * Wp)
-            for i in range(kh):
-                for j in range(kw):
-                    wv = weight[f, c, i, j]
-                    off = i * dh * Wp + j * dw
-                    for q in range(L):
-                        acc[_u(q)] += wv * src[_u(q + off)]
+        # Eight taps per pass over the plane: one load and store of acc per eight multiply-adds
+        # instead of one per tap (measured 1.5x faster on LeNet's conv1).
+        g = 0
+        while g + 8 <= T:
+            w0, w1, w2, w3 = wf[g], wf[g + 1], wf[g + 2], wf[g + 3]
+            w4, w5, w6, w7 = wf[g + 4], wf[g + 5], wf[g + 6], wf[g + 7]
+            s0, s1, s2, s3 = src[offset[g]:], src[offset[g + 1]:], src[offset[g + 2]:], src[offset[g + 3]:]
+            s4, s5, s6, s7 = src[offset[g + 4]:], src[offset[g + 5]:], src[offset[g + 6]:], src[offset[g + 7]:]
+            for q in range(L):
+                acc[_u(q)] += (w0 * s0[_u(q)] + w1 * s1[_u(q)] + w2 * s2[_u(q)] + w3 * s3[_u(q)]
+                               + w4 * s4[_u(q)] + w5 * s5[_u(q)] + w6 * s6[_u(q)] + w7 * s7[_u(q)])
+            g += 8
+        for g in range(g, T):
+            wv = wf[g]
+            s0 = src[offset[g]:]
+            for q in range(L):
+                acc[_u(q)] += wv * s0[_u(q)]
         for oh in range(OH):
             dst = y[n, f, oh]
             for ow in range(OW):
@@ -272,27 +296,43 @@ def _direct_backward_params_s1(xpad, dy_wide, dh, dw, weight_grad, bias_grad):
     N, C, Hp, Wp = xpad.shape
     F, _, kh, kw = weight_grad.shape
     L = dy_wide.shape[2]
+    T = C * kh * kw
+    offset = _tap_offsets(C, kh, kw, Hp, Wp, dh, dw)
     for f in prange(F):
-        acc = np.zeros((C, kh, kw), dtype=np.float64)
+        acc = np.zeros(T, dtype=np.float64)
         zero = np.zeros(1, dtype=xpad.dtype)[0]  # each dot product sums in the input's precision
         sb = 0.0
         for n in range(N):
             g = dy_wide[n, f]
+            src = xpad[n].reshape(C * Hp * Wp)
             for q in range(L):
                 sb += g[_u(q)]
-            for c in range(C):
-                src = xpad[n, c].reshape(Hp * Wp)
-                for i in range(kh):
-                    for j in range(kw):
-                        off = i * dh * Wp + j * dw
-                        s = zero
-                        for q in range(L):
-                            s += g[_u(q)] * src[_u(q + off)]
-                        acc[c, i, j] += s
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    weight_grad[f, c, i, j] += acc[c, i, j]
+            # Four taps' dot products per pass: each load of g serves four multiply-adds
+            # (measured 1.5x faster on LeNet's conv1 than one tap per pass).
+            t = 0
+            while t + 4 <= T:
+                s0, s1, s2, s3 = src[offset[t]:], src[offset[t + 1]:], src[offset[t + 2]:], src[offset[t + 3]:]
+                a0 = a1 = a2 = a3 = zero
+                for q in range(L):
+                    gq = g[_u(q)]
+                    a0 += gq * s0[_u(q)]
+                    a1 += gq * s1[_u(q)]
+                    a2 += gq * s2[_u(q)]
+                    a3 += gq * s3[_u(q)]
+                acc[t] += a0
+                acc[t + 1] += a1
+                acc[t + 2] += a2
+                acc[t + 3] += a3
+                t += 4
+            for t in range(t, T):
+                s0 = src[offset[t]:]
+                a0 = zero
+                for q in range(L):
+                    a0 += g[_u(q)] * s0[_u(q)]
+                acc[t] += a0
+        wg = weight_grad[f].reshape(T)
+        for t in range(T):
+            wg[t] += acc[t]
         if bias_grad.shape[0] == F:
             bias_grad[f] += sb
 
