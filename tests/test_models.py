@@ -36,6 +36,24 @@ def test_architecture_and_shapes(rng):
     assert model3[0].weight.dtype == np.float64
 
 
+def test_pool_then_relu_equals_the_textbook_order(rng, one_thread):
+    model = LeNet5(dtype=np.float64, rng=0)
+    textbook = nn.Sequential(  # conv - ReLU - pool; the same parameter names (indices 0, 3, 7, 9, 11)
+        nn.Conv2d(1, 6, 5, padding=2, dtype=np.float64, input_grad=False), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120, dtype=np.float64), nn.ReLU(), nn.Linear(120, 84, dtype=np.float64), nn.ReLU(),
+        nn.Linear(84, 10, dtype=np.float64))
+    textbook.load_state_dict(model.state_dict())
+    x = rng.standard_normal((4, 1, 28, 28))
+    y = model(x)
+    np.testing.assert_allclose(y, textbook(x), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    model.backward(g)
+    textbook.backward(g)
+    for (name, p), (_, q) in zip(model.named_parameters(), textbook.named_parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
 def test_seeded_init_is_reproducible_and_layers_differ():
     a, b = LeNet5(rng=3), LeNet5(rng=3)
     for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
