@@ -58,6 +58,34 @@ def float_array(name, x, dtype, ndim=None, shape_hint=""):
     return x
 
 
+def float_input(name, x, ndim=None, shape_hint=""):
+    """``x`` as a C-contiguous float array kept in its precision: float64 (and longer floats) as
+    float64, float32 (and shorter, e.g. float16) as float32. Errors as :func:`float_array`."""
+    dtype = np.float32 if isinstance(x, np.ndarray) and x.dtype.itemsize <= 4 else np.float64
+    return float_array(name, x, dtype, ndim=ndim, shape_hint=shape_hint)
+
+
+def out_array(name, out, shape, dtype):
+    """``out`` checked as a writable C-contiguous array of ``shape`` and ``dtype``; a new array if None."""
+    shape = tuple(shape)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writable C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                         f"got {out.dtype} array of shape {out.shape}")
+    return out
+
+
+def input_shape_arg(input_shape):
+    """``input_shape`` as a tuple of 4 positive ints (N, C, H, W)."""
+    if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 4
+            and all(_is_int(s) and s >= 1 for s in input_shape)):
+        raise ValueError(f"input_shape must be 4 positive ints (N, C, H, W), got {input_shape!r}")
+    return tuple(int(s) for s in input_shape)
+
+
 def grad_array(name, dy, expected_shape, dtype):
     """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
     dy = float_array(name, dy, dtype)

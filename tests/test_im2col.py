@@ -88,6 +88,16 @@ def test_float32_and_output_buffers():
     np.testing.assert_allclose(dx, naive.col2im(cols, x.shape, 3, 2, 1, 2, 1, 1), rtol=1e-6)
 
 
+def test_read_only_out_is_rejected_and_longer_floats_stay_float64():
+    x = np.zeros((1, 2, 5, 5))
+    out = np.empty((16, 8))
+    out.flags.writeable = False  # the kernel could not write it
+    with pytest.raises(ValueError, match=r"out must be a writable C-contiguous float64 array of shape \(16, 8\)"):
+        im2col(x, 2, out=out)
+    assert im2col(x.astype(np.longdouble), 2).dtype == np.float64
+    assert im2col(x.astype(np.float16), 2).dtype == np.float32
+
+
 def test_uncovered_pixels_get_zero_gradient():
     # H = W = 7, kernel 2, stride 3: windows cover rows/cols 0, 1, 3, 4 only (2, 5, 6 never read)
     shape = (2, 3, 7, 7)
@@ -117,6 +127,8 @@ def test_overlapping_windows_accumulate():
     (dict(kernel_size=2, padding=-1), ValueError, "padding"),
     (dict(kernel_size=2, dilation=0), ValueError, "dilation"),
     (dict(kernel_size=2, out=np.empty((3, 3))), ValueError, "out"),
+    (dict(kernel_size=2, out=np.empty((16, 8))[::-1]), ValueError, "out must be a writable C-contiguous"),
+    (dict(kernel_size=2, out=[[0.0] * 8] * 16), TypeError, "out must be a numpy.ndarray"),
 ])
 def test_im2col_rejects_bad_arguments(kwargs, exc, message):
     x = np.zeros((1, 2, 5, 5))

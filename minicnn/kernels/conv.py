@@ -20,8 +20,8 @@ import numpy as np
 from numba import prange
 
 from .._config import JIT_OPTIONS, jit, jit_parallel, kernel_blas_single_threaded, thread_blocks
-from .._validate import pair
-from .im2col import _inside, _u, check_out, conv_geometry, float_input
+from .._validate import float_input, input_shape_arg, out_array, pair
+from .im2col import _inside, _u, conv_geometry
 
 
 # ------------------------------------------------------------------------------ im2col + GEMM
@@ -379,13 +379,6 @@ def _bias_grad(dy, db, accumulate):
 
 
 # ------------------------------------------------------------------------------ public wrappers
-def _shape_arg(input_shape):
-    if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 4
-            and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in input_shape)):
-        raise ValueError(f"input_shape must be 4 positive ints (N, C, H, W), got {input_shape!r}")
-    return tuple(int(s) for s in input_shape)
-
-
 def _dy_array(dy, shape, dtype):
     dy = float_input("dy", dy, 4, "(N, F, OH, OW)")
     if dy.shape != shape:
@@ -425,8 +418,8 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, out=No
         if bias.shape != (F,):
             raise ValueError(f"bias must have shape (F,) = {(F,)}, got {bias.shape}")
     K, P = C * kh * kw, OH * OW
-    cols = np.empty((N, K, P), x.dtype) if cols is None else check_out(cols, (N, K, P), x.dtype)
-    y = np.empty((N, F, OH, OW), x.dtype) if out is None else check_out(out, (N, F, OH, OW), x.dtype)
+    cols = out_array("cols", cols, (N, K, P), x.dtype)
+    y = out_array("out", out, (N, F, OH, OW), x.dtype)
     kernel_blas_single_threaded()
     _forward_blocks(x, weight.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw, thread_blocks(N), cols,
                     y.reshape(N, F, P))
@@ -453,7 +446,7 @@ def conv2d_backward_weight(dy, cols, kernel_size, out=None, accumulate=False):
                          f"(expected N = {N} and OH*OW = {P})")
     shape = (F, K // (kh * kw), kh, kw)
     if out is not None:
-        check_out(out, shape, cols.dtype)
+        out_array("out", out, shape, cols.dtype)
     nb = thread_blocks(N)
     parts, bias_parts = np.empty((nb, K, F), cols.dtype), np.empty((nb, F), cols.dtype)
     kernel_blas_single_threaded()
@@ -468,10 +461,8 @@ def conv2d_backward_bias(dy, out=None, accumulate=False):
     it is written into it (added to it if ``accumulate``) and ``out`` is returned."""
     dy = float_input("dy", dy, 4, "(N, F, OH, OW)")
     F = dy.shape[1]
-    if out is None:
-        out, accumulate = np.empty(F, dy.dtype), False
-    else:
-        check_out(out, (F,), dy.dtype)
+    accumulate = out is not None and accumulate  # a new array is set, not added to
+    out = out_array("out", out, (F,), dy.dtype)
     _bias_grad(dy.reshape(dy.shape[0], F, -1), out, bool(accumulate))
     return out
 
@@ -479,7 +470,7 @@ def conv2d_backward_bias(dy, out=None, accumulate=False):
 def conv2d_backward_input(dy, weight, input_shape, stride=1, padding=0, dilation=1, out=None):
     """Input gradient ``dx`` (N, C, H, W) of the convolution of an input of ``input_shape`` with
     ``weight`` (F, C, kh, kw), given the output gradient ``dy`` (N, F, OH, OW)."""
-    input_shape = _shape_arg(input_shape)
+    input_shape = input_shape_arg(input_shape)
     weight = float_input("weight", weight, 4, "(F, C, kh, kw)")
     N, C, H, W = input_shape
     F = weight.shape[0]
@@ -488,7 +479,7 @@ def conv2d_backward_input(dy, weight, input_shape, stride=1, padding=0, dilation
                          f"{weight.shape[1]}, input_shape[1] = {C}")
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(input_shape, weight.shape[2:], stride, padding, dilation)
     dy = _dy_array(dy, (N, F, OH, OW), weight.dtype)
-    dx = np.empty(input_shape, weight.dtype) if out is None else check_out(out, input_shape, weight.dtype)
+    dx = out_array("out", out, input_shape, weight.dtype)
     K, P, nb = C * kh * kw, OH * OW, thread_blocks(N)
     unused = np.empty((nb, 1, 1), weight.dtype)  # cols and weight parts: not read without want_params
     kernel_blas_single_threaded()

@@ -9,7 +9,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
-from .._validate import conv_output_size, float_array, pair
+from .._validate import conv_output_size, float_input, input_shape_arg, out_array, pair
 
 # Kernels index with unsigned integers (``_u(i)``) where the index is known to be >= 0: Numba then
 # skips its negative-index wraparound test on every access, which otherwise blocks vectorisation
@@ -97,20 +97,6 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
     return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
 
-def float_input(name, a, ndim, shape_hint):
-    """``a`` as a C-contiguous float32 or float64 array (kept in its precision; float16 becomes float32)."""
-    dtype = np.float64 if isinstance(a, np.ndarray) and a.dtype == np.float64 else np.float32
-    return float_array(name, a, dtype, ndim=ndim, shape_hint=shape_hint)
-
-
-def check_out(out, shape, dtype):
-    """``out`` if it is a C-contiguous array of ``shape`` and ``dtype``, else a ValueError."""
-    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
-        got = f"{out.shape} {out.dtype}" if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape {shape}, got {got}")
-    return out
-
-
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """Receptive fields of ``x`` (N, C, H, W) as rows: returns ``cols`` (N*OH*OW, C*kh*kw).
 
@@ -121,7 +107,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
     N, C, H, W = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(x.shape, kernel_size, stride, padding, dilation)
     shape = (N * OH * OW, C * kh * kw)
-    cols = np.empty(shape, dtype=x.dtype) if out is None else check_out(out, shape, x.dtype)
+    cols = out_array("out", out, shape, x.dtype)
     _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, cols)
     return cols
 
@@ -129,10 +115,7 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
 def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=None):
     """The adjoint of :func:`im2col`: returns ``x`` of ``input_shape`` (N, C, H, W) where each pixel
     is the sum of the ``cols`` (N*OH*OW, C*kh*kw) entries that were read from it (0 if none)."""
-    if not (isinstance(input_shape, (tuple, list)) and len(input_shape) == 4
-            and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1 for s in input_shape)):
-        raise ValueError(f"input_shape must be 4 positive ints (N, C, H, W), got {input_shape!r}")
-    input_shape = tuple(int(s) for s in input_shape)
+    input_shape = input_shape_arg(input_shape)
     cols = float_input("cols", cols, 2, "(N*OH*OW, C*kh*kw)")
     N, C, H, W = input_shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = conv_geometry(input_shape, kernel_size, stride, padding, dilation)
@@ -140,6 +123,6 @@ def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=
     if cols.shape != expected:
         raise ValueError(f"cols must have shape (N*OH*OW, C*kh*kw) = {expected} for input_shape "
                          f"{input_shape}, got {cols.shape}")
-    x = np.empty(input_shape, dtype=cols.dtype) if out is None else check_out(out, input_shape, cols.dtype)
+    x = out_array("out", out, input_shape, cols.dtype)
     _col2im(cols, kh, kw, sh, sw, ph, pw, dh, dw, x)
     return x

@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit_parallel
-from .._validate import pair
+from .._validate import float_input, out_array, pair
 
 INDEX_DTYPE = np.int32
 """dtype of max pooling's ``argmax`` (PyTorch uses int64; int32 is measurably faster here)."""
@@ -217,19 +217,6 @@ def pool_params(kernel_size, stride, padding):
     return kernel, stride, padding
 
 
-def pool_input(name, x):
-    """``x`` as a C-contiguous 4-D float32/float64 array, with its float dtype kept (float16 becomes
-    float32, longer floats float64)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {x.shape}")
-    dtype = np.float32 if x.dtype.itemsize <= 4 else np.float64
-    return np.ascontiguousarray(x, dtype=dtype)
-
-
 def pool_output_shape(input_shape, kernel, stride, padding):
     """(N, C, OH, OW) for an input of ``input_shape``; ValueError when a dimension is empty or the
     kernel is larger than the padded input."""
@@ -259,22 +246,9 @@ def _shape_tuple(name, shape):
     return tuple(int(s) for s in shape)
 
 
-def _output_buffer(name, out, shape, dtype):
-    """``out`` checked as a writable C-contiguous array of ``shape`` and ``dtype``, or a new one."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray or None, got {type(out).__name__}")
-    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(
-            f"{name} must be a writable C-contiguous {np.dtype(dtype)} array of shape {tuple(shape)}, "
-            f"got {out.dtype} array of shape {out.shape}")
-    return out
-
-
 def _grad(name, dy, expected_shape):
     """``dy`` as a 4-D float32/float64 array (its float dtype kept) of exactly ``expected_shape``."""
-    dy = pool_input(name, dy)
+    dy = float_input(name, dy, 4, "(N, C, H, W)")
     if dy.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have the output's shape {tuple(expected_shape)}, got {dy.shape}")
     return dy
@@ -288,10 +262,10 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, out=None, argmax=
     each unpadded input plane. ``out`` and ``argmax`` may be given as preallocated outputs.
     """
     kernel, stride, padding = pool_params(kernel_size, stride, padding)
-    x = pool_input("x", x)
+    x = float_input("x", x, 4, "(N, C, H, W)")
     shape = pool_output_shape(x.shape, kernel, stride, padding)
-    y = _output_buffer("out", out, shape, x.dtype)
-    argmax = _output_buffer("argmax", argmax, shape, INDEX_DTYPE)
+    y = out_array("out", out, shape, x.dtype)
+    argmax = out_array("argmax", argmax, shape, INDEX_DTYPE)
     _max_pool2d_forward(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], y, argmax)
     return y, argmax
 
@@ -309,7 +283,7 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None):
         raise ValueError(f"argmax values must be flat plane indices in [0, H*W) = [0, {H * W}), "
                          f"got values from {argmax.min()} to {argmax.max()}")
     argmax = np.ascontiguousarray(argmax, dtype=INDEX_DTYPE)
-    dx = _output_buffer("out", out, input_shape, dy.dtype)
+    dx = out_array("out", out, input_shape, dy.dtype)
     _max_pool2d_backward(dy, argmax, dx)
     return dx
 
@@ -317,9 +291,9 @@ def max_pool2d_backward(dy, argmax, input_shape, out=None):
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, out=None):
     """Average pooling of ``x`` (N, C, H, W) -> ``y`` (N, C, OH, OW), dividing by kh * kw."""
     kernel, stride, padding = pool_params(kernel_size, stride, padding)
-    x = pool_input("x", x)
+    x = float_input("x", x, 4, "(N, C, H, W)")
     shape = pool_output_shape(x.shape, kernel, stride, padding)
-    y = _output_buffer("out", out, shape, x.dtype)
+    y = out_array("out", out, shape, x.dtype)
     _avg_pool2d_forward(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], y)
     return y
 
@@ -330,6 +304,6 @@ def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ou
     input_shape = _shape_tuple("input_shape", input_shape)
     shape = pool_output_shape(input_shape, kernel, stride, padding)
     dy = _grad("dy", dy, shape)
-    dx = _output_buffer("out", out, input_shape, dy.dtype)
+    dx = out_array("out", out, input_shape, dy.dtype)
     _avg_pool2d_backward(dy, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], dx)
     return dx

@@ -2,20 +2,10 @@
 import numba
 import numpy as np
 
-from .._validate import grad_array
+from .._validate import float_input, grad_array
 from ..kernels.activation import (PARALLEL_MIN_SIZE, _relu_backward, _relu_backward_parallel, _relu_forward,
                                   _relu_forward_parallel)
 from .module import BackwardBeforeForwardError, Module
-
-
-def _float_input(name, x):
-    """``x`` as a C-contiguous float32/float64 array (other float precisions become float32)."""
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {x.dtype}")
-    dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
-    return np.ascontiguousarray(x, dtype=dtype)
 
 
 class ReLU(Module):
@@ -29,7 +19,7 @@ class ReLU(Module):
         self._y = None
 
     def forward(self, x):
-        x = _float_input("x", x)
+        x = float_input("x", x)
         y = np.empty_like(x)
         if x.size >= PARALLEL_MIN_SIZE:
             _relu_forward_parallel(x.reshape(-1), y.reshape(-1), numba.get_num_threads())

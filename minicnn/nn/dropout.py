@@ -4,9 +4,8 @@ import numbers
 
 import numpy as np
 
-from .._validate import grad_array
+from .._validate import float_input, grad_array
 from ..random import as_rng
-from .activation import _float_input
 from .module import BackwardBeforeForwardError, Module
 
 
@@ -32,7 +31,7 @@ class Dropout(Module):
         self._y_shape = None
 
     def forward(self, x):
-        x = _float_input("x", x)
+        x = float_input("x", x)
         self._y_shape, self._dtype = x.shape, x.dtype
         if not self.training or self.p == 0.0:
             self._mask = None

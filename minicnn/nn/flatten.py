@@ -1,6 +1,5 @@
 """Flatten: merge the dimensions ``start_dim..end_dim`` into one (a reshape; backward reshapes back)."""
-from .._validate import _is_int, grad_array
-from .activation import _float_input
+from .._validate import _is_int, float_input, grad_array
 from .module import BackwardBeforeForwardError, Module
 
 
@@ -19,7 +18,7 @@ class Flatten(Module):
         self._y_shape = None
 
     def forward(self, x):
-        x = _float_input("x", x)
+        x = float_input("x", x)
         nd = x.ndim
         start = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         end = self.end_dim + nd if self.end_dim < 0 else self.end_dim

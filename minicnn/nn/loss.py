@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 
+from .._validate import float_input
 from ..kernels.loss import _cross_entropy_backward, _softmax_cross_entropy
 from .module import BackwardBeforeForwardError, Module
 
@@ -29,12 +30,7 @@ class CrossEntropyLoss(Module):
         self._labels = None
 
     def forward(self, logits, labels):
-        if not isinstance(logits, np.ndarray):
-            raise TypeError(f"logits must be a numpy.ndarray, got {type(logits).__name__}")
-        if logits.dtype.kind != "f":
-            raise TypeError(f"logits must be a floating-point array, got dtype {logits.dtype}")
-        if logits.ndim != 2:
-            raise ValueError(f"logits must be 2-D (N, K), got shape {logits.shape}")
+        logits = float_input("logits", logits, 2, "(N, K)")
         N, K = logits.shape
         if N == 0 or K == 0:
             raise ValueError(f"logits must have N >= 1 rows and K >= 1 classes, got shape {logits.shape}")
@@ -52,8 +48,6 @@ class CrossEntropyLoss(Module):
             raise ValueError(f"labels must be class indices in [0, {K}) for logits with {K} classes, got {bad}")
         if not np.isfinite(logits).all():
             raise ValueError("logits must be finite, got NaN or infinity")
-        dtype = logits.dtype if logits.dtype in (np.float32, np.float64) else np.float32
-        logits = np.ascontiguousarray(logits, dtype=dtype)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
         probs = np.empty_like(logits)
         losses = np.empty(N, np.float64)

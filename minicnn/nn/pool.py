@@ -1,14 +1,13 @@
 """MaxPool2d and AvgPool2d: PyTorch's pooling layers (floor mode) on NCHW float32/float64 arrays."""
 import numpy as np
 
-from .._validate import grad_array
+from .._validate import float_input, grad_array
 from ..kernels.pool import (
     INDEX_DTYPE,
     _avg_pool2d_backward,
     _avg_pool2d_forward,
     _max_pool2d_backward,
     _max_pool2d_forward,
-    pool_input,
     pool_output_shape,
     pool_params,
 )
@@ -36,7 +35,7 @@ class _Pool2d(Module):
 
     def _forward_setup(self, x):
         """Validate ``x``; remember its shape and dtype for backward; return (x, output shape)."""
-        x = pool_input("input", x)
+        x = float_input("input", x, 4, "(N, C, H, W)")
         shape = pool_output_shape(x.shape, self.kernel_size, self.stride, self.padding)
         self._input_shape, self._dtype = x.shape, x.dtype
         return x, shape
