@@ -218,13 +218,14 @@ def test_direct_kernels_with_several_channels():
 
 
 # (in_channels, out_channels, kernel, stride, padding, dilation, bias, x shape); one input channel with
-# stride 1 runs the direct kernels, everything else im2col + GEMM.
+# stride 1 runs the direct kernels, everything else the tiled kernels.
 LAYER_GRAD_CASES = [
     (1, 2, 5, 1, 2, 1, True, (2, 1, 6, 6)),              # direct, LeNet conv1 in small
     (1, 3, (3, 2), 1, (0, 2), (2, 1), False, (2, 1, 7, 5)),  # direct, dilated, no bias
     (1, 2, 3, 1, 0, 1, True, (1, 1, 3, 3)),              # direct, kernel = input
-    (1, 2, 3, 2, 1, 1, True, (2, 1, 6, 7)),              # one channel, stride 2: im2col
-    (3, 2, 2, (1, 2), 1, (1, 2), False, (2, 3, 5, 6)),  # im2col, no bias
+    (1, 2, 3, 2, 1, 1, True, (2, 1, 6, 7)),              # one channel, stride 2: tiled
+    (3, 2, 2, (1, 2), 1, (1, 2), False, (2, 3, 5, 6)),  # tiled, no bias
+    (2, 18, 3, (2, 1), (1, 0), (1, 2), True, (1, 2, 7, 8)),  # tiled, two blocks of 16 output channels
 ]
 
 
@@ -367,29 +368,32 @@ def test_layer_rejects_bad_inputs():
     layer.backward(np.zeros((1, 3, 4, 4), np.float32))  # the failed calls did not break the layer
 
 
-@pytest.mark.parametrize("shape, F, padding", [
-    ((3, 2, 33, 33), 5, 1),  # F*OH*OW = 5445: the forward's direct-GEMM branch
-    ((5, 3, 8, 9), 4, 0),    # small output: the transposed-GEMM branch, no-padding im2col fast path
+@pytest.mark.parametrize("shape, F, kernel, stride, padding", [
+    ((3, 2, 33, 33), 5, 3, 1, 1),   # many pixels per sample
+    ((5, 3, 8, 9), 16, 3, 1, 0),    # one full block of 16 output channels
+    ((2, 4, 9, 7), 21, (3, 2), (2, 3), (2, 1)),  # a partial second block; pixels and taps not multiples of 4
+    ((1, 6, 14, 14), 16, 5, 1, 0),  # LeNet's conv2, batch of 1
 ])
-def test_layer_forward_branches_eval_scratch_and_backward(shape, F, padding):
+def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding):
     rng = np.random.default_rng(21)
-    layer = Conv2d(shape[1], F, 3, padding=padding, dtype=np.float64, rng=1)
-    w, b = layer.weight.data, layer.bias.data
-    x = rng.standard_normal(shape)
+    layer = Conv2d(shape[1], F, kernel, stride, padding, rng=1)
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
+    x = rng.standard_normal(shape).astype(np.float32)
+    x64, w64, b64 = x.astype(np.float64), layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
     y = layer(x)
-    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, padding, padding), rtol=1e-10, atol=1e-10)
-    layer.eval()  # one im2col scratch per thread instead of every sample's columns
-    np.testing.assert_allclose(layer(x), y, rtol=1e-12, atol=1e-12)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, naive.conv2d(x64, w64, b64, sh, sw, ph, pw), rtol=1e-4, atol=1e-4)
+    layer.eval()  # without padding, eval reads x in place instead of a padded copy
+    np.testing.assert_array_equal(layer(x), y)
     layer.train()
     layer(x)
-    g = rng.standard_normal(y.shape)
+    g = rng.standard_normal(y.shape).astype(np.float32)
     dx = layer.backward(g)
     N, P = shape[0], y.shape[2] * y.shape[3]
-    cols = naive.im2col(x, 3, 3, 1, 1, padding, padding).reshape(N, P, -1)
-    dw = np.einsum("nfp,npk->fk", g.reshape(N, F, P), cols).reshape(w.shape)
-    np.testing.assert_allclose(layer.weight.grad, dw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
-    for _ in range(3):  # dx is the adjoint of the (linear) convolution: <dx, v> = <conv(v), g>
-        v = rng.standard_normal(shape)
-        np.testing.assert_allclose(np.sum(dx * v), np.sum(naive.conv2d(v, w, None, 1, 1, padding, padding) * g),
-                                   rtol=1e-10)
+    cols = naive.im2col(x64, kh, kw, sh, sw, ph, pw).reshape(N, P, -1)
+    dw = np.einsum("nfp,npk->fk", g.reshape(N, F, P).astype(np.float64), cols).reshape(w64.shape)
+    np.testing.assert_allclose(layer.weight.grad, dw, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3), dtype=np.float64), rtol=1e-4, atol=1e-3)
+    dx_ref = naive.col2im(np.einsum("nfp,fk->npk", g.reshape(N, F, P).astype(np.float64), w64.reshape(F, -1))
+                          .reshape(N * P, -1), shape, kh, kw, sh, sw, ph, pw)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)

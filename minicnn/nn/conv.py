@@ -1,11 +1,11 @@
-"""Conv2d: 2-D convolution layer (cross-correlation, as PyTorch's), by im2col and BLAS matrix products."""
+"""Conv2d: 2-D convolution layer (cross-correlation, as PyTorch's)."""
 import numpy as np
 
 from .._config import kernel_blas_single_threaded, thread_blocks
 from .._validate import float_array, float_dtype, grad_array, pair, positive_int
-from ..kernels.conv import (_backward_blocks, _direct_backward_input_s1, _direct_backward_params_s1,
-                            _direct_forward_s1, _forward_blocks,
-                            _pad_input, _spread_grad)
+from ..kernels.conv import (_backward_blocks, _bias_grad, _direct_backward_input_s1, _direct_backward_params_s1,
+                            _direct_forward_s1, _pack_lanes, _pad_input, _spread_grad, _tap_offsets,
+                            _tiled_backward_weight, _tiled_forward, _window_positions)
 from ..kernels.im2col import conv_geometry
 from .init import reset_default_
 from .module import BackwardBeforeForwardError, Module, Parameter
@@ -19,7 +19,8 @@ class Conv2d(Module):
     (out_channels,) or None, initialised as PyTorch does. With ``input_grad=False`` backward computes
     only the parameter gradients and returns None (for a network's first layer).
 
-    With one input channel and stride 1 the layer runs direct loop kernels; otherwise im2col and BLAS products
+    With one input channel and stride 1 the layer runs direct loop kernels; otherwise tiled implicit-GEMM
+    kernels for the output and the weight gradient, and ``W.T @ dy`` with col2im for the input gradient
     (see ``minicnn.kernels.conv``). Buffers are reused between calls with the same input shape; the
     returned output and input gradient are always new arrays. In eval mode nothing is kept for backward.
     """
@@ -44,6 +45,7 @@ class Conv2d(Module):
         self._direct = C == 1 and self.stride == (1, 1)
         self._scratch = {}  # name -> reused array
         self._saved = None  # (input shape, geometry) of the last training-mode forward, for backward
+        self._plan = None  # (key, pos, off) of _windows
 
     def _buffer(self, name, shape):
         """A reused array of ``shape`` (contents undefined)."""
@@ -63,7 +65,6 @@ class Conv2d(Module):
         geometry = conv_geometry(x.shape, self.kernel_size, self.stride, self.padding, self.dilation)
         kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
         N, F = x.shape[0], self.out_channels
-        K = self.in_channels * kh * kw
         # An eval-mode forward overwrites the shared buffers, so it also forgets the saved state.
         self._saved = None
         bias = self._zero_bias if self.bias is None else self.bias.data
@@ -73,16 +74,17 @@ class Conv2d(Module):
             _pad_input(x, ph, pw, xpad)  # also the copy of x that backward needs
             _direct_forward_s1(xpad, self.weight.data, bias, dh, dw, y)
         else:
-            # Training keeps every sample's columns for backward (recomputing them there measured
-            # slower); eval needs only one (K, P) scratch per block (thread), which stays in cache.
-            nb = thread_blocks(N)
-            if self.training:
-                cols = self._buffer("cols", (N, K, OH * OW))
+            # Eval without padding reads x in place; training keeps a padded copy for backward.
+            if ph or pw or self.training:
+                xpad = self._buffer("xpad", (N, self.in_channels, x.shape[2] + 2 * ph, x.shape[3] + 2 * pw))
+                _pad_input(x, ph, pw, xpad)
             else:
-                cols = self._buffer("cols_eval", (nb, K, OH * OW))
-            kernel_blas_single_threaded()
-            _forward_blocks(x, self.weight.data.reshape(F, K), bias, kh, kw, sh, sw, ph, pw, dh, dw,
-                            nb, cols, y.reshape(N, F, OH * OW))
+                xpad = np.ascontiguousarray(x)
+            pos, off = self._windows(xpad.shape, geometry)
+            T = off.shape[0]
+            wt = self._buffer("wt", (-(-F // 16), T, 16))
+            _pack_lanes(self.weight.data.reshape(1, F, T), wt.reshape(1, *wt.shape))
+            _tiled_forward(xpad, wt, bias, pos, off, thread_blocks(N), y.reshape(N, F, OH * OW))
         if self.training:
             self._saved = (x.shape, geometry)
         return y
@@ -109,23 +111,37 @@ class Conv2d(Module):
             dx = np.empty(input_shape, self.dtype)
             _direct_backward_input_s1(dy_wide, self.weight.data, ph, pw, dh, dw, dx)
             return dx
-        cols = self._scratch["cols"]
-        K, P = cols.shape[1], cols.shape[2]
-        nb = thread_blocks(N)
-        weight_parts = self._buffer("weight_parts", (nb, K, F))  # transposed (see _backward_blocks)
-        bias_parts = self._buffer("bias_parts", (nb, F))
-        if self.input_grad:
-            dcols = self._buffer("dcols", (nb, K, P))
-            dx = np.empty(input_shape, self.dtype)
-        else:  # not touched
-            dcols, dx = weight_parts, np.empty((N, 1, 1, 1), self.dtype)
-        kernel_blas_single_threaded()
-        _backward_blocks(dy.reshape(N, F, P), self.weight.data.reshape(F, K), cols, kh, kw, sh, sw,
-                         ph, pw, dh, dw, nb, weight_parts, bias_parts, dcols, dx, True, self.input_grad)
-        self.weight.grad += weight_parts.sum(axis=0).T.reshape(self.weight.shape)
+        xpad = self._scratch["xpad"]
+        pos, off = self._windows(xpad.shape, self._saved[1])
+        C, T, P, nb = self.in_channels, off.shape[0], OH * OW, thread_blocks(N)
+        dy3 = dy.reshape(N, F, P)
+        nfb = -(-F // 16)
+        dyt = self._buffer("dyt", (N, nfb, P, 16))
+        _pack_lanes(dy3, dyt)
+        parts = self._buffer("weight_parts", (nb, nfb, T, 16))
+        _tiled_backward_weight(xpad, dyt, pos, off, nb, parts)
+        self.weight.grad += parts.sum(axis=0).transpose(0, 2, 1).reshape(nfb * 16, T)[:F].reshape(self.weight.shape)
         if self.bias is not None:
-            self.bias.grad += bias_parts.sum(axis=0)
-        return dx if self.input_grad else None
+            _bias_grad(dy3, self.bias.grad, True)
+        if not self.input_grad:
+            return None
+        dx = np.empty(input_shape, self.dtype)
+        K = C * kh * kw
+        unused = np.empty((nb, 1, 1), self.dtype)  # cols and weight parts: not read without want_params
+        kernel_blas_single_threaded()
+        _backward_blocks(dy3, self.weight.data.reshape(F, K), unused, kh, kw, sh, sw, ph, pw, dh, dw, nb, unused,
+                         np.empty((nb, 1), self.dtype), self._buffer("dcols", (nb, K, P)), dx, False, True)
+        return dx
+
+    def _windows(self, padded_shape, geometry):
+        """Window starts ``pos`` (OH*OW,) and tap offsets ``off`` (C*kh*kw,) in a padded sample, kept per
+        input shape."""
+        key = (padded_shape, geometry)
+        if self._plan is None or self._plan[0] != key:
+            kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+            _, C, Hp, Wp = padded_shape
+            self._plan = (key, _window_positions(OH, OW, sh, sw, Wp), _tap_offsets(C, kh, kw, Hp, Wp, dh, dw))
+        return self._plan[1], self._plan[2]
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
