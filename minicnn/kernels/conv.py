@@ -130,12 +130,10 @@ def _col2im_t(cols, kh, kw, sh, sw, ph, pw, dh, dw, x):
 # spinning next to Numba's made every pass 2-5x slower than the sum of its parts (measured).
 @jit_parallel
 def _forward_blocks(x, w2, bias, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, cols, y):
-    """``y[n]`` (F, P) = ``w2`` (F, K) @ im2col(sample n) (K, P) + ``bias``. With ``cols`` of shape
-    (N, K, P), ``cols[n]`` keeps sample n's columns; with ``cols`` (n_blocks, K, P), ``cols[b]`` is block
-    b's scratch (for inference: nothing kept, and a buffer that stays in cache)."""
+    """``y[n]`` (F, P) = ``w2`` (F, K) @ ``cols[n]`` + ``bias``, where ``cols[n]`` (K, P) is filled with
+    im2col(sample n)."""
     N = x.shape[0]
     F, P = y.shape[1], y.shape[2]
-    keep = cols.shape[0] == N
     # Small outputs (LeNet's conv2: F*P = 1600) as y[n].T = cols[n].T @ w2.T (P, F), then transposed
     # into y[n] in cache: measured 10-20% faster than w2 @ cols[n], whose 16-row result BLAS handles
     # poorly. Large outputs (e.g. 64 channels of 32x32) directly: there the transposing copy costs more.
@@ -143,7 +141,7 @@ def _forward_blocks(x, w2, bias, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, cols,
     for b in prange(n_blocks):
         tmp = np.empty((P, F) if transposed else (1, 1), dtype=y.dtype)
         for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
-            cn = cols[n] if keep else cols[b]
+            cn = cols[n]
             _im2col_sample(x, n, kh, kw, sh, sw, ph, pw, dh, dw, cn)
             yn = y[n]
             if transposed:
