@@ -56,6 +56,29 @@ def test_max_pool_matches_naive_with_ties(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_eval_mode_max_pool_matches_naive_and_keeps_nothing(rng, dtype):
+    """In eval mode MaxPool2d runs the kernel without positions: the values of the recording kernel
+    (NaN and -inf included; that one is checked against the naive loops and PyTorch), and backward
+    raises (nothing to route back)."""
+    for k in range(N_CONFIGS):
+        shape, cfg = random_config(rng)
+        if k % 2:  # the 2x2 stride-2 fast path, often on odd sizes
+            cfg = (2, 2, 2, 2, 0, 0)
+            shape = shape[:2] + (max(shape[2], 2), max(shape[3], 2))
+        x = rng.integers(-2, 3, shape).astype(dtype)
+        x[rng.random(shape) < 0.05] = np.nan
+        x[rng.random(shape) < 0.05] = -np.inf
+        layer = layer_for(MaxPool2d, cfg).eval()
+        y_ref, _ = K.max_pool2d_forward(x, **kernel_args(cfg))
+        np.testing.assert_array_equal(layer(x), y_ref, err_msg=str((shape, cfg)))
+    y = layer(x)
+    with pytest.raises(BackwardBeforeForwardError, match="training-mode forward"):
+        layer.backward(np.ones_like(y))
+    layer.train()
+    layer.backward(np.ones_like(layer(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_avg_pool_matches_naive(rng, dtype):
     for _ in range(N_CONFIGS):
         shape, cfg = random_config(rng)
@@ -290,7 +313,7 @@ def test_bad_construction(cls):
 @pytest.mark.parametrize("cls", [MaxPool2d, AvgPool2d])
 def test_bad_forward_and_backward(cls):
     layer = cls(3, stride=1, padding=1)
-    with pytest.raises(BackwardBeforeForwardError, match="backward called before forward"):
+    with pytest.raises(BackwardBeforeForwardError, match="backward called before (a training-mode )?forward"):
         layer.backward(np.zeros((1, 1, 2, 2)))
     with pytest.raises(ValueError, match=r"input must be 4-D \(N, C, H, W\), got shape \(3, 4, 4\)"):
         layer(np.zeros((3, 4, 4)))
