@@ -370,7 +370,8 @@ def targets_for(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batches", type=int, default=30, help="training steps per contender per round (default 30)")
-    ap.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="timed rounds (default 10: the machine's speed drifts, more rounds steady the median)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     ap.add_argument("--eval-batches", type=int, default=10, help="batches of 1000 per evaluation round (default 10)")
     ap.add_argument("--profile-steps", type=int, default=20, help="steps of the per-layer profile (default 20)")
