@@ -104,7 +104,7 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
 @jit_parallel
 def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), NaN propagating, without
-    their positions (evaluation: nothing to route back); the 2x2 case ran 3x faster than
+    their positions (evaluation: nothing to route back); the 2x2 case ran 2-3x faster than
     :func:`_max_pool2d_forward` (measured)."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
