@@ -15,7 +15,8 @@ Weight/bias gradients go to per-block buffers, summed afterwards (no race).
 
 For one input channel and stride 1 (LeNet's first layer) direct loop kernels are faster (below). The
 Conv2d layer runs the output and the weight gradient otherwise as tiled implicit GEMMs (below, with the
-micro-kernel of ``minicnn.kernels.tile``): 1.4-2.6x faster than im2col + OpenBLAS (measured).
+micro-kernel of ``minicnn.kernels.tile``): measured 1.4-2.6x (forward) and 1.0-1.8x (weight gradient)
+faster than im2col + OpenBLAS on LeNet's conv2 and 3x3 layers of 3-64 channels.
 """
 import numba
 import numpy as np
