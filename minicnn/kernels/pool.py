@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 from numba import prange
 
-from .._config import jit_parallel
+from .._config import jit, jit_parallel
 from .._validate import float_input, out_array, pair
 
 INDEX_DTYPE = np.int32
@@ -28,13 +28,19 @@ INDEX_DTYPE = np.int32
 
 
 # -- kernels ----------------------------------------------------------------------------------------
+@jit
+def _is_2x2_stride_2(kh, kw, sh, sw, ph, pw):
+    """LeNet's pooling (2x2 windows, stride 2, no padding), which every kernel special-cases."""
+    return kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+
+
 @jit_parallel
 def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices into
     ``argmax``, both (N, C, OH, OW)."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
     for p in prange(N * C):
         n = p // C
         c = p - n * C
@@ -108,7 +114,7 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
     :func:`_max_pool2d_forward` (measured)."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
     for p in prange(N * C):
         n = p // C
         c = p - n * C
@@ -160,7 +166,7 @@ def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
     """Write the window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW); padded zeros count."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
     zero = x.dtype.type(0)
     # In x's dtype, so float32 stays float32; 2x2 multiplies by the exact 0.25, others divide.
     quarter = x.dtype.type(0.25)
@@ -198,7 +204,7 @@ def _avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, dx):
     (N, C, OH, OW): each input element gathers ``dy / (kh * kw)`` from every window that covers it."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
-    fast = kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
     zero = dx.dtype.type(0)
     quarter = dx.dtype.type(0.25)
     divisor = dx.dtype.type(kh * kw)
