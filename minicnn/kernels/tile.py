@@ -11,8 +11,9 @@ Why IR: a fast small GEMM keeps an MR x NR block of accumulators in vector regis
 sum over t, loading each ``b`` row once and broadcasting each ``a`` value once. LLVM does not do that
 for Numba loops (scalar or small-array accumulators stay in memory or scalar, measured), so this
 emits it directly: per t, NR/VL vector loads, MR broadcasts and MR*NR/VL fused multiply-adds (VL = 8
-float32 or 4 float64 lanes). On LeNet's conv2 forward it ran at 84-100 GFLOP/s on two cores, against
-26-34 for im2col + OpenBLAS (measured). The kernels trust their arguments (see the callers).
+float32 or 4 float64 lanes). On LeNet's conv2 forward (batch 1000 and 64) it ran at 84-103 GFLOP/s on
+two cores, against 26-34 for im2col + OpenBLAS (measured). The kernels trust their arguments (see the
+callers).
 
 Under ``NUMBA_DISABLE_JIT=1`` an intrinsic cannot run, so the same names are plain NumPy functions.
 """
