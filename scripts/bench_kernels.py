@@ -19,8 +19,8 @@ FLOP counts (defined here, used for every contender):
 
 Before each measurement the script sleeps ``--pause`` seconds (default 0.1) so that the worker threads of
 the contender measured just before (OpenBLAS and OpenMP threads spin for a while after each parallel
-region) are idle and do not steal the cores; then it runs the contender once untimed (waking its own
-threads) and times the next forward and backward.
+region) are idle and do not steal the cores; then it runs the contender untimed for 20 ms (waking its
+own threads and cores) and times the next forward and backward.
 
 Start-up: a sub-process with a fresh, empty ``NUMBA_CACHE_DIR`` imports minicnn and calls every kernel
 once (the cold-start JIT compile time); a second sub-process with the cache it left measures the time
@@ -45,6 +45,7 @@ CONV_CASES = [
 ]
 POOL_SHAPES = [(64, 6, 28, 28), (64, 16, 10, 10), (32, 64, 32, 32)]
 CONTENDERS = ["minicnn", "numpy", "pytorch"]
+WARM_SECONDS = 0.02  # untimed forward + backward calls of a contender before each timed one (see time_case)
 LABELS = {"minicnn": "minicnn", "numpy": "NumPy im2col", "pytorch": "PyTorch"}
 
 
@@ -121,12 +122,18 @@ def time_case(contenders, repeats, warmup, pause, before=None):
 
     def measure_once(name):
         reset, forward, backward = contenders[name]
-        # One untimed call first: after the pause the worker threads sleep, and waking them (up to a
-        # scheduler tick on a virtual machine) is not what a training loop that calls the layer
-        # again and again pays.
-        reset()
-        forward()
-        backward()
+        # Untimed calls first, for WARM_SECONDS: after the pause the cores idle and the worker threads
+        # sleep, and waking them is not what a training loop that calls the layer again and again
+        # pays. A fixed time rather than a fixed number of calls, so that a fast contender is not timed
+        # while still cold: on LeNet's conv2, after 3 untimed calls minicnn's next call took 1.35x its
+        # steady time and PyTorch's (2.3x longer calls) 1.03x; after 20 ms both were steady (measured).
+        end = time.perf_counter() + WARM_SECONDS
+        while True:
+            reset()
+            forward()
+            backward()
+            if time.perf_counter() >= end:
+                break
         reset()
         t0 = time.perf_counter()
         y = forward()

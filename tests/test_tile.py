@@ -3,36 +3,54 @@ import numba
 import numpy as np
 import pytest
 
-from minicnn.kernels.tile import _tile_numpy, tile_4x16
+from minicnn.kernels.tile import MR, NR, _tile_add_numpy, _tile_numpy, tile_6x16, tile_6x16_add
 
 
 @numba.njit
-def call_tile(a, base, off, b, c):  # an intrinsic runs only inside compiled code
-    tile_4x16(a, base, off, b, c)
+def call_tile(a, abase, aoff, b, b0, boff, c, cbase):  # an intrinsic runs only inside compiled code
+    tile_6x16(a, abase, aoff, b, b0, boff, c, cbase)
 
 
-def tile_loops(a, base, off, b):
-    """c[r, j] = sum over t of a[base[r] + off[t]] * b[t, j], in float64."""
-    c = np.zeros((len(base), b.shape[1]))
-    for r in range(len(base)):
-        for j in range(b.shape[1]):
-            for t in range(len(off)):
-                c[r, j] += float(a[base[r] + off[t]]) * float(b[t, j])
+@numba.njit
+def call_tile_add(a, abase, aoff, b, b0, boff, c, cbase):
+    tile_6x16_add(a, abase, aoff, b, b0, boff, c, cbase)
+
+
+def tile_loops(a, abase, aoff, b, b0, boff, c, cbase, add):
+    """c[cbase[r] + j] (+)= sum over t of a[abase[r] + aoff[t]] * b[b0 + boff[t] + j], in float64."""
+    c = c.astype(np.float64)
+    for r in range(MR):
+        for j in range(NR):
+            if not add:
+                c[cbase[r] + j] = 0
+            for t in range(len(aoff)):
+                c[cbase[r] + j] += float(a[abase[r] + aoff[t]]) * float(b[b0 + boff[t] + j])
     return c
 
 
+@pytest.mark.parametrize("add, tile, numpy_tile", [(False, call_tile, _tile_numpy),
+                                                   (True, call_tile_add, _tile_add_numpy)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("T", [1, 3, 150])
-def test_tile_matches_loops(dtype, T):
+def test_tile_matches_loops(add, tile, numpy_tile, dtype, T):
     rng = np.random.default_rng(T)
     a = rng.standard_normal(500).astype(dtype)
-    base = np.array([0, 7, 7, 230], np.int64)  # repeated rows are allowed (a partial last block)
-    off = rng.integers(0, 260, T).astype(np.int64)
-    b = rng.standard_normal((T, 16)).astype(dtype)
-    c = np.full((4, 16), np.nan, dtype)  # every entry is written
-    call_tile(a, base, off, b, c)
+    abase = np.array([0, 7, 7, 230, 3, 100], np.int64)  # repeated rows are allowed (a partial last block)
+    aoff = rng.integers(0, 260, T).astype(np.int64)
+    b0 = 5
+    b = rng.standard_normal(600).astype(dtype)
+    boff = rng.integers(-b0, 600 - b0 - NR, T).astype(np.int64)  # b rows anywhere, even before b0
+    cbase = np.array([40, 0, 200, 17, 120, 80], np.int64)  # rows anywhere, not overlapping
+    c = rng.standard_normal(260).astype(dtype)
+    expected = tile_loops(a, abase, aoff, b, b0, boff, c, cbase, add)
+    untouched = np.ones(c.size, bool)
+    for r in cbase:
+        untouched[r:r + NR] = False
+    c_before = c.copy()
+    tile(a, abase, aoff, b, b0, boff, c, cbase)
     tol = 1e-4 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(c, tile_loops(a, base, off, b), rtol=tol, atol=tol)
-    c2 = np.empty_like(c)
-    _tile_numpy(a, base, off, b, c2)
+    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(c[untouched], c_before[untouched])
+    c2 = c_before.copy()
+    numpy_tile(a, abase, aoff, b, b0, boff, c2, cbase)
     np.testing.assert_allclose(c2, c, rtol=tol, atol=tol)

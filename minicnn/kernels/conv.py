@@ -14,9 +14,9 @@ runs im2col, the GEMMs (Numba's ``np.dot``, i.e. single-threaded BLAS) and col2i
 Weight/bias gradients go to per-block buffers, summed afterwards (no race).
 
 For one input channel and stride 1 (LeNet's first layer) direct loop kernels are faster (below). The
-Conv2d layer runs the output and the weight gradient otherwise as tiled implicit GEMMs (below, with the
-micro-kernel of ``minicnn.kernels.tile``): measured 1.4-2.6x (forward) and 1.0-1.8x (weight gradient)
-faster than im2col + OpenBLAS on LeNet's conv2 and 3x3 layers of 3-64 channels.
+Conv2d layer runs every other convolution through the tiled kernels (below, with the micro-kernels of
+``minicnn.kernels.tile``), which build no im2col matrix: measured 1.4-2.6x (forward) and 1.0-1.8x
+(weight gradient) faster than im2col + OpenBLAS on LeNet's conv2 and 3x3 layers of 3-64 channels.
 """
 import numba
 import numpy as np
@@ -25,7 +25,7 @@ from numba import prange
 from .._config import JIT_OPTIONS, jit, jit_parallel, kernel_blas_single_threaded, thread_blocks
 from .._validate import float_input, input_shape_arg, out_array, pair
 from .im2col import _inside, _u, conv_geometry
-from .tile import tile_4x16
+from .tile import MR, NR, tile_6x16, tile_6x16_add
 
 
 # ------------------------------------------------------------------------------ im2col + GEMM
@@ -365,13 +365,23 @@ def _direct_backward_input_s1(dy_wide, weight, ph, pw, dh, dw, dx):
 
 
 # ------------------------------------------------------------------------------ tiled kernels
-# Implicit GEMM with the register-blocked micro-kernels of ``minicnn.kernels.tile``: output pixel p's
-# window starts at flat position ``pos[p]`` of a padded sample and tap t = (c, i, j) reads
-# ``pos[p] + off[t]`` (``off`` from _tap_offsets), so a block of pixels times a block of channels is
-# one tile call and no im2col matrix is built (training keeps only the padded input for backward).
-# Output channels go in blocks of 16, zero-padded. The input gradient stays W.T @ dy + col2im
-# (_backward_blocks): as a tiled correlation of the bordered dy it measured 1.3x slower on LeNet's
-# conv2 (most of the bordered dy is zeros) and 1.2x slower on 64 -> 64 channels of 32x32.
+# Implicit GEMMs with the register-blocked micro-kernels of ``minicnn.kernels.tile`` on a zero-padded
+# copy of the input, flattened per sample: output pixel p's window starts at ``pos[p]`` and tap
+# t = (c, i, j) reads ``pos[p] + off[t]`` (``off`` from _tap_offsets), so 6 pixels (forward) or 6 taps
+# (weight gradient) times 16 output channels is one tile call. Output channels go in blocks of 16
+# lanes, zero-padded.
+#
+# The stride-1 input gradient works on planes laid on the padded width Wp, as the direct kernels do:
+# with dy at ``q = oh*Wp + ow`` (junk columns zero), tap (c, i, j) adds ``W[f, c, i, j] * dy[f, q]``
+# to the padded input gradient at ``q + i*dh*Wp + j*dw``. For one kernel row i, 16 consecutive
+# gradient positions of 6 input channels are then one tile call summed over (j, f): kw*F terms, each
+# reading dy shifted by j*dw. Measured on LeNet's conv2 (batch 64): 1.7x faster than W.T @ dy +
+# col2im, which other strides keep; on 32-64 channels of 32x32, 1.1x. Measured slower: one tile per
+# tap (6 channels x 16 positions summed over f only: 1.3x slower on conv2, F = 16 terms per call is
+# too short), a tiled correlation of the zero-bordered dy (most of it zeros).
+#
+# Each pass is one parallel region (one block of samples per thread: packing, tiles and the per-block
+# parameter gradients, reduced after the loop).
 @jit
 def _window_positions(OH, OW, sh, sw, Wp):
     """``pos[oh*OW + ow] = oh*sh*Wp + ow*sw``: where each window starts in a padded plane of width Wp."""
@@ -382,72 +392,210 @@ def _window_positions(OH, OW, sh, sw, Wp):
     return pos
 
 
-@jit_parallel
-def _pack_lanes(m, out):
-    """``out`` (N, nb, T, NR) = ``m`` (N, R, T) transposed in blocks of NR rows:
-    ``out[n, b, t, l] = m[n, b*NR + l, t]``, 0 past row R."""
-    N, R, T = m.shape
-    nb, NR = out.shape[1], out.shape[3]
-    for n in prange(N):
-        for b in range(nb):
-            blk = out[n, b]
-            for t in range(T):
-                for lane in range(NR):
-                    r = b * NR + lane
-                    blk[t, lane] = m[n, r, t] if r < R else 0
+@jit
+def _pad_sample(x, n, ph, pw, xpad):
+    """``xpad[n]`` (C, H + 2*ph, W + 2*pw) = ``x[n]`` (C, H, W) with a zero border."""
+    C, H, W = x.shape[1:]
+    if ph or pw:
+        xpad[n] = 0
+    for c in range(C):
+        for h in range(H):
+            src = x[n, c, h]
+            dst = xpad[n, c, h + ph]
+            for w in range(W):
+                dst[_u(w + pw)] = src[_u(w)]
+
+
+@jit
+def _zeros(n, like):
+    """np.zeros(n) of ``like``'s dtype, allocated serially: in a parallel kernel np.zeros would be a
+    parallel region of its own (threads woken and joined once more)."""
+    return np.zeros(n, like.dtype)
+
+
+@jit
+def _lanes_weight(weight):
+    """``weight`` (F, C, kh, kw) as (ceil(F/16), T, 16), flat: [f // 16, t, f % 16] = weight[f].flat[t]."""
+    F = weight.shape[0]
+    T = weight.size // F
+    w2 = weight.reshape(F, T)
+    wt = np.zeros(((F + NR - 1) // NR) * T * NR, weight.dtype)
+    for f in range(F):
+        for t in range(T):
+            wt[((f // NR) * T + t) * NR + f % NR] = w2[f, t]
+    return wt
+
+
+@jit
+def _row_grouped_weight(weight):
+    """``weight`` (F, C, kh, kw) as (kh, ceil(C/6), kw*F, 6), flat: [i, c // 6, j*F + f, c % 6] =
+    weight[f, c, i, j]; zero past channel C."""
+    F, C, kh, kw = weight.shape
+    G = (C + MR - 1) // MR
+    wg = np.zeros(kh * G * kw * F * MR, weight.dtype)
+    for f in range(F):
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    wg[(((i * G + c // MR) * kw + j) * F + f) * MR + c % MR] = weight[f, c, i, j]
+    return wg
+
+
+@jit
+def _steps(n, step):
+    """``[0, step, 2*step, ...]`` (n,), allocated serially (see _zeros)."""
+    return np.arange(n) * step
+
+
+@jit
+def _block_rows(starts, i0, rows):
+    """``rows[r] = starts[min(i0 + r, end)]``: a partial last block repeats its last row."""
+    last = starts.shape[0] - 1
+    for r in range(MR):
+        rows[r] = starts[min(i0 + r, last)]
 
 
 @jit_parallel
-def _tiled_forward(xpad, wt, bias, pos, off, n_blocks, y):
-    """``y`` (N, F, P) = ``bias`` + the convolution of ``xpad`` (N, C, Hp, Wp), with the weight packed
-    as ``wt`` (ceil(F/16), T, 16) by _pack_lanes; ``pos`` (P,) window starts, ``off`` (T,) tap offsets."""
+def _tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, xpad, y):
+    """``y`` (N, F, P) = ``bias`` + the convolution of ``x`` (N, C, H, W) by ``weight`` (F, C, kh, kw),
+    read from ``xpad`` (N, C, H + 2*ph, W + 2*pw): if ``copy``, the kernel first writes the zero-padded
+    ``x`` there; if not, ``xpad`` must already hold it (``x`` itself when unpadded). ``pos`` (P,) are
+    the window starts, ``off`` (T,) the tap offsets."""
     N, F, P = y.shape
+    T = off.shape[0]
     S = xpad.shape[1] * xpad.shape[2] * xpad.shape[3]
+    nfb = (F + NR - 1) // NR
+    wt = _lanes_weight(weight)
+    lanes = _steps(T, NR)  # b offsets of consecutive 16-wide rows
+    Pr = (P + MR - 1) // MR * MR
     for b in prange(n_blocks):
-        c = np.empty((4, 16), y.dtype)
-        base = np.empty(4, np.int64)
+        yt = np.empty(Pr * NR, y.dtype)  # one sample's output for 16 channels, transposed: [p, lane]
+        rows = np.empty(MR, np.int64)
+        cbase = np.empty(MR, np.int64)
         for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            if copy:
+                _pad_sample(x, n, ph, pw, xpad)
             src = xpad[n].reshape(S)
             yn = y[n]
-            for p0 in range(0, P, 4):
-                m = min(4, P - p0)
-                for r in range(4):  # a last partial block repeats its last pixel
-                    base[r] = pos[p0 + min(r, m - 1)]
-                for fb in range(wt.shape[0]):
-                    tile_4x16(src, base, off, wt[fb], c)
-                    for lane in range(min(16, F - fb * 16)):
-                        f = fb * 16 + lane
-                        row = yn[f]
-                        bf = bias[f]
-                        for r in range(m):
-                            row[p0 + r] = c[r, lane] + bf
+            for fb in range(nfb):
+                for p0 in range(0, P, MR):
+                    _block_rows(pos, p0, rows)
+                    for r in range(MR):
+                        cbase[r] = (p0 + r) * NR
+                    tile_6x16(src, rows, off, wt, fb * T * NR, lanes, yt, cbase)
+                for lane in range(min(NR, F - fb * NR)):
+                    f = fb * NR + lane
+                    row = yn[f]
+                    bf = bias[f]
+                    for p in range(P):
+                        row[p] = yt[p * NR + lane] + bf
+
+
+@numba.njit(fastmath={"reassoc"}, **JIT_OPTIONS)
+def _add_row_sums(m, out):
+    """``out[i] += sum of m[i]`` for ``m`` (R, L); ``reassoc`` lets the sums vectorise (3.5x faster on
+    LeNet conv2's dy than one add after the other)."""
+    for i in range(m.shape[0]):
+        row = m[i]
+        s = 0.0
+        for j in range(m.shape[1]):
+            s += row[_u(j)]
+        out[i] += s
 
 
 @jit_parallel
-def _tiled_backward_weight(xpad, dyt, pos, off, n_blocks, parts):
-    """``parts[b]`` (ceil(F/16), T, 16) = the weight gradient, transposed and packed as _pack_lanes
-    packs, summed over block b's samples: ``parts[b, fb, t, l] = sum over n, p of
-    xpad[n].flat[pos[p] + off[t]] * dyt[n, fb, p, l]``, with ``dyt`` (N, ceil(F/16), P, 16) = dy packed."""
-    N = xpad.shape[0]
-    S = xpad.shape[1] * xpad.shape[2] * xpad.shape[3]
-    nfb, T = parts.shape[1], parts.shape[2]
+def _tiled_backward(xpad, dy, weight, pos, off, geometry, n_blocks, weight_grad, bias_grad, dx):
+    """Adds the weight gradient to ``weight_grad`` (F, C, kh, kw) and, if ``bias_grad`` is not empty,
+    the bias gradient to ``bias_grad`` (F,); if ``dx`` (N, C, H, W) is not empty, sets it to the input
+    gradient. ``xpad`` (N, C, Hp, Wp) is the padded input of the forward pass, ``dy`` (N, F, OH, OW),
+    ``geometry`` = (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) of conv_geometry."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+    N, F = dy.shape[0], dy.shape[1]
+    C, Hp, Wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+    S, P, T = C * Hp * Wp, OH * OW, off.shape[0]
+    nfb = (F + NR - 1) // NR
+    Tr = (T + MR - 1) // MR * MR
+    parts = _zeros(n_blocks * nfb * Tr * NR, dy).reshape(n_blocks, nfb * Tr * NR)  # [b][fb, t, lane]
+    bias_parts = _zeros(n_blocks * F, dy).reshape(n_blocks, F)
+    lanes = _steps(P, NR)
+    want_input = dx.size > 0
+    gather = want_input and sh == 1 and sw == 1
+    # Stride-1 input gradient (see above): dy on the padded width Wp, after a margin of (kw-1)*dw zeros;
+    # kernel row i adds to the padded plane from i*dh*Wp on, Lp positions.
+    G = (C + MR - 1) // MR
+    margin = (kw - 1) * dw
+    Lp = ((OH - 1) * Wp + OW + margin + NR - 1) // NR * NR
+    Ld = margin + Lp  # dy row length
+    Lx = (kh - 1) * dh * Wp + Lp  # >= Hp*Wp
+    wg = _row_grouped_weight(weight) if gather else _zeros(0, dy)
+    steps = _steps(kw * F, MR)  # a offsets of t = (j, f) in wg
+    taps = _zeros(kw * F, off)  # b offsets of t = (j, f) in the dy rows
+    for j in range(kw):
+        for f in range(F):
+            taps[j * F + f] = f * Ld - j * dw
+    QB = max(NR, 4096 // F // NR * NR)  # positions per pass over the kernel rows: F*QB values of dy in L1
+    w2 = weight.reshape(F, T)
     for b in prange(n_blocks):
         part = parts[b]
-        part[:] = 0
-        c = np.empty((4, 16), parts.dtype)
-        base = np.empty(4, np.int64)
+        dyt = np.zeros(nfb * P * NR, dy.dtype)  # dy[n] transposed in blocks of 16 channels
+        dyw = np.zeros((F * Ld) if gather else 0, dy.dtype)  # dy[n] on the padded width
+        dxw = np.empty((G * MR * Lx) if gather else 0, dy.dtype)  # padded plane gradients
+        dcols = np.empty((T, P) if want_input and not gather else (0, 0), dy.dtype)
+        rows = np.empty(MR, np.int64)
+        cbase = np.empty(MR, np.int64)
         for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            dyn = dy[n].reshape(F, P)
+            _add_row_sums(dyn, bias_parts[b])
+            for f in range(F):
+                dyf = dyn[f]
+                lane0 = (f // NR) * P * NR + f % NR
+                for p in range(P):
+                    dyt[_u(lane0 + p * NR)] = dyf[_u(p)]
+                if gather:
+                    for oh in range(OH):
+                        row0 = f * Ld + margin + oh * Wp
+                        for ow in range(OW):
+                            dyw[_u(row0 + ow)] = dyf[_u(oh * OW + ow)]
             src = xpad[n].reshape(S)
-            for t0 in range(0, T, 4):
-                m = min(4, T - t0)
-                for r in range(4):
-                    base[r] = off[t0 + min(r, m - 1)]
+            # Weight gradient: 6 taps x 16 output channels per tile, summed over the pixels.
+            for t0 in range(0, Tr, MR):
+                _block_rows(off, t0, rows)
                 for fb in range(nfb):
-                    tile_4x16(src, base, pos, dyt[n, fb], c)
-                    dst = part[fb]
-                    for r in range(m):
-                        for lane in range(16):
-                            dst[t0 + r, lane] += c[r, lane]
+                    for r in range(MR):
+                        cbase[r] = (fb * Tr + t0 + r) * NR
+                    tile_6x16_add(src, rows, pos, dyt, fb * P * NR, lanes, part, cbase)
+            if gather:
+                dxw[:] = 0
+                for p_start in range(0, Lp, QB):
+                    for i in range(kh):
+                        for g in range(G):
+                            for r in range(MR):
+                                rows[r] = (i * G + g) * kw * F * MR + r
+                            for p0 in range(p_start, min(p_start + QB, Lp), NR):
+                                for r in range(MR):
+                                    cbase[r] = (g * MR + r) * Lx + i * dh * Wp + p0
+                                tile_6x16_add(wg, rows, steps, dyw, margin + p0, taps, dxw, cbase)
+                for c in range(C):
+                    for h in range(dx.shape[2]):
+                        dst = dx[n, c, h]
+                        s0 = c * Lx + (h + ph) * Wp + pw
+                        for w in range(dx.shape[3]):
+                            dst[_u(w)] = dxw[_u(s0 + w)]
+            elif want_input:
+                np.dot(w2.T, dyn, dcols)
+                _col2im_sample(dcols, n, kh, kw, sh, sw, ph, pw, dh, dw, dx)
+    wgrad = weight_grad.reshape(F, T)
+    for f in range(F):
+        for t in range(T):
+            s = 0.0
+            for b in range(n_blocks):
+                s += parts[b, ((f // NR) * Tr + t) * NR + f % NR]
+            wgrad[f, t] += s
+    for f in range(bias_grad.shape[0]):
+        s = 0.0
+        for b in range(n_blocks):
+            s += bias_parts[b, f]
+        bias_grad[f] += s
 
 
 @jit_parallel
