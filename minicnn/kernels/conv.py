@@ -211,19 +211,25 @@ def _backward_blocks(dy, w2, cols, kh, kw, sh, sw, ph, pw, dh, dw, n_blocks, wei
 _jit_parallel_reassoc = numba.njit(parallel=True, fastmath={"reassoc", "contract"}, **JIT_OPTIONS)
 
 
-@jit_parallel
-def _pad_input(x, ph, pw, xpad):
-    """``xpad`` (N, C, H + 2*ph, W + 2*pw) = ``x`` (N, C, H, W) with a zero border."""
-    N, C, H, W = x.shape
-    for t in prange(N * C):
-        n = t // C
-        c = t - n * C
-        xpad[n, c] = 0
+@jit
+def _pad_sample(x, n, ph, pw, xpad):
+    """``xpad[n]`` (C, H + 2*ph, W + 2*pw) = ``x[n]`` (C, H, W) with a zero border."""
+    C, H, W = x.shape[1:]
+    if ph or pw:
+        xpad[n] = 0
+    for c in range(C):
         for h in range(H):
             src = x[n, c, h]
             dst = xpad[n, c, h + ph]
             for w in range(W):
                 dst[_u(w + pw)] = src[_u(w)]
+
+
+@jit_parallel
+def _pad_input(x, ph, pw, xpad):
+    """``xpad`` (N, C, H + 2*ph, W + 2*pw) = ``x`` (N, C, H, W) with a zero border."""
+    for n in prange(x.shape[0]):
+        _pad_sample(x, n, ph, pw, xpad)
 
 
 @jit
@@ -390,20 +396,6 @@ def _window_positions(OH, OW, sh, sw, Wp):
         for ow in range(OW):
             pos[oh * OW + ow] = oh * sh * Wp + ow * sw
     return pos
-
-
-@jit
-def _pad_sample(x, n, ph, pw, xpad):
-    """``xpad[n]`` (C, H + 2*ph, W + 2*pw) = ``x[n]`` (C, H, W) with a zero border."""
-    C, H, W = x.shape[1:]
-    if ph or pw:
-        xpad[n] = 0
-    for c in range(C):
-        for h in range(H):
-            src = x[n, c, h]
-            dst = xpad[n, c, h + ph]
-            for w in range(W):
-                dst[_u(w + pw)] = src[_u(w)]
 
 
 @jit
