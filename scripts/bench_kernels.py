@@ -45,7 +45,7 @@ CONV_CASES = [
 ]
 POOL_SHAPES = [(64, 6, 28, 28), (64, 16, 10, 10), (32, 64, 32, 32)]
 CONTENDERS = ["minicnn", "numpy", "pytorch"]
-WARM_SECONDS = 0.02  # untimed forward + backward calls of a contender before each timed one (see time_case)
+WARM_SECONDS = 0.02  # how long a contender runs untimed before each timed call (see time_case)
 LABELS = {"minicnn": "minicnn", "numpy": "NumPy im2col", "pytorch": "PyTorch"}
 
 

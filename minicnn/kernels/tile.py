@@ -8,15 +8,15 @@
 with ``a``, ``b`` and ``c`` flat float arrays of one dtype, ``abase``, ``cbase`` (6,), ``aoff`` and
 ``boff`` (T,) int64 positions in them, ``b0`` an int. It is a small GEMM on addresses: the gathered
 ``a`` values are a (6, T) block of a matrix that is never built (a block of im2col's, for instance), the
-``b`` rows a (T, 16) block, and the sums are added to six 16-wide rows of ``c`` wherever they lie.
+``b`` rows a (T, 16) block, and the sums go to six 16-wide rows of ``c`` wherever they lie.
 Rows may repeat in ``abase`` (a partial last block) but not overlap in ``cbase``.
 
 Why IR: a fast small GEMM keeps a block of accumulators in vector registers for the whole sum over t,
 loading each ``b`` row once and broadcasting each ``a`` value once. LLVM does not do that for Numba
 loops (scalar or small-array accumulators stay in memory or scalar, measured), so this emits it
 directly: per t, 16/VL vector loads, 6 broadcasts and 6*16/VL fused multiply-adds (VL = 8 float32 or
-4 float64 lanes); 6 x 16 float32 accumulators are 12 of AVX2's 16 vector registers. On LeNet's conv2
-forward (batch 1000 and 64) it ran at 84-103 GFLOP/s on two cores, against 26-34 for im2col + OpenBLAS
+4 float64 lanes); 6 x 16 float32 accumulators are 12 of AVX2's 16 vector registers. LeNet's conv2
+forward (batch 64) ran at 95 GFLOP/s on two cores in ``scripts/bench_kernels.py``, 155 in a tight loop
 (measured). It trusts its arguments (see the callers).
 
 ``tile_6x16`` starts its accumulators from zero rather than zeroing ``c`` for ``tile_6x16_add``: that

@@ -43,7 +43,7 @@ class Conv2d(Module):
         # Direct kernels measured faster than im2col + GEMM for one input channel (LeNet's conv1).
         self._direct = C == 1 and self.stride == (1, 1)
         self._scratch = {}  # name -> reused array
-        self._saved = None  # (input shape, geometry) of the last training-mode forward, for backward
+        self._saved = None  # input shape of the last training-mode forward, for backward
         self._plan = None  # (H, W) and what _plan_for returns for it
 
     def _buffer(self, name, shape):
@@ -82,7 +82,7 @@ class Conv2d(Module):
             _tiled_forward(x, self.weight.data, bias, ph, pw, pos, off, thread_blocks(N), copy, xpad,
                            y.reshape(N, F, OH * OW))
         if self.training:
-            self._saved = (x.shape, geometry)
+            self._saved = x.shape
         return y
 
     def backward(self, dy):
@@ -92,7 +92,9 @@ class Conv2d(Module):
             raise BackwardBeforeForwardError(
                 "Conv2d.backward needs a forward pass in training mode first (eval-mode forwards keep "
                 "nothing for backward)")
-        input_shape, (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) = self._saved
+        input_shape = self._saved
+        geometry, pos, off = self._plan_for(input_shape)
+        kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
         N, F = input_shape[0], self.out_channels
         dy = grad_array("dy", dy, (N, F, OH, OW), self.dtype)
         db = self._zero_bias[:0] if self.bias is None else self.bias.grad  # empty: no bias gradient
@@ -108,7 +110,6 @@ class Conv2d(Module):
             _direct_backward_input_s1(dy_wide, self.weight.data, ph, pw, dh, dw, dx)
             return dx
         xpad = self._scratch["xpad"]
-        geometry, pos, off = self._plan_for(input_shape)
         dx = np.empty(input_shape if self.input_grad else (0, 0, 0, 0), self.dtype)  # empty: no input gradient
         if self.input_grad and (sh, sw) != (1, 1):
             kernel_blas_single_threaded()  # the input gradient takes W.T @ dy in BLAS
