@@ -1,6 +1,6 @@
 """Training-speed benchmark: LeNet-5 in minicnn against PyTorch (CPU) and the plain-NumPy baseline.
 
-    python scripts/bench.py [--batches 30] [--rounds 5] [--threads 2] [--pause 0.2] [--quick] [--no-subprocess]
+    python scripts/bench.py [--batches 30] [--rounds 10] [--threads 2] [--pause 0.2] [--quick] [--no-subprocess]
                              [--json bench-results.json]
 
 All three contenders train the same LeNet-5 (conv 1->6 k5 p2, max-pool 2, ReLU, conv 6->16 k5, max-pool 2,
