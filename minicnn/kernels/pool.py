@@ -34,6 +34,14 @@ def _is_2x2_stride_2(kh, kw, sh, sw, ph, pw):
     return kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
 
 
+@jit
+def _window_span(o, stride, pad, k, size):
+    """``(start, end)``: the input rows (or columns) that window ``o`` covers, clipped to the input
+    ``[0, size)``: padding lies outside and is never read."""
+    start = o * stride - pad
+    return max(start, 0), min(start + k, size)
+
+
 @jit_parallel
 def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices into
@@ -77,13 +85,9 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
                     ap[oh, ow] = where
         else:
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h_start = max(h0, 0)
-                h_end = min(h0 + kh, H)
+                h_start, h_end = _window_span(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w_start = max(w0, 0)
-                    w_end = min(w0 + kw, W)
+                    w_start, w_end = _window_span(ow, sw, pw, kw, W)
                     # Padding is -inf, so only real elements compete; start from the first one.
                     best = xp[h_start, w_start]
                     where = h_start * W + w_start
@@ -129,9 +133,9 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
                     if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):  # rare
                         yr[ow] = np.nan
                 continue
-            h_start, h_end = max(oh * sh - ph, 0), min(oh * sh - ph + kh, H)
+            h_start, h_end = _window_span(oh, sh, ph, kh, H)
             for ow in range(OW):
-                w_start, w_end = max(ow * sw - pw, 0), min(ow * sw - pw + kw, W)
+                w_start, w_end = _window_span(ow, sw, pw, kw, W)
                 best = xp[h_start, w_start]  # padding is -inf: only real elements compete
                 nan = False
                 for h in range(h_start, h_end):
@@ -184,13 +188,9 @@ def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
                     yp[oh, ow] = ((xp[h, w] + xp[h, w + 1]) + (xp[h + 1, w] + xp[h + 1, w + 1])) * quarter
         else:
             for oh in range(OH):
-                h0 = oh * sh - ph
-                h_start = max(h0, 0)
-                h_end = min(h0 + kh, H)
+                h_start, h_end = _window_span(oh, sh, ph, kh, H)
                 for ow in range(OW):
-                    w0 = ow * sw - pw
-                    w_start = max(w0, 0)
-                    w_end = min(w0 + kw, W)
+                    w_start, w_end = _window_span(ow, sw, pw, kw, W)
                     s = zero
                     for h in range(h_start, h_end):
                         for w in range(w_start, w_end):
