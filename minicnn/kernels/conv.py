@@ -15,8 +15,9 @@ Weight/bias gradients go to per-block buffers, summed afterwards (no race).
 
 For one input channel and stride 1 (LeNet's first layer) direct loop kernels are faster (below). The
 Conv2d layer runs every other convolution through the tiled kernels (below, with the micro-kernels of
-``minicnn.kernels.tile``), which build no im2col matrix: measured 1.4-2.6x (forward) and 1.0-1.8x
-(weight gradient) faster than im2col + OpenBLAS on LeNet's conv2 and 3x3 layers of 3-64 channels.
+``minicnn.kernels.tile``), which build no im2col matrix: measured 1.1-3.0x (forward) and 1.3-2.1x
+(weight gradient) faster than the im2col + OpenBLAS functions below, on LeNet's conv2 and 3x3 layers of
+3-64 channels.
 """
 import numba
 import numpy as np
@@ -381,8 +382,8 @@ def _direct_backward_input_s1(dy_wide, weight, ph, pw, dh, dw, dx):
 # with dy at ``q = oh*Wp + ow`` (junk columns zero), tap (c, i, j) adds ``W[f, c, i, j] * dy[f, q]``
 # to the padded input gradient at ``q + i*dh*Wp + j*dw``. For one kernel row i, 16 consecutive
 # gradient positions of 6 input channels are then one tile call summed over (j, f): kw*F terms, each
-# reading dy shifted by j*dw. Measured on LeNet's conv2 (batch 64): 1.7x faster than W.T @ dy +
-# col2im, which other strides keep; on 32-64 channels of 32x32, 1.1x. Measured slower: one tile per
+# reading dy shifted by j*dw. Measured: LeNet conv2's whole backward (batch 64) 1.7x faster than with
+# W.T @ dy + col2im, which other strides keep; on 32-64 channels of 32x32, 1.1x. Slower: one tile per
 # tap (6 channels x 16 positions summed over f only: 1.3x slower on conv2, F = 16 terms per call is
 # too short), a tiled correlation of the zero-bordered dy (most of it zeros).
 #

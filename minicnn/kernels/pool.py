@@ -114,8 +114,8 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
 @jit_parallel
 def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), NaN propagating, without
-    their positions (evaluation: nothing to route back); the 2x2 case ran 2-3x faster than
-    :func:`_max_pool2d_forward` (measured)."""
+    their positions (evaluation: nothing to route back); the 2x2 case ran 1.8-2.4x faster than
+    :func:`_max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
