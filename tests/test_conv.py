@@ -218,8 +218,8 @@ def test_direct_kernels_with_several_channels():
 
 
 # (in_channels, out_channels, kernel, stride, padding, dilation, bias, x shape); one input channel with
-# stride 1 runs the direct kernels, everything else the tiled kernels (their input gradient scatters
-# with stride 1, and is W.T @ dy + col2im otherwise).
+# stride 1 runs the direct kernels, everything else the tiled kernels (their input gradient is tiled
+# too with stride 1, and is W.T @ dy + col2im otherwise).
 LAYER_GRAD_CASES = [
     (1, 2, 5, 1, 2, 1, True, (2, 1, 6, 6)),              # direct, LeNet conv1 in small
     (1, 3, (3, 2), 1, (0, 2), (2, 1), False, (2, 1, 7, 5)),  # direct, dilated, no bias
@@ -227,9 +227,9 @@ LAYER_GRAD_CASES = [
     (1, 2, 3, 2, 1, 1, True, (2, 1, 6, 7)),              # one channel, stride 2: tiled
     (3, 2, 2, (1, 2), 1, (1, 2), False, (2, 3, 5, 6)),  # tiled, no bias
     (2, 18, 3, (2, 1), (1, 0), (1, 2), True, (1, 2, 7, 8)),  # tiled, two blocks of 16 output channels
-    (3, 2, (3, 2), 1, (1, 2), (2, 1), True, (2, 3, 6, 7)),   # tiled, scattered input gradient, dilated
-    (7, 18, 3, 1, 1, 1, True, (2, 7, 5, 6)),             # scattered: two groups of 6 input channels
-    (2, 3, 4, 1, 0, 1, False, (1, 2, 4, 4)),             # scattered, kernel = input, no bias
+    (3, 2, (3, 2), 1, (1, 2), (2, 1), True, (2, 3, 6, 7)),   # tiled input gradient, dilated
+    (7, 18, 3, 1, 1, 1, True, (2, 7, 5, 6)),             # tiled input gradient: two groups of 6 channels
+    (2, 3, 4, 1, 0, 1, False, (1, 2, 4, 4)),             # tiled input gradient, kernel = input, no bias
 ]
 
 
@@ -270,7 +270,7 @@ def test_layer_buffers_follow_shape_changes():
         np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("C, stride", [(1, 1), (3, 1), (3, 2)])  # direct, tiled and scattered, tiled
+@pytest.mark.parametrize("C, stride", [(1, 1), (3, 1), (3, 2)])  # direct; tiled, input gradient too; tiled
 def test_layer_without_bias_and_without_input_grad(C, stride):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((2, C, 6, 6))
@@ -375,12 +375,12 @@ def test_layer_rejects_bad_inputs():
 
 
 @pytest.mark.parametrize("shape, F, kernel, stride, padding", [
-    ((3, 2, 33, 33), 5, 3, 1, 1),   # many pixels per sample
+    ((3, 2, 33, 33), 5, 3, 1, 1),   # many pixels per sample, a partial last block of 6
     ((5, 3, 8, 9), 16, 3, 1, 0),    # one full block of 16 output channels
-    ((2, 4, 9, 7), 21, (3, 2), (2, 3), (2, 1)),  # a partial second block; pixels and taps not multiples of 4
+    ((2, 4, 9, 7), 21, (3, 2), (2, 3), (2, 1)),  # a partial second block of 16 channels; stride and padding per axis
     ((1, 6, 14, 14), 16, 5, 1, 0),  # LeNet's conv2, batch of 1
-    ((2, 13, 12, 11), 20, (4, 3), 1, (1, 2)),  # scattered input gradient: 3 groups of 6 channels
-    ((1, 8, 20, 20), 70, 3, 1, 1),  # scattered in several passes over the positions (many channels)
+    ((2, 13, 12, 11), 20, (4, 3), 1, (1, 2)),  # tiled input gradient: 3 groups of 6 channels
+    ((1, 8, 20, 20), 70, 3, 1, 1),  # input gradient in several passes over the positions (many channels)
 ])
 def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding):
     rng = np.random.default_rng(21)
