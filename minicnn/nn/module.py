@@ -3,6 +3,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..grad_mode import is_grad_enabled
+
 
 class BackwardBeforeForwardError(RuntimeError, ValueError):
     """``backward`` was called on a layer that has no forward pass to differentiate."""
@@ -17,6 +19,7 @@ class Parameter:
             raise TypeError(f"Parameter data must be a floating-point array, got dtype {data.dtype}")
         self.data = data
         self.grad = np.zeros_like(data)
+        self.requires_grad = True
 
     @property
     def shape(self):
@@ -33,6 +36,14 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def grad_target(param):
+    """What a layer passes to a functional backward for ``param`` (see ``minicnn.functional``): its
+    ``.grad``, into which the gradient is added, or False (not computed) when ``param`` is None or frozen."""
+    if param is None or not param.requires_grad:
+        return False
+    return param.grad
+
+
 class Module:
     """Base class of layers and models.
 
@@ -44,6 +55,23 @@ class Module:
     def __init__(self):
         self.training = True
         self._buffer_names = []
+        self._ctx = None
+
+    # -- what backward needs: kept by forward, taken by backward -------------------------------
+    def _save_ctx(self, ctx):
+        """Keep ``ctx`` (a functional ``op_forward``'s second result) for the next ``backward``; None
+        inside ``minicnn.no_grad()``, where forwards keep nothing."""
+        self._ctx = ctx if is_grad_enabled() else None
+
+    def _pop_ctx(self):
+        """The ctx the last forward kept; raises if there is none (no forward, or it ran under no_grad)."""
+        ctx = self._ctx
+        if ctx is None:
+            raise BackwardBeforeForwardError(
+                f"{type(self).__name__}.backward needs a forward pass with gradients enabled first "
+                f"(outside minicnn.no_grad())")
+        self._ctx = None
+        return ctx
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
