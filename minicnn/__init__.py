@@ -4,6 +4,7 @@ from ._config import get_num_threads, set_num_threads
 from .gradcheck import gradcheck
 from .random import manual_seed
 from .serialization import load, save
+from ._compile import compile_report, set_compile_notice
 from .warmup import warmup
 
 __version__ = "0.1.0"
