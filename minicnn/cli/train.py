@@ -316,6 +316,8 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
               disable=None if progress else True, dynamic_ncols=True) as bar:
         for i, (x, y) in enumerate(loader):
             logits = model(x)
+            if not np.isfinite(logits).all():  # (the loss refuses such logits)
+                raise NonFiniteLoss(f"the network's outputs became NaN or infinite in batch {i + 1} of {len(loader)}")
             loss = criterion(logits, y)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the training loss became {loss} in batch {i + 1} of {len(loader)}")
@@ -390,6 +392,7 @@ def read_checkpoint(path):
 def merge_resume_config(args, saved):
     """The saved run configuration, checked against the flags given explicitly on this command line."""
     config = dict(saved)
+    check_used_flags(args.given - {"optimizer", "scheduler"}, saved)  # against the run's own choices
     for key in RUN_KEYS:
         if key not in args.given or key == "epochs":
             continue
@@ -408,7 +411,6 @@ def merge_resume_config(args, saved):
             raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']}{derived} "
                        f"(its schedule spans the {saved['epochs']} epochs of the original run)")
         config["epochs"] = args.epochs
-    check_used_flags(args.given - {"optimizer", "scheduler"}, config)
     return config
 
 
@@ -580,6 +582,9 @@ def setup(args, created):
         created.extend(make_folders(out))
     except OSError as e:
         raise Fail(f"cannot create output folder {out}: {e}") from None
+    from minicnn._io import remove_stale_temporaries
+
+    remove_stale_temporaries(out)  # what a killed run (SIGKILL) may have left
     if args.overwrite and not continues:
         for name in RUN_FILES:
             if os.path.exists(os.path.join(out, name)):
