@@ -72,6 +72,28 @@ def thread_blocks(n):
     return max(1, min(n, numba.get_num_threads()))
 
 
+# A core counts as taken by other programs for every LOAD_PER_BUSY_CORE of the 1-minute load average
+# (a process spinning on a core adds 1.0). Not yet measured: scripts/bench_load.py measures the choice.
+LOAD_PER_BUSY_CORE = 0.75
+
+
+def load_aware_threads():
+    """How many threads to use now: the cores this process may run on, less those other programs keep
+    busy (``os.getloadavg``), at least 1 and at most ``NUMBA_NUM_THREADS``. On two cores with one other
+    busy process, two threads ran at about half the speed of one (issue 17); one thread per free core
+    degrades no worse than one thread would."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this system: all cores
+        load = 0.0
+    busy = int(load / LOAD_PER_BUSY_CORE)
+    return max(1, min(cores - busy, cores, numba.config.NUMBA_NUM_THREADS))
+
+
 def get_num_threads():
     """The number of threads Numba kernels use."""
     return numba.get_num_threads()

@@ -111,7 +111,8 @@ def build_parser():
                    help="decay factor of step and multistep (default: 0.1)")
     p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
     p.add_argument("--threads", type=_number(int, 1, True), default=None,
-                   help=f"threads for kernels and BLAS, 1 to {_thread_limit()} (default: all cores)")
+                   help=f"threads for the kernels, 1 to {_thread_limit()} (default: the cores other programs "
+                        "leave free, from the load average; a resumed run: its own)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "
                                                "checkpoint's folder with --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -349,6 +350,7 @@ def evaluate(model, criterion, loader):
 
 
 def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader):
+    import minicnn
     from minicnn.random import default_rng, get_rng_state
 
     return {
@@ -362,6 +364,7 @@ def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader)
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "loader": loader.state_dict(),
         "global_rng": get_rng_state(default_rng()),
+        "threads": minicnn.get_num_threads(),  # a resumed run uses them too (results depend on them)
     }
 
 
@@ -543,8 +546,19 @@ def setup(args, created):
     if out is not None and os.path.isdir(out) and holds_a_run(out) and not continues and not args.overwrite:
         raise Fail(f"{out} holds another run ({', '.join(n for n in RUN_FILES if os.path.exists(os.path.join(out, n)))}); "
                    "pass --overwrite to replace it, --resume CHECKPOINT to continue it, or another --out")
+    threads_note = ""
     if args.threads is not None:
-        minicnn.set_num_threads(args.threads)  # in range: parse_args checked it
+        threads = args.threads  # in range: parse_args checked it
+    elif resume is not None and resume[0].get("threads"):  # the same threads give the same results
+        threads = min(int(resume[0]["threads"]), _thread_limit())
+    else:
+        from minicnn._config import load_aware_threads
+
+        threads = load_aware_threads()
+        if threads < _thread_limit():
+            threads_note = (f" (load average {os.getloadavg()[0]:.1f}: the other cores are busy; "
+                            f"--threads {_thread_limit()} to use them anyway)")
+    minicnn.set_num_threads(threads)
     try:
         info, (train_x, train_y), (test_x, test_y) = load_data(config, args.data_dir, not args.no_download)
     except (data.DatasetNotFoundError, ValueError, OSError) as e:  # missing, corrupt, truncated or foreign
@@ -591,7 +605,7 @@ def setup(args, created):
                 os.remove(os.path.join(out, name))
     return {"config": config, "info": info, "out": out, "train_loader": train_loader, "test_loader": test_loader,
             "model": model, "optimizer": optimizer, "scheduler": scheduler, "criterion": nn.CrossEntropyLoss(),
-            "history": history, "start_epoch": start_epoch, "resume": args.resume,
+            "history": history, "start_epoch": start_epoch, "resume": args.resume, "threads_note": threads_note,
             "checkpoint_path": os.path.join(out, "checkpoint.npz"), "metrics_path": os.path.join(out, "metrics.json")}
 
 
@@ -605,7 +619,7 @@ def run(args, created):
     print(f"model: {ARCHITECTURE}, {sum(p.data.size for p in model.parameters())} parameters; "
           f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
           f"scheduler {describe_schedule(config)}, batch {config['batch_size']}, seed {config['seed']}, "
-          f"threads {minicnn.get_num_threads()}; output in {s['out']}", flush=True)
+          f"threads {minicnn.get_num_threads()}{s['threads_note']}; output in {s['out']}", flush=True)
     if s["resume"] is not None:
         print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
     # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
