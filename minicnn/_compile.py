@@ -175,7 +175,7 @@ class _Bar:
             print(f"compiling {self.what}: this happens once, later runs load the compiled code from the cache",
                   file=self.file, flush=True)
             self.bar = tqdm(desc="kernels compiled", unit=" kernels", file=self.file, dynamic_ncols=True,
-                            mininterval=0.25, bar_format="{desc}: {n_fmt} [{elapsed}] {postfix}")
+                            mininterval=0.25, bar_format="{desc}: {n_fmt} [{elapsed}]{postfix}")
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
         self.bar.set_postfix_str(name.rsplit(".", 1)[-1], refresh=True)
