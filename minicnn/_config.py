@@ -23,6 +23,15 @@ def jit_parallel(fn):
     return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
 
 
+def jit_reassoc(fn=None, *, parallel=False):
+    """Compile ``fn`` (serial, or parallel with ``@jit_reassoc(parallel=True)``) allowing floating-point
+    reassociation and contraction (FMA), so that its sums vectorise: only for kernels whose sums may run
+    in any order (their docstrings say so). The flags do not pass to the kernels it calls."""
+    if fn is None:
+        return lambda f: jit_reassoc(f, parallel=parallel)
+    return numba.njit(parallel=parallel, fastmath={"reassoc", "contract"}, **JIT_OPTIONS)(fn)
+
+
 def set_num_threads(n):
     """Use ``n`` threads for minicnn's kernels (Numba's thread pool).
 
