@@ -111,7 +111,7 @@ def test_accepts_any_integer_labels_and_float_dtypes(rng):
 
 def test_errors():
     crit = nn.CrossEntropyLoss()
-    with pytest.raises(BackwardBeforeForwardError, match="before forward"):
+    with pytest.raises(BackwardBeforeForwardError, match="needs a forward pass"):
         crit.backward()
     z = np.zeros((3, 4))
     y = np.array([0, 1, 2])

@@ -21,3 +21,5 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .activation import relu, relu_backward, relu_forward
+from .linear import linear, linear_backward, linear_forward
