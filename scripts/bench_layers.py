@@ -1,5 +1,6 @@
 """Layer benchmark: minicnn's Linear, ReLU, BatchNorm2d, Dropout and CrossEntropyLoss against PyTorch
-(CPU, float32), forward and backward at LeNet-5 shapes (batch 64), in one run, interleaved.
+(CPU, float32), forward and backward at LeNet-5 shapes (batch 64; one ReLU at batch 256, above the
+parallel threshold), in one run, interleaved.
 
     python scripts/bench_layers.py [--repeats 25] [--threads 2] [--calls 20] [--pause 0.05]
 
@@ -22,7 +23,8 @@ N = 64
 CASES = [
     ("Linear 400->120", lambda nn: nn.Linear(400, 120), lambda tnn: tnn.Linear(400, 120), (N, 400), (N, 120)),
     ("Linear 84->10", lambda nn: nn.Linear(84, 10), lambda tnn: tnn.Linear(84, 10), (N, 84), (N, 10)),
-    ("ReLU (64, 6, 28, 28)", lambda nn: nn.ReLU(), lambda tnn: tnn.ReLU(), (N, 6, 28, 28), (N, 6, 28, 28)),
+    ("ReLU (64, 6, 14, 14)", lambda nn: nn.ReLU(), lambda tnn: tnn.ReLU(), (N, 6, 14, 14), (N, 6, 14, 14)),
+    ("ReLU (256, 6, 14, 14)", lambda nn: nn.ReLU(), lambda tnn: tnn.ReLU(), (256, 6, 14, 14), (256, 6, 14, 14)),
     ("ReLU (64, 120)", lambda nn: nn.ReLU(), lambda tnn: tnn.ReLU(), (N, 120), (N, 120)),
     ("BatchNorm2d(6) train", lambda nn: nn.BatchNorm2d(6), lambda tnn: tnn.BatchNorm2d(6),
      (N, 6, 28, 28), (N, 6, 28, 28)),
