@@ -2,7 +2,7 @@
 
 - Errors: ``TypeError`` for a wrong type or dtype, ``ValueError`` for a wrong shape or value (nan and
   inf included), each naming the argument and what was expected: ``"p must be in [0, 1], got 1.5"``.
-- Numbers: an int is an ``numbers.Integral`` that is not a bool; a real is a ``numbers.Real`` that is
+- Numbers: an int is a ``numbers.Integral`` that is not a bool; a real is a ``numbers.Real`` that is
   not a bool, finite, returned as a Python float (:func:`integer`, :func:`real`, :func:`boolean`).
 - Arrays: float32 and float64 are computed in; another float dtype is cast (4 bytes or fewer to float32,
   longer to float64: :func:`float_input`), or to a given dtype (a layer's: :func:`float_array`);
