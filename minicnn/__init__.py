@@ -1,5 +1,6 @@
 """minicnn: convolutional networks from scratch, every hot loop a Numba kernel."""
 from . import kernels, models, nn, optim
+from . import distributed  # mpi4py is imported only under an MPI launcher
 from ._config import get_num_threads, set_num_threads
 from .gradcheck import gradcheck
 from .random import manual_seed

@@ -97,3 +97,22 @@ def grad_array(name, dy, expected_shape, dtype):
 def conv_output_size(size, kernel, stride, padding, dilation=1):
     """Output length along one axis (PyTorch's formula, floor mode)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def bool_arg(name, value):
+    """``value`` as a bool; ``TypeError`` for anything but ``bool`` / ``numpy.bool_``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def inplace_array(name, a):
+    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
+                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
+    return a
