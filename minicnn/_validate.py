@@ -99,6 +99,20 @@ def conv_output_size(size, kernel, stride, padding, dilation=1):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def grad_request(name, value, shape, dtype):
+    """A backward's optional parameter gradient (the convention of ``minicnn.functional``): for
+    ``True`` a new zeroed array of ``shape`` and ``dtype`` to add into, for ``False`` None (not
+    computed), for an ndarray that array (checked: writable, C-contiguous, ``shape``, ``dtype``), into
+    which the gradient is added in place."""
+    if value is True:
+        return np.zeros(shape, dtype)
+    if value is False or value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return out_array(name, value, shape, dtype)
+    raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
+
+
 def bool_arg(name, value):
     """``value`` as a bool; ``TypeError`` for anything but ``bool`` / ``numpy.bool_``."""
     if not isinstance(value, (bool, np.bool_)):
