@@ -28,6 +28,7 @@ every call here is a no-op (the wrapper passes through, the sampler yields every
 import contextlib
 import numbers
 import os
+import signal
 import sys
 import time
 import traceback
@@ -37,9 +38,10 @@ import numpy as np
 from ._validate import bool_arg, inplace_array, positive_int
 from .nn.module import Module
 
-__all__ = ["init", "is_initialized", "get_rank", "get_world_size", "all_reduce", "broadcast",
-           "broadcast_object", "all_gather_object", "barrier", "abort", "abort_on_exception",
-           "install_excepthook", "DistributedDataParallel", "DistributedSampler", "sync_batchnorm_stats"]
+__all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_world_size", "all_reduce",
+           "broadcast", "broadcast_object", "all_gather_object", "barrier", "abort", "abort_on_exception",
+           "install_excepthook", "deferred_interrupts", "DistributedDataParallel", "DistributedSampler",
+           "sync_batchnorm_stats"]
 
 # Environment variables an MPI launcher sets in every rank (MPICH/Hydra and Intel MPI: PMI_*,
 # Open MPI: OMPI_*, PMIx-based launchers such as srun --mpi=pmix: PMIX_RANK, MVAPICH: MV2_*).
@@ -51,6 +53,7 @@ class _State:
     initialized = False
     rank = 0
     world_size = 1
+    local_world_size = 1
     comm = None  # mpi4py communicator when world_size > 1, else None
     MPI = None   # the mpi4py.MPI module when world_size > 1
 
@@ -102,6 +105,9 @@ def init():
         if comm.Get_size() > 1:
             _state.comm, _state.MPI = comm, MPI
             _state.rank, _state.world_size = comm.Get_rank(), comm.Get_size()
+            node = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks that share this machine
+            _state.local_world_size = node.Get_size()
+            node.Free()
     _state.initialized = True
     return _state.rank, _state.world_size
 
@@ -119,6 +125,12 @@ def get_rank():
 def get_world_size():
     """The number of ranks (1 before :func:`init`, without a launcher, or without mpi4py)."""
     return _state.world_size
+
+
+def get_local_world_size():
+    """The number of ranks on this machine (1 before :func:`init` and in a world of size 1): divide
+    the machine's cores by it to choose each rank's thread count."""
+    return _state.local_world_size
 
 
 def _comm():
@@ -236,6 +248,39 @@ def install_excepthook(code=1):
         _report_and_abort(exc_type, exc, tb, code)
 
     sys.excepthook = hook
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """``with deferred_interrupts() as interrupted:`` around a training loop, so that Ctrl-C stops every
+    rank at the same point instead of leaving some of them waiting in a collective forever.
+
+    Inside, SIGINT (which ``mpiexec`` forwards to every rank) only sets a flag. ``interrupted()`` is a
+    collective (call it on every rank at the same points, e.g. after each step): it returns True on
+    every rank once any rank got the signal; then raise ``KeyboardInterrupt`` and stop. In a world of
+    size 1 (or outside the main thread) nothing changes: Ctrl-C raises ``KeyboardInterrupt`` at once
+    and ``interrupted()`` returns False.
+    """
+    comm = _comm()
+    if comm is None or not _in_main_thread():
+        yield lambda: False
+        return
+    flag = np.zeros(1, np.int32)
+
+    def handler(signum, frame):
+        flag[0] = 1
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(all_reduce(flag, op="max")[0])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _in_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 # -- the data-parallel wrapper -----------------------------------------------------------------------

@@ -15,8 +15,14 @@ exits with status 130. At the end: the test set's confusion matrix, and ``curves
 is installed. Bad input: a one-line message on stderr and exit status 1 (2 for bad flags).
 
 Defaults are the usual PyTorch LeNet-5 recipe: Adam, lr 1e-3, batch 64, 10 epochs (~99% on MNIST).
+
+Data-parallel over MPI: ``mpiexec -n N python -m mpi4py scripts/train.py ...`` (``pip install -e
+".[mpi]"``). ``--batch-size`` stays the global batch (each rank takes ``B / N``; B must divide by N),
+only rank 0 prints and writes files, evaluation is split over the ranks, a checkpoint resumes under
+any number of ranks, Ctrl-C stops every rank at the same step, an error on one rank ends the job.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -235,9 +241,13 @@ def build(config, steps_per_epoch):
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress):
-    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen."""
+def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress,
+                interrupted=lambda: False):
+    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen (by all
+    ranks); ``interrupted()`` after each step (see ``minicnn.distributed.deferred_interrupts``)."""
     from tqdm import tqdm
+
+    from minicnn import distributed as dist
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -258,19 +268,29 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
             if i % 10 == 0 or i == len(loader) - 1:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
                                 refresh=False)
+            if interrupted():
+                raise KeyboardInterrupt
+    loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen], np.float64))  # MPI
     return loss_sum / seen, correct / seen
 
 
 def evaluate(model, criterion, loader):
-    """(mean loss, accuracy, predictions) over every image of ``loader`` (in order)."""
+    """(mean loss, accuracy, predictions) over every image of ``loader`` (in order); under MPI each
+    rank's loader holds its consecutive share of the test set, and the results are those of all."""
+    from minicnn import distributed as dist
+
     model.eval()
     loss_sum, predictions = 0.0, []
     for x, y in loader:
         logits = model(x)
         loss_sum += criterion(logits, y) * len(y)
         predictions.append(logits.argmax(axis=1))
-    predictions = np.concatenate(predictions)
-    return loss_sum / len(predictions), float((predictions == loader.labels).mean()), predictions
+    predictions = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+    # MPI: sums over the ranks, predictions in rank order (= test-set order); no-ops for 1 rank.
+    totals = dist.all_reduce(np.array([loss_sum, (predictions == loader.labels).sum(), len(predictions)],
+                                      np.float64))
+    predictions = np.concatenate(dist.all_gather_object(predictions))
+    return totals[0] / totals[2], float(totals[1] / totals[2]), predictions
 
 
 def rng_state(rng):
@@ -392,15 +412,30 @@ def main(argv=None):
         return run(args)
     except Fail as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        _abort_other_ranks(1)
         return 1
     except KeyboardInterrupt:  # before training started (loading, compiling): nothing written yet
         print(f"\n{PROG}: interrupted before the first epoch; nothing saved", file=sys.stderr)
+        _abort_other_ranks(130)
         return 130
+
+
+def _abort_other_ranks(code):
+    """MPI: the other ranks may be waiting in a collective for this one: end the whole job."""
+    from minicnn import distributed as dist
+
+    if dist.get_world_size() > 1:
+        dist.abort(code)
 
 
 def run(args):
     import minicnn
     from minicnn import data, nn
+    from minicnn import distributed as dist
+
+    rank, world = dist.init()  # (0, 1) unless started by mpiexec
+    if rank > 0:  # MPI: rank 0 prints (errors still reach stderr from every rank)
+        sys.stdout = open(os.devnull, "w")
 
     # 1. Everything that can be wrong with the input is checked before OUT is touched.
     resume = None
@@ -417,6 +452,11 @@ def run(args):
             minicnn.set_num_threads(args.threads)
         except ValueError as e:
             raise Fail(f"--threads: {e}") from None
+    elif world > 1:  # MPI: the machine's cores shared by its ranks
+        minicnn.set_num_threads(max(1, minicnn.get_num_threads() // dist.get_local_world_size()))
+    if config["batch_size"] % world:
+        raise Fail(f"--batch-size {config['batch_size']} is not divisible by the {world} MPI ranks: each rank "
+                   f"takes an equal share of the global batch")
     try:
         info, (train_x, train_y), (test_x, test_y) = load_data(config, args.data_dir, not args.no_download)
     except data.DatasetNotFoundError as e:
@@ -427,9 +467,16 @@ def run(args):
     if resume is not None and resume[1]["dataset"] != info["name"]:
         raise Fail(f"the checkpoint was trained on {resume[1]['dataset']}, but {info['name']} was loaded")
 
-    train_loader = data.DataLoader(train_x, train_y, config["batch_size"], shuffle=True, seed=config["seed"],
+    # One seeded shuffle per epoch whatever the number of ranks (each takes every world-th index), so
+    # that a checkpoint resumes under any number of ranks; each rank tests a consecutive share.
+    try:
+        sampler = dist.DistributedSampler(len(train_y), seed=config["seed"])
+    except ValueError as e:
+        raise Fail(str(e)) from None
+    train_loader = data.DataLoader(train_x, train_y, config["batch_size"] // world, sampler=sampler,
                                    mean=info["mean"], std=info["std"])
-    test_loader = data.DataLoader(test_x, test_y, EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
+    lo, hi = rank * len(test_y) // world, (rank + 1) * len(test_y) // world
+    test_loader = data.DataLoader(test_x[lo:hi], test_y[lo:hi], EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
     model, optimizer, scheduler = build(config, len(train_loader))
     criterion = nn.CrossEntropyLoss()
     history, start_epoch = [], 0
@@ -451,13 +498,16 @@ def run(args):
             set_rng_state(default_rng(), ckpt["global_rng"])
         except (TypeError, ValueError, KeyError) as e:
             raise Fail(f"checkpoint {args.resume} has a damaged optimizer/scheduler/loader state: {e}") from None
+    # MPI: rank 0's weights on every rank, gradients averaged after each backward (pass-through for 1 rank).
+    trainer = dist.DistributedDataParallel(model)
 
     out = args.out
     if out is None:
         out = (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
                os.path.join("runs", f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}"))
     try:
-        os.makedirs(out, exist_ok=True)
+        if rank == 0:
+            os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise Fail(f"cannot create output folder {out}: {e}") from None
     checkpoint_path = os.path.join(out, "checkpoint.npz")
@@ -477,22 +527,29 @@ def run(args):
     run_info = {"threads": minicnn.get_num_threads(), "dataset_title": info["title"],
                 "train_images": int(len(train_y)), "test_images": int(len(test_y)),
                 "normalize": [info["mean"], info["std"]], "numpy": np.__version__,
-                "minicnn": minicnn.__version__}
+                "minicnn": minicnn.__version__, "mpi_ranks": world}
     metrics = {"config": config, "run": run_info, "compile_seconds": compile_seconds, "epochs": history}
     batch_scheduler = scheduler if config["scheduler"] == "onecycle" else None
     epoch_scheduler = scheduler if batch_scheduler is None else None
     last_saved = None  # the checkpoint of the last completed epoch
     epoch = start_epoch
+    stack = contextlib.ExitStack()
+    interrupted = stack.enter_context(dist.deferred_interrupts())  # MPI: Ctrl-C stops all ranks at one step
     try:
         for epoch in range(start_epoch + 1, config["epochs"] + 1):
             lr = optimizer.param_groups[0]["lr"]
+            sampler.set_epoch(epoch)
             start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, criterion, optimizer, batch_scheduler, train_loader,
-                                                f"epoch {epoch}/{config['epochs']}", not args.no_progress)
+            train_loss, train_acc = train_epoch(trainer, criterion, optimizer, batch_scheduler, train_loader,
+                                                f"epoch {epoch}/{config['epochs']}",
+                                                not args.no_progress and rank == 0, interrupted)
             train_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            test_loss, test_acc, predictions = evaluate(model, criterion, test_loader)
+            dist.sync_batchnorm_stats(model)  # MPI: the same running statistics on every rank
+            test_loss, test_acc, predictions = evaluate(trainer, criterion, test_loader)
             test_seconds = time.perf_counter() - start
+            if interrupted():
+                raise KeyboardInterrupt
             if epoch_scheduler is not None:
                 epoch_scheduler.step()
             record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -502,8 +559,9 @@ def run(args):
             metrics["epochs"] = history
             last_saved = (make_checkpoint(config, epoch, history, model, optimizer, scheduler, train_loader),
                           dict(metrics))
-            minicnn.save(last_saved[0], checkpoint_path)
-            write_json(metrics_path, last_saved[1])
+            if rank == 0:
+                minicnn.save(last_saved[0], checkpoint_path)
+                write_json(metrics_path, last_saved[1])
             print(f"epoch {epoch}/{config['epochs']}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
                   f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | {train_seconds:.1f} s, "
                   f"{len(train_y) / train_seconds:.0f} img/s (test {test_seconds:.1f} s) | lr {lr:.3g}",
@@ -513,7 +571,9 @@ def run(args):
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the save
         except ValueError:  # not the main thread
             pass
-        if last_saved is None:
+        if rank > 0:  # MPI: rank 0 saves and reports
+            pass
+        elif last_saved is None:
             print(f"\ninterrupted during epoch {epoch}: no epoch completed, nothing saved", file=sys.stderr)
         else:
             # Rewrite the last completed epoch's files: an interrupt may have hit their first write.
@@ -522,10 +582,14 @@ def run(args):
             done = last_saved[0]["epoch"]
             print(f"\ninterrupted during epoch {epoch}: checkpoint of epoch {done} in {checkpoint_path}; "
                   f"continue with --resume {checkpoint_path}", file=sys.stderr)
+        dist.barrier()  # MPI: exit once rank 0 has saved (the first rank to exit with 130 ends the job)
         return 130
+    finally:
+        stack.close()
 
     try:
-        report(metrics, metrics_path, history, test_y, predictions, out, info, args.no_plot)
+        if rank == 0:
+            report(metrics, metrics_path, history, test_y, predictions, out, info, args.no_plot)
     except KeyboardInterrupt:
         print(f"\ninterrupted after the last epoch: {checkpoint_path} and {metrics_path} are complete",
               file=sys.stderr)
