@@ -113,6 +113,31 @@ def grad_request(name, value, shape, dtype):
     raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
 
 
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
+    """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W)."""
+    kh, kw = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride)
+    ph, pw = pair("padding", padding, minimum=0)
+    dh, dw = pair("dilation", dilation)
+    H, W = input_shape[2], input_shape[3]
+    if dh * (kh - 1) + 1 > H + 2 * ph or dw * (kw - 1) + 1 > W + 2 * pw:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
+    OH = conv_output_size(H, kh, sh, ph, dh)
+    OW = conv_output_size(W, kw, sw, pw, dw)
+    return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+def choice(name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+
+
 def bool_arg(name, value):
     """``value`` as a bool; ``TypeError`` for anything but ``bool`` / ``numpy.bool_``."""
     if not isinstance(value, (bool, np.bool_)):

@@ -277,12 +277,14 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
 def evaluate(model, criterion, loader):
     """(mean loss, accuracy, predictions) over every image of ``loader`` (in order); under MPI each
     rank's loader holds its consecutive share of the test set, and the results are those of all."""
+    import minicnn
     from minicnn import distributed as dist
 
     model.eval()
     loss_sum, predictions = 0.0, []
     for x, y in loader:
-        logits = model(x)
+        with minicnn.no_grad():
+            logits = model(x)
         loss_sum += criterion(logits, y) * len(y)
         predictions.append(logits.argmax(axis=1))
     predictions = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
