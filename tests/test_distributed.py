@@ -167,7 +167,7 @@ def test_ddp_passes_through_in_a_world_of_one():
     assert model.gradient_buffers == [] and model.allreduce_calls == 0
     assert list(model.state_dict())[0] == "module.0.weight"
     with model.no_sync():
-        model.backward(np.ones_like(y))
+        model.backward(np.ones_like(model(x)))
     with pytest.raises(TypeError, match="module must be a minicnn.nn.Module"):
         dist.DistributedDataParallel(lambda x: x)
 
