@@ -48,20 +48,13 @@ class SyncBatchNorm(BatchNorm2d):
         mean = pooled[1:C + 1] / total
         var = np.maximum(pooled[C + 1:] / total - mean * mean, 0.0)
         if self.track_running_stats:
-            self._update_running(mean, var * (total / (total - 1)))
+            self._update_running_stats(mean, var * (total / (total - 1)))  # BatchNorm2d's update
         invstd = 1.0 / np.sqrt(var + self.eps)
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
         y = batch_norm_forward(x, mean, invstd, weight, bias)
         self._save_ctx((x, mean, invstd, total))
         return y
-
-    def _update_running(self, mean, unbiased_var):
-        """PyTorch's running-statistics update (as ``BatchNorm2d``'s), from the global statistics."""
-        self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
-        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        self.running_mean = ((1.0 - factor) * self.running_mean + factor * mean).astype(self.dtype)
-        self.running_var = ((1.0 - factor) * self.running_var + factor * unbiased_var).astype(self.dtype)
 
     def backward(self, dy):
         """``dy (N, C, H, W)`` -> ``dx``; adds this rank's sums into ``weight.grad`` / ``bias.grad``."""
