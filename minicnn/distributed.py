@@ -35,7 +35,7 @@ import traceback
 
 import numpy as np
 
-from ._validate import bool_arg, inplace_array, positive_int
+from ._validate import boolean, inplace_array, integer
 from .nn.module import Module
 
 __all__ = ["init", "is_initialized", "get_rank", "get_world_size", "get_local_world_size", "all_reduce",
@@ -158,7 +158,7 @@ def all_reduce(array, op="sum"):
 
 
 def _root(root):
-    root = positive_int("root", root, 0)
+    root = integer("root", root, 0)
     _comm()  # init() first, so that the world size is known
     if root >= get_world_size():
         raise ValueError(f"root must be a rank from 0 to {get_world_size() - 1}, got {root!r}")
@@ -470,20 +470,20 @@ class DistributedSampler:
     def __init__(self, dataset_len, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
         if not isinstance(dataset_len, numbers.Integral) and hasattr(dataset_len, "__len__"):
             dataset_len = len(dataset_len)
-        self.dataset_len = positive_int("dataset_len", dataset_len, 1)
+        self.dataset_len = integer("dataset_len", dataset_len, 1)
         if num_replicas is None or rank is None:
             world_rank, world_size = init()
             num_replicas = world_size if num_replicas is None else num_replicas
             rank = world_rank if rank is None else rank
-        self.num_replicas = positive_int("num_replicas", num_replicas, 1)
-        self.rank = positive_int("rank", rank, 0)
+        self.num_replicas = integer("num_replicas", num_replicas, 1)
+        self.rank = integer("rank", rank, 0)
         if self.rank >= self.num_replicas:
             raise ValueError(f"rank must be < num_replicas ({self.num_replicas}), got {self.rank}")
         if self.dataset_len < self.num_replicas:
             raise ValueError(f"DistributedSampler: the data set has {self.dataset_len} samples, fewer than the "
                              f"{self.num_replicas} ranks (num_replicas): every rank needs at least one sample")
-        self.shuffle, self.drop_last = bool_arg("shuffle", shuffle), bool_arg("drop_last", drop_last)
-        self.seed = positive_int("seed", seed, 0)
+        self.shuffle, self.drop_last = boolean("shuffle", shuffle), boolean("drop_last", drop_last)
+        self.seed = integer("seed", seed, 0)
         self.epoch = 0
         if self.drop_last:
             self.num_samples = self.dataset_len // self.num_replicas
@@ -493,7 +493,7 @@ class DistributedSampler:
 
     def set_epoch(self, epoch):
         """Use the shuffle of ``epoch`` (an int >= 0) for the next passes."""
-        self.epoch = positive_int("epoch", epoch, 0)
+        self.epoch = integer("epoch", epoch, 0)
 
     def indices(self):
         """This rank's indices for the current epoch, an int64 array of length ``len(self)``."""

@@ -78,7 +78,7 @@ def test_loads_from_the_folder_or_its_archive_subfolder(tmp_path, sub):
 def test_missing_files_without_download(tmp_path):
     write_dataset(tmp_path)
     os.remove(tmp_path / "data_batch_3.bin")
-    with pytest.raises(DatasetNotFoundError, match="CIFAR-10 not found .* download disabled.*data_batch_3.bin"):
+    with pytest.raises(DatasetNotFoundError, match=r"CIFAR-10 not found .*\(download disabled\): missing data_batch_3.bin;"):
         load_cifar10(tmp_path, download=False)
     with pytest.raises(ValueError, match="split must be"):
         load_cifar10(tmp_path, split="validation")
