@@ -293,3 +293,20 @@ def test_sync_batchnorm_stats_rejects_a_non_module():
 
 def test_distributed_is_exported():
     assert minicnn.distributed is dist and nn.SyncBatchNorm.__name__ == "SyncBatchNorm"
+
+
+def test_functional_batch_norm_stats():
+    import minicnn.functional as F
+    x = (np.random.default_rng(5).standard_normal((3, 4, 5, 6)) * 2 + 3).astype(np.float32)
+    mean, var = F.batch_norm_stats(x)
+    assert mean.dtype == var.dtype == np.float64 and mean.shape == (4,)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-10)
+    mean2, var2 = F.batch_norm_stats(x[:, :, 0, 0])  # (N, C)
+    np.testing.assert_allclose(var2, x[:, :, 0, 0].astype(np.float64).var(axis=0), rtol=1e-10)
+    with pytest.raises(ValueError, match="x must be"):
+        F.batch_norm_stats(np.zeros(3))
+    with pytest.raises(ValueError, match="at least one value per channel"):
+        F.batch_norm_stats(np.zeros((0, 3, 2, 2)))
+    with pytest.raises(TypeError, match="x must be"):
+        F.batch_norm_stats([[1.0]])
