@@ -53,6 +53,14 @@ def uninterrupted(tmp_path_factory):
     return out, done
 
 
+@pytest.fixture(scope="module")
+def after_one_epoch(tmp_path_factory):
+    """A 2-rank run stopped after epoch 1 (of the uninterrupted run's 2): copy it before resuming."""
+    out = tmp_path_factory.mktemp("mpi") / "one-epoch"
+    train_ok(2, ["--epochs", "1", "--out", str(out)])
+    return out
+
+
 def test_two_ranks_print_once_and_write_everything(uninterrupted):
     out, done = uninterrupted
     assert done.stdout.count("dataset: digits") == 1  # rank 0 only
@@ -63,16 +71,16 @@ def test_two_ranks_print_once_and_write_everything(uninterrupted):
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "metrics.json"]
 
 
-def test_two_rank_resume_equals_the_uninterrupted_run(uninterrupted, tmp_path):
+def test_two_rank_resume_equals_the_uninterrupted_run(uninterrupted, after_one_epoch, tmp_path):
     out = tmp_path / "resumed"
-    train_ok(2, ["--epochs", "1", "--out", str(out)])
+    shutil.copytree(after_one_epoch, out)
     train_ok(2, ["--resume", str(out / "checkpoint.npz"), "--epochs", "2"])
     assert scores(out)[1] == scores(uninterrupted[0])[1]
 
 
-def test_two_rank_checkpoint_resumes_under_one_rank(uninterrupted, tmp_path):
+def test_two_rank_checkpoint_resumes_under_one_rank(uninterrupted, after_one_epoch, tmp_path):
     out = tmp_path / "one-rank"
-    train_ok(2, ["--epochs", "1", "--out", str(out)])
+    shutil.copytree(after_one_epoch, out)
     train_ok(1, ["--resume", str(out / "checkpoint.npz"), "--epochs", "2"])
     metrics, resumed = scores(out)
     _, reference = scores(uninterrupted[0])
