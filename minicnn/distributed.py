@@ -93,15 +93,22 @@ def _import_mpi():
 def init():
     """Join the MPI job (if any) and return ``(rank, world_size)``.
 
-    ``(0, 1)`` when no MPI launcher started the process or mpi4py is missing (with a launcher that
-    announced more than one rank, a missing mpi4py is an error instead); a second call returns the
-    same pair. Uses ``MPI.COMM_WORLD``.
+    ``(0, 1)`` when no MPI launcher started the process or mpi4py is missing. With a launcher that
+    announced more than one rank, a missing mpi4py, or an mpi4py of another MPI installation (which
+    sees a world of one), is a ``RuntimeError`` instead of N ranks each training alone. A second call
+    returns the same pair. Uses ``MPI.COMM_WORLD``.
     """
     if _state.initialized:
         return _state.rank, _state.world_size
     MPI = _import_mpi()
     if MPI is not None:
         comm = MPI.COMM_WORLD
+        announced = _launcher_world_size()
+        if announced > 1 and comm.Get_size() != announced:
+            raise RuntimeError(
+                f"the MPI launcher started {announced} ranks but mpi4py sees a world of {comm.Get_size()}: "
+                f"mpiexec and mpi4py belong to different MPI installations ({MPI.Get_library_version()[:40]!r}); "
+                f"use the mpiexec of the MPI that mpi4py was built for, and only one MPI per environment")
         if comm.Get_size() > 1:
             _state.comm, _state.MPI = comm, MPI
             _state.rank, _state.world_size = comm.Get_rank(), comm.Get_size()

@@ -310,3 +310,10 @@ def test_functional_batch_norm_stats():
         F.batch_norm_stats(np.zeros((0, 3, 2, 2)))
     with pytest.raises(TypeError, match="x must be"):
         F.batch_norm_stats([[1.0]])
+
+
+@needs_mpi
+def test_launcher_of_another_mpi_is_an_error():
+    """A launcher that announced 2 ranks while mpi4py sees a world of one (two MPI installations)."""
+    done = run_python("import mpi4py.MPI, minicnn.distributed as d; d.init()", PMI_SIZE="2", PMI_RANK="0")
+    assert done.returncode != 0 and "different MPI installations" in done.stderr, done.stderr
