@@ -50,7 +50,6 @@ def data_batches(batch, seed, count=4):
 
 
 def minicnn_worker(args, rank, world):
-    sys.path.insert(0, os.path.dirname(HERE))
     import minicnn
     import minicnn.distributed as dist
 
