@@ -250,6 +250,12 @@ def scenario_abort_context(rank, world):
         scenario_abort(rank, world)
 
 
+def scenario_abort_hook(rank, world):
+    """The same through install_excepthook(): the exception escapes the script."""
+    dist.install_excepthook()
+    scenario_abort(rank, world)
+
+
 SCENARIOS = {name[len("scenario_"):]: fn for name, fn in globals().items() if name.startswith("scenario_")}
 
 

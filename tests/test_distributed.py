@@ -72,11 +72,11 @@ def test_two_ranks():
 
 
 @needs_mpi
-@pytest.mark.parametrize("how", ["python -m mpi4py", "abort_on_exception"])
-def test_failing_rank_ends_the_job(how):
-    """Rank 1 raises while rank 0 waits in a barrier: the job must end (nonzero) instead of hanging."""
-    m_mpi4py = how == "python -m mpi4py"
-    done, seconds = launch(["abort" if m_mpi4py else "abort_context"], timeout=60, with_m_mpi4py=m_mpi4py)
+@pytest.mark.parametrize("scenario", ["abort", "abort_context", "abort_hook"])
+def test_failing_rank_ends_the_job(scenario):
+    """Rank 1 raises while rank 0 waits in a barrier: the job must end (nonzero) instead of hanging;
+    under ``python -m mpi4py``, and without it through abort_on_exception() or install_excepthook()."""
+    done, seconds = launch([scenario], timeout=60, with_m_mpi4py=scenario == "abort")
     assert done.returncode != 0
     assert "rank 1 fails on purpose" in done.stderr
     assert seconds < 60

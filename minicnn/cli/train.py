@@ -436,6 +436,7 @@ def run(args):
     from minicnn import distributed as dist
 
     rank, world = dist.init()  # (0, 1) unless started by mpiexec
+    dist.install_excepthook()  # MPI: an unexpected error on one rank ends the job (also without -m mpi4py)
     if rank > 0:  # MPI: rank 0 prints (errors still reach stderr from every rank)
         sys.stdout = open(os.devnull, "w")
 
