@@ -92,9 +92,15 @@ def remove_stale_temporaries(folder):
             pass
 
 
+def _plain(o):
+    """What JSON cannot hold directly: numpy arrays and scalars as lists and numbers, anything else as text."""
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
 def write_json(path, obj):
-    """``obj`` as indented JSON (UTF-8, a final newline), written atomically."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    """``obj`` as indented JSON (UTF-8, a final newline), written atomically; numpy arrays and scalars
+    become lists and numbers."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 

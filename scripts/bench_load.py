@@ -162,8 +162,9 @@ def main(argv=None):
             cells += [f"{r['median']:.0f} [{r['q3'] - r['q1']:.0f}]{label}", f"{r['median'] / base[busy]:.2f}x"]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"cores": cores, "rounds": args.rounds, "batches": args.batches, "results": results}, f, indent=2)
+        from minicnn._io import write_json
+
+        write_json(args.json, {"cores": cores, "rounds": args.rounds, "batches": args.batches, "results": results})
     return 0
 
 
