@@ -680,7 +680,7 @@ def run(args, created):
         print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
     # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
     # first batch comes as early as possible.
-    compile_seconds = minicnn.warmup(model, (config["batch_size"],) + s["train_loader"].images.shape[1:],
+    compile_seconds = minicnn.warmup(model, (s["train_loader"].batch_size,) + s["train_loader"].images.shape[1:],
                                      s["optimizer"], s["criterion"], eval=False,
                                      progress=not args.no_progress and rank == 0)
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
