@@ -126,11 +126,12 @@ def main(argv=None):
     except AttributeError:
         cores = os.cpu_count() or 1
     table = settings(cores)
-    results = {}
+    results, loads = {}, {}
     for busy in args.busy:
         spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
         try:
             time.sleep(2 if busy else 0)
+            loads[busy] = os.getloadavg()[0]  # what else runs: the numbers only mean much on a quiet machine
             rates = {name: [] for name, _, _ in table}
             used = {}
             for r in range(args.rounds):  # settings take turns: a drift of the machine hits all alike
@@ -150,7 +151,8 @@ def main(argv=None):
                          for name, v in rates.items()}
     base = {busy: res["1 thread"]["median"] for busy, res in results.items()}
     print(f"LeNet-5 training, batch 64, Adam: images/s, median [IQR] of {args.rounds} rounds of {args.batches} "
-          f"steps; {cores} cores")
+          f"steps; {cores} cores; 1-minute load average before each column: "
+          + ", ".join(f"{loads[b]:.1f}" for b in args.busy))
     head = "| setting | " + " | ".join(f"{b} busy: img/s | vs 1 thread" for b in args.busy) + " |"
     print(head)
     print("|" + "---|" * (1 + 2 * len(args.busy)))
@@ -164,7 +166,8 @@ def main(argv=None):
     if args.json:
         from minicnn._io import write_json
 
-        write_json(args.json, {"cores": cores, "rounds": args.rounds, "batches": args.batches, "results": results})
+        write_json(args.json, {"cores": cores, "rounds": args.rounds, "batches": args.batches, "load_average": loads,
+                               "results": results})
     return 0
 
 
