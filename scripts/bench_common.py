@@ -258,7 +258,6 @@ def print_targets(targets):
 
 
 def write_json(path, data):
-    from minicnn._io import write_json as write
-
-    write(path, data)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
     print(f"\nResults written to {path}")
