@@ -150,3 +150,103 @@ def numerical_grad(f, x, eps=1e-6):
         flat[k] = old
         gflat[k] = (plus - minus) / (2 * eps)
     return grad
+
+
+def conv2d_grouped(x, weight, bias, sh, sw, ph, pw, dh=1, dw=1, groups=1):
+    """Grouped convolution (depthwise when groups == C): output channel f reads the input channels of
+    group f // (F / groups) only; weight (F, C / groups, kh, kw)."""
+    N, C, H, W = x.shape
+    F, Cg, kh, kw = weight.shape
+    Fg = F // groups
+    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
+    y = np.zeros((N, F, OH, OW), dtype=np.float64)
+    for n in range(N):
+        for f in range(F):
+            g = f // Fg
+            for oh in range(OH):
+                for ow in range(OW):
+                    s = 0.0 if bias is None else float(bias[f])
+                    for c in range(Cg):
+                        for i in range(kh):
+                            for j in range(kw):
+                                h = oh * sh - ph + i * dh
+                                w = ow * sw - pw + j * dw
+                                if 0 <= h < H and 0 <= w < W:
+                                    s += float(x[n, g * Cg + c, h, w]) * float(weight[f, c, i, j])
+                    y[n, f, oh, ow] = s
+    return y
+
+
+def conv_transpose2d(x, weight, bias, sh, sw, ph, pw, oph=0, opw=0, dh=1, dw=1, groups=1):
+    """Transposed convolution as a scatter: input pixel (h, w) of channel ci adds
+    x * weight[ci, co] to output (h*sh - ph + i*dh, w*sw - pw + j*dw); weight (Cin, Cout / groups, kh, kw);
+    output (H-1)*s - 2*p + d*(k-1) + op + 1 per axis (PyTorch's rule)."""
+    N, Cin, H, W = x.shape
+    _, Cog, kh, kw = weight.shape
+    Cig = Cin // groups
+    OH = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    y = np.zeros((N, Cog * groups, OH, OW), dtype=np.float64)
+    for n in range(N):
+        for ci in range(Cin):
+            g = ci // Cig
+            for h in range(H):
+                for w in range(W):
+                    for co in range(Cog):
+                        for i in range(kh):
+                            for j in range(kw):
+                                oh = h * sh - ph + i * dh
+                                ow = w * sw - pw + j * dw
+                                if 0 <= oh < OH and 0 <= ow < OW:
+                                    y[n, g * Cog + co, oh, ow] += float(x[n, ci, h, w]) * float(weight[ci, co, i, j])
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y
+
+
+def _pad_source(o, size, mode):
+    """The input index that padded position ``o`` (may be < 0 or >= size) reads, None for the constant."""
+    if 0 <= o < size:
+        return o
+    if mode == "constant":
+        return None
+    if mode == "replicate":
+        return 0 if o < 0 else size - 1
+    if mode == "circular":
+        while o < 0:
+            o += size
+        while o >= size:
+            o -= size
+        return o
+    # reflect: mirror at the edge pixels, the edge itself not repeated
+    while not 0 <= o < size:
+        o = -o if o < 0 else 2 * (size - 1) - o
+    return o
+
+
+def pad(x, left, right, top, bottom, mode="constant", value=0.0):
+    """``torch.nn.functional.pad`` of the last two axes, one output pixel at a time."""
+    N, C, H, W = x.shape
+    OH, OW = H + top + bottom, W + left + right
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h, w = _pad_source(oh - top, H, mode), _pad_source(ow - left, W, mode)
+                    y[n, c, oh, ow] = value if h is None or w is None else x[n, c, h, w]
+    return y
+
+
+def pad_backward(dy, x_shape, left, top, mode):
+    """The adjoint of :func:`pad`: every output gradient added to the pixel it was read from."""
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(dy.shape[2]):
+                for ow in range(dy.shape[3]):
+                    h, w = _pad_source(oh - top, H, mode), _pad_source(ow - left, W, mode)
+                    if h is not None and w is not None:
+                        dx[n, c, h, w] += dy[n, c, oh, ow]
+    return dx
