@@ -111,3 +111,86 @@ def grad_request(name, value, shape, dtype):
     if isinstance(value, np.ndarray):
         return out_array(name, value, shape, dtype)
     raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
+
+
+def choice(name, value, choices):
+    """``value`` if it is one of the strings ``choices``, else a ValueError listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad_arg(pad, mode, value, shape):
+    """``(left, right, top, bottom, value)`` for ``F.pad`` of an input of ``shape`` (N, C, H, W), with
+    PyTorch's rules: ``pad`` is ``(left, right)`` or ``(left, right, top, bottom)`` (4 for the
+    non-constant modes), negative entries crop, reflect pads are smaller than their axis and circular
+    pads at most their axis, only the constant mode takes a ``value``."""
+    mode = choice("mode", mode, PAD_MODES)
+    if not (isinstance(pad, (tuple, list)) and all(_is_int(p) for p in pad)):
+        raise TypeError(f"pad must be a tuple of ints (left, right, top, bottom), got {pad!r}")
+    lengths = (2, 4) if mode == "constant" else (4,)
+    if len(pad) not in lengths:
+        raise ValueError(f"pad must have {' or '.join(map(str, lengths))} entries for mode {mode!r} on a 4-D "
+                         f"input (left, right, top, bottom: the last axis first), got {pad!r}")
+    left, right, top, bottom = (tuple(int(p) for p in pad) + (0, 0))[:4]
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"value must be a real number, got {value!r}")
+    if mode != "constant" and value != 0:
+        raise ValueError(f"value is only used by mode 'constant', got value={value!r} with mode {mode!r}")
+    H, W = shape[2], shape[3]
+    for axis, size, (a, b) in (("width", W, (left, right)), ("height", H, (top, bottom))):
+        if size + a + b < 1:
+            raise ValueError(f"pad {pad!r} leaves no pixel of the {axis} {size}")
+        if mode == "reflect" and max(abs(a), abs(b)) >= size:
+            raise ValueError(f"pad must be smaller than the input in mode 'reflect', got {(a, b)} for the "
+                             f"{axis} {size} (pad {pad!r})")
+        if mode == "circular" and max(abs(a), abs(b)) > size:
+            raise ValueError(f"pad must be at most the input size in mode 'circular', got {(a, b)} for the "
+                             f"{axis} {size} (pad {pad!r})")
+    return left, right, top, bottom, float(value)
+
+
+def groups_arg(groups, in_channels, out_channels=None):
+    """``groups`` as an int >= 1 that divides both channel counts (``out_channels`` None: not checked)."""
+    groups = positive_int("groups", groups)
+    if in_channels % groups:
+        raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
+    if out_channels is not None and out_channels % groups:
+        raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, "
+                         f"groups={groups}")
+    return groups
+
+
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0, dilation=1):
+    """Output length of a transposed convolution along one axis (PyTorch's formula)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def output_padding_arg(output_padding, stride, dilation):
+    """``output_padding`` as a pair, each entry smaller than the stride or the dilation (PyTorch's rule)."""
+    op = pair("output_padding", output_padding, minimum=0)
+    if any(op[a] >= stride[a] and op[a] >= dilation[a] for a in range(2)):
+        raise ValueError(f"output_padding must be smaller than either stride or dilation, got output_padding "
+                         f"{op}, stride {stride}, dilation {dilation}")
+    return op
+
+
+def output_size_padding(output_size, input_hw, kernel, stride, padding, dilation):
+    """The ``output_padding`` that makes a transposed convolution of ``input_hw`` give ``output_size``
+    ((OH, OW), or a 4-tuple whose last two entries are used), as ``ConvTranspose2d.forward`` in PyTorch:
+    each size must lie in [smallest, smallest + stride - 1]."""
+    if not (isinstance(output_size, (tuple, list)) and len(output_size) in (2, 4)
+            and all(_is_int(s) for s in output_size)):
+        raise TypeError(f"output_size must be a tuple of 2 ints (OH, OW) or 4 (N, C, OH, OW), got {output_size!r}")
+    op = []
+    for a in range(2):
+        smallest = conv_transpose_output_size(input_hw[a], kernel[a], stride[a], padding[a], 0, dilation[a])
+        size = int(output_size[len(output_size) - 2 + a])
+        if not smallest <= size <= smallest + stride[a] - 1:
+            raise ValueError(f"output_size {tuple(output_size)} is not reachable: dimension {a} must be from "
+                             f"{smallest} to {smallest + stride[a] - 1} for input size {tuple(input_hw)}, got {size}")
+        op.append(size - smallest)
+    return tuple(op)

@@ -212,7 +212,7 @@ def _pad_source(o, size, mode):
         return None
     if mode == "replicate":
         return 0 if o < 0 else size - 1
-    if mode == "circular":
+    if mode == "circular":  # (after cropping: see pad)
         while o < 0:
             o += size
         while o >= size:
@@ -225,7 +225,12 @@ def _pad_source(o, size, mode):
 
 
 def pad(x, left, right, top, bottom, mode="constant", value=0.0):
-    """``torch.nn.functional.pad`` of the last two axes, one output pixel at a time."""
+    """``torch.nn.functional.pad`` of the last two axes, one output pixel at a time. Circular mode
+    crops by the negative pads first and wraps around what is left (PyTorch's order)."""
+    if mode == "circular":
+        H, W = x.shape[2:]
+        x = x[:, :, max(0, -top):H - max(0, -bottom), max(0, -left):W - max(0, -right)]
+        left, right, top, bottom = max(0, left), max(0, right), max(0, top), max(0, bottom)
     N, C, H, W = x.shape
     OH, OW = H + top + bottom, W + left + right
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
@@ -238,15 +243,17 @@ def pad(x, left, right, top, bottom, mode="constant", value=0.0):
     return y
 
 
-def pad_backward(dy, x_shape, left, top, mode):
-    """The adjoint of :func:`pad`: every output gradient added to the pixel it was read from."""
+def pad_backward(dy, x_shape, pad_, mode):
+    """The adjoint of :func:`pad`: every output gradient added to the pixel it was read from (found by
+    padding an image of pixel numbers, -1 for the constant)."""
     N, C, H, W = x_shape
+    source = pad(np.arange(H * W, dtype=np.float64).reshape(1, 1, H, W), *pad_, mode=mode, value=-1)[0, 0]
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
             for oh in range(dy.shape[2]):
                 for ow in range(dy.shape[3]):
-                    h, w = _pad_source(oh - top, H, mode), _pad_source(ow - left, W, mode)
-                    if h is not None and w is not None:
-                        dx[n, c, h, w] += dy[n, c, oh, ow]
+                    k = int(source[oh, ow])
+                    if k >= 0:
+                        dx[n, c, k // W, k % W] += dy[n, c, oh, ow]
     return dx

@@ -21,3 +21,6 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+
+from .conv_transpose import conv_transpose2d, conv_transpose2d_backward, conv_transpose2d_forward
+from .pad import pad, pad_backward, pad_forward

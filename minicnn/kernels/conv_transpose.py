@@ -150,7 +150,7 @@ def conv_transpose2d_plan(input_hw, output_hw, geometry):
     return 0, 0, ph, pw, (H - 1) * sh + dh * (kh - 1) + 1, (W - 1) * sw + dw * (kw - 1) + 1, False
 
 
-def conv_transpose2d(x, weight, bias, groups, geometry, plan, output_hw):
+def conv_transpose2d_apply(x, weight, bias, groups, geometry, plan, output_hw):
     """``y`` (N, Cout, OH, OW) for ``x`` (N, Cin, H, W), ``weight`` (Cin, Cout/groups, kh, kw) and
     ``bias`` (Cout,) or None, all of one dtype (validated by the caller); ``plan`` from
     :func:`conv_transpose2d_plan`."""
@@ -169,7 +169,7 @@ def conv_transpose2d(x, weight, bias, groups, geometry, plan, output_hw):
 
 
 def conv_transpose2d_grads(dy, x, weight, groups, geometry, plan, want_input, dweight, dbias):
-    """The gradients of :func:`conv_transpose2d` for its output gradient ``dy`` (N, Cout, OH, OW):
+    """The gradients of :func:`conv_transpose2d_apply` for its output gradient ``dy`` (N, Cout, OH, OW):
     the weight gradient is ADDED into ``dweight`` (Cin, Cout/groups, kh, kw) and the bias gradient
     into ``dbias`` (Cout,) unless they are None; returns the input gradient (N, Cin, H, W) if
     ``want_input``, else None."""

@@ -28,8 +28,9 @@ def pad_index(size, before, after, mode):
         index = np.where(h < 0, -h, np.where(h >= size, 2 * (size - 1) - h, h))
     elif mode == "replicate":
         index = np.clip(h, 0, size - 1)
-    else:  # circular (pads <= size: one wrap)
-        index = h % size
+    else:  # circular, as PyTorch: crop by the negative pads first, then wrap around what is left
+        first, last = max(0, -before), size - max(0, -after)
+        index = first + (h - first) % (last - first)
     return np.ascontiguousarray(index, dtype=np.int64), lo, hi
 
 

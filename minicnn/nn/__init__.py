@@ -3,6 +3,7 @@ from . import init
 from .activation import ReLU
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
+from .conv_transpose import ConvTranspose2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear

@@ -1,0 +1,397 @@
+"""Convolution variants against tests/naive.py, finite differences and PyTorch: padding modes (F.pad),
+transposed convolution (F.conv_transpose2d, nn.ConvTranspose2d) and depthwise convolution."""
+import os
+
+import numba
+import numpy as np
+import pytest
+
+import minicnn.functional as F
+import naive
+from minicnn import nn
+from minicnn.grad_mode import no_grad
+from minicnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
+
+NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+
+
+def numerical_grad(f, x):
+    """``naive.numerical_grad`` on one Numba thread (thousands of tiny kernel calls)."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return naive.numerical_grad(f, x)
+    finally:
+        numba.set_num_threads(old)
+
+
+def assert_close(a, b, tol=1e-10):
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+# ------------------------------------------------------------------------------------------ pad
+def pad_configs(seed, count):
+    """Random (shape, pad, mode) within PyTorch's limits, negative (cropping) pads included."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        mode = ("constant", "reflect", "replicate", "circular")[len(configs) % 4]
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        H, W = shape[2:]
+        pad = tuple(int(p) for p in rng.integers(-2, 5, size=4))
+        limit = {"reflect": (W - 1, H - 1), "circular": (W, H)}.get(mode, (99, 99))
+        if (max(map(abs, pad[:2])) > limit[0] or max(map(abs, pad[2:])) > limit[1]
+                or W + pad[0] + pad[1] < 1 or H + pad[2] + pad[3] < 1):
+            continue
+        configs.append((shape, pad, mode))
+    return configs
+
+
+PAD_CONFIGS = [((1, 1, 3, 4), (2, 3, 2, 2), "reflect"),  # the widest reflection
+               ((1, 2, 2, 3), (3, 3, 2, 2), "circular"),  # a whole period on each side
+               ((2, 1, 1, 1), (2, 1, 0, 3), "replicate"),  # one pixel, replicated
+               ((1, 1, 4, 4), (-1, -2, 1, -3), "constant")] + pad_configs(1, 8 if NO_JIT else 40)
+
+
+@pytest.mark.parametrize("config", PAD_CONFIGS, ids=str)
+def test_pad_matches_naive_forward_and_backward(config):
+    shape, pad, mode = config
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    value = 0.5 if mode == "constant" else 0.0
+    y, ctx = F.pad_forward(x, pad, mode, value)
+    assert_close(y, naive.pad(x, *pad, mode=mode, value=value), 0)
+    dy = rng.standard_normal(y.shape)
+    assert_close(F.pad_backward(dy, ctx), naive.pad_backward(dy, shape, pad, mode), 1e-12)
+    y32 = F.pad(x.astype(np.float32), pad, mode, value)
+    assert y32.dtype == np.float32 and np.array_equal(y32, y.astype(np.float32))
+
+
+def test_pad_two_entries_pads_the_width():
+    x = np.arange(12.0).reshape(1, 1, 3, 4)
+    assert_close(F.pad(x, (1, 2), value=-1), naive.pad(x, 1, 2, 0, 0, value=-1), 0)
+
+
+@pytest.mark.parametrize("config", PAD_CONFIGS[:12], ids=str)
+def test_pad_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    shape, pad, mode = config
+    x = np.random.default_rng(8).standard_normal(shape)
+    t = torch.nn.functional.pad(torch.from_numpy(x), pad, mode=mode, value=0.5 if mode == "constant" else None)
+    assert_close(F.pad(x, pad, mode, 0.5 if mode == "constant" else 0.0), t.numpy(), 0)
+
+
+@pytest.mark.parametrize("pad, mode, match", [
+    ((3, 0, 0, 0), "reflect", "pad must be smaller than the input in mode 'reflect'"),
+    ((0, 0, 0, 3), "reflect", "pad must be smaller than the input"),
+    ((0, 4, 0, 0), "circular", "pad must be at most the input size in mode 'circular'"),
+    ((1, 1, 1, 1), "wrap", "mode must be one of 'constant', 'reflect', 'replicate', 'circular'"),
+    ((1, 1), "reflect", "pad must have 4 entries for mode 'reflect'"),
+    ((1, 1, 1), "constant", "pad must have 2 or 4 entries"),
+    ((-2, -1, 0, 0), "constant", "leaves no pixel of the width"),
+])
+def test_pad_rejects_what_torch_rejects(pad, mode, match):
+    x = np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match=match):
+        F.pad(x, pad, mode)
+
+
+def test_pad_rejects_bad_types_and_values():
+    x = np.zeros((1, 1, 3, 3))
+    with pytest.raises(TypeError, match="pad must be a tuple of ints"):
+        F.pad(x, (1.0, 1))
+    with pytest.raises(ValueError, match="value is only used by mode 'constant'"):
+        F.pad(x, (1, 1, 1, 1), "reflect", value=2.0)
+    with pytest.raises(ValueError, match="x must be 4-D"):
+        F.pad(np.zeros((3, 3)), (1, 1))
+    _, ctx = F.pad_forward(x, (1, 1))
+    with pytest.raises(ValueError, match="dy must have the output's shape"):
+        F.pad_backward(np.zeros((1, 1, 3, 3)), ctx)
+
+
+# ------------------------------------------------------------------------------ conv_transpose2d
+def ct_configs(seed, count, max_size=5):
+    """Random (x_shape, Cout/groups, groups, kernel, stride, padding, output_padding, dilation)."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        groups = int(rng.choice([1, 1, 2, 3]))
+        shape = (int(rng.integers(1, 3)), groups * int(rng.integers(1, 4)),
+                 int(rng.integers(1, max_size + 1)), int(rng.integers(1, max_size + 1)))
+        cog = int(rng.integers(1, 4))
+        k = tuple(int(v) for v in rng.integers(1, 5, size=2))
+        s = tuple(int(v) for v in rng.integers(1, 4, size=2))
+        d = tuple(int(rng.choice([1, 1, 2, 3])) for _ in range(2))
+        p = tuple(int(v) for v in rng.integers(0, 3, size=2))
+        op = tuple(int(rng.integers(0, max(s[a], d[a]))) for a in range(2))
+        out = [(shape[2 + a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + op[a] + 1 for a in range(2)]
+        if min(out) < 1:
+            continue
+        configs.append((shape, cog, groups, k, s, p, op, d))
+    return configs
+
+
+CT_EDGE = [
+    ((2, 4, 3, 3), 2, 1, (4, 4), (2, 2), (1, 1), (0, 0), (1, 1)),  # the benchmark's k4 s2 p1, small
+    ((1, 2, 3, 4), 3, 2, (3, 2), (1, 3), (0, 1), (0, 2), (1, 1)),  # groups, stride > kernel, output_padding
+    ((1, 1, 2, 3), 2, 1, (2, 3), (1, 2), (2, 1), (1, 1), (2, 2)),  # output_padding >= stride (< dilation)
+    ((2, 6, 2, 2), 1, 6, (1, 1), (3, 3), (0, 0), (2, 1), (1, 1)),  # depthwise-like, 1x1, gaps
+]
+CT_FORWARD = CT_EDGE + ct_configs(11, 10 if NO_JIT else 50)
+CT_GRAD = CT_EDGE + ct_configs(12, 3 if NO_JIT else 10, max_size=4)
+
+
+def ct_make(config, seed=0, dtype=np.float64):
+    shape, cog, groups, k, *_ = config
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape).astype(dtype), rng.standard_normal((shape[1], cog, *k)).astype(dtype),
+            rng.standard_normal(cog * groups).astype(dtype))
+
+
+def ct_naive(x, w, b, config):
+    _, _, groups, _, s, p, op, d = config
+    return naive.conv_transpose2d(x, w, b, s[0], s[1], p[0], p[1], op[0], op[1], d[0], d[1], groups)
+
+
+@pytest.mark.parametrize("config", CT_FORWARD, ids=str)
+def test_conv_transpose_matches_naive(config):
+    _, _, groups, _, s, p, op, d = config
+    x, w, b = ct_make(config)
+    assert_close(F.conv_transpose2d(x, w, b, s, p, op, groups, d), ct_naive(x, w, b, config))
+    assert_close(F.conv_transpose2d(x, w, None, s, p, op, groups, d), ct_naive(x, w, None, config))
+
+
+@pytest.mark.parametrize("config", CT_GRAD, ids=str)
+def test_conv_transpose_backward_matches_finite_differences(config):
+    _, _, groups, _, s, p, op, d = config
+    x, w, b = ct_make(config, seed=3)
+    y, ctx = F.conv_transpose2d_forward(x, w, b, s, p, op, groups, d)
+    g = np.random.default_rng(4).standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(F.conv_transpose2d(x, w, b, s, p, op, groups, d) * g))
+
+    dx, dw, db = F.conv_transpose2d_backward(g, ctx)
+    assert_close(dx, numerical_grad(loss, x), 1e-6)
+    assert_close(dw, numerical_grad(loss, w), 1e-6)
+    assert_close(db, numerical_grad(loss, b), 1e-6)
+
+
+@pytest.mark.parametrize("config", CT_EDGE + ct_configs(13, 6), ids=str)
+def test_conv_transpose_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    _, _, groups, _, s, p, op, d = config
+    x, w, b = ct_make(config, seed=5)
+    tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, tb, s, p, op, groups, d)
+    y, ctx = F.conv_transpose2d_forward(x, w, b, s, p, op, groups, d)
+    assert_close(y, ty.detach().numpy())
+    g = np.random.default_rng(6).standard_normal(y.shape)
+    ty.backward(torch.from_numpy(g))
+    for ours, theirs in zip(F.conv_transpose2d_backward(g, ctx), (tx, tw, tb)):
+        assert_close(ours, theirs.grad.numpy())
+
+
+def test_conv_transpose_backward_options_accumulate_and_skip():
+    config = CT_EDGE[1]
+    _, _, groups, _, s, p, op, d = config
+    x, w, b = ct_make(config)
+    y, ctx = F.conv_transpose2d_forward(x, w, b, s, p, op, groups, d)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    dx, dw, db = F.conv_transpose2d_backward(g, ctx)
+    into_w, into_b = np.ones_like(w), np.ones_like(b)
+    nx, rw, rb = F.conv_transpose2d_backward(g, ctx, dx=False, dweight=into_w, dbias=into_b)
+    assert nx is None and rw is into_w and rb is into_b
+    assert_close(into_w, dw + 1, 1e-12)
+    assert_close(into_b, db + 1, 1e-12)
+    ox, nw, nb = F.conv_transpose2d_backward(g, ctx, dweight=False, dbias=False)
+    assert nw is None and nb is None
+    assert_close(ox, dx, 1e-12)
+    _, ctx0 = F.conv_transpose2d_forward(x, w, None, s, p, op, groups, d)
+    assert F.conv_transpose2d_backward(g, ctx0)[2] is None
+
+
+def test_conv_transpose_float32_close_to_float64():
+    config = CT_EDGE[0]
+    _, _, groups, _, s, p, op, d = config
+    x, w, b = ct_make(config)
+    y32 = F.conv_transpose2d(x.astype(np.float32), w, b, s, p, op, groups, d)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, ct_naive(x, w, b, config), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(groups=3), "in_channels must be divisible by groups"),
+    (dict(output_padding=2), "output_padding must be smaller than either stride or dilation"),
+    (dict(output_padding=1, stride=1), "output_padding must be smaller than either stride or dilation"),
+    (dict(padding=4), "padding .* is too large"),
+    (dict(stride=0), "stride must be >= 1"),
+    (dict(padding=-1), "padding must be >= 0"),
+])
+def test_conv_transpose_rejects_bad_arguments(kwargs, match):
+    x, w = np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3))
+    kwargs = {"stride": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        F.conv_transpose2d(x, w, **kwargs)
+
+
+def test_conv_transpose_rejects_mismatched_arrays():
+    x, w = np.zeros((1, 4, 3, 3)), np.zeros((4, 2, 3, 3))
+    with pytest.raises(ValueError, match="weight must have x's 4 input channels"):
+        F.conv_transpose2d(x, w[:3])
+    with pytest.raises(ValueError, match=r"bias must have shape \(Cout,\) = \(4,\)"):
+        F.conv_transpose2d(x, w, np.zeros(2), groups=2)
+    with pytest.raises(TypeError, match="weight must be a numpy.ndarray"):
+        F.conv_transpose2d(x, [1.0])
+    _, ctx = F.conv_transpose2d_forward(x, w)
+    with pytest.raises(ValueError, match="dy must have the output's shape"):
+        F.conv_transpose2d_backward(np.zeros((1, 2, 3, 3)), ctx)
+
+
+# --------------------------------------------------------------------------- nn.ConvTranspose2d
+def test_conv_transpose_layer_matches_torch_with_output_size():
+    torch = pytest.importorskip("torch")
+    m = nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0), groups=2, dtype=np.float64, rng=0)
+    t = torch.nn.ConvTranspose2d(4, 6, (3, 2), stride=(2, 3), padding=(1, 0), groups=2).double()
+    assert tuple(t.weight.shape) == m.weight.shape and tuple(t.bias.shape) == m.bias.shape
+    t.weight.data, t.bias.data = torch.from_numpy(m.weight.data.copy()), torch.from_numpy(m.bias.data.copy())
+    x = np.random.default_rng(2).standard_normal((2, 4, 4, 3))
+    for size in (None, (8, 9), (2, 6, 7, 11)):
+        tx = torch.from_numpy(x).requires_grad_()
+        ty = t(tx, output_size=size)
+        y = m(x, output_size=size)
+        assert_close(y, ty.detach().numpy())
+        g = np.random.default_rng(3).standard_normal(y.shape)
+        ty.backward(torch.from_numpy(g))
+        m.zero_grad()
+        t.zero_grad()
+        tx.grad = None
+        ty = t(tx, output_size=size)
+        ty.backward(torch.from_numpy(g))
+        assert_close(m.backward(g), tx.grad.numpy())
+        assert_close(m.weight.grad, t.weight.grad.numpy())
+        assert_close(m.bias.grad, t.bias.grad.numpy())
+
+
+def test_conv_transpose_layer_rejects_bad_output_size_and_arguments():
+    m = nn.ConvTranspose2d(2, 2, 3, stride=2)
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="output_size .* is not reachable: dimension 0 must be from 9 to 10"):
+        m(x, output_size=(11, 9))
+    with pytest.raises(TypeError, match="output_size must be a tuple of 2 ints"):
+        m(x, output_size=9)
+    with pytest.raises(ValueError, match="out_channels must be divisible by groups"):
+        nn.ConvTranspose2d(2, 3, 3, groups=2)
+    with pytest.raises(ValueError, match="output_padding must be smaller"):
+        nn.ConvTranspose2d(2, 2, 3, stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="padding_mode must be one of 'zeros'"):
+        nn.ConvTranspose2d(2, 2, 3, padding_mode="reflect")
+
+
+def test_conv_transpose_layer_accumulates_skips_frozen_and_keeps_nothing_under_no_grad():
+    m = nn.ConvTranspose2d(3, 2, 2, stride=2, dtype=np.float64, rng=1)
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 3))
+    g = np.random.default_rng(1).standard_normal((2, 2, 6, 6))
+    m(x)
+    m.backward(g)
+    once = m.weight.grad.copy()
+    m(x)
+    m.backward(g)
+    assert_close(m.weight.grad, 2 * once, 1e-12)
+    m.zero_grad()
+    m.weight.requires_grad = False
+    m(x)
+    m.backward(g)
+    assert not m.weight.grad.any() and m.bias.grad.any()
+    with no_grad():
+        m(x)
+    with pytest.raises(nn.BackwardBeforeForwardError):
+        m.backward(g)
+
+
+# --------------------------------------------------------------------------------- depthwise
+def dw_configs(seed, count, max_size=7):
+    """Random (x_shape, multiplier k, kernel, stride, padding, dilation) of a depthwise convolution."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                 int(rng.integers(1, max_size + 1)), int(rng.integers(1, max_size + 1)))
+        k = int(rng.choice([1, 1, 2, 3]))
+        ks = tuple(int(v) for v in rng.integers(1, 5, size=2))
+        s = tuple(int(v) for v in rng.integers(1, 4, size=2))
+        p = tuple(int(v) for v in rng.integers(0, 3, size=2))
+        d = tuple(int(rng.choice([1, 1, 2])) for _ in range(2))
+        if any(d[a] * (ks[a] - 1) + 1 > shape[2 + a] + 2 * p[a] for a in range(2)):
+            continue
+        configs.append((shape, k, ks, s, p, d))
+    return configs
+
+
+DW_EDGE = [
+    ((2, 3, 8, 8), 1, (3, 3), (1, 1), (1, 1), (1, 1)),  # MobileNet's 3x3, stride 1
+    ((2, 2, 8, 7), 1, (3, 3), (2, 2), (1, 1), (1, 1)),  # stride 2, odd width
+    ((1, 2, 5, 9), 3, (2, 4), (3, 2), (0, 2), (2, 1)),  # multiplier 3, non-square, stride > kernel rows
+    ((1, 1, 4, 4), 2, (4, 4), (1, 1), (0, 0), (1, 1)),  # kernel = input: one output pixel
+]
+DW_FORWARD = DW_EDGE + dw_configs(21, 10 if NO_JIT else 50)
+DW_GRAD = DW_EDGE + dw_configs(22, 3 if NO_JIT else 10, max_size=5)
+
+
+def dw_run(config, x, w, b):
+    shape, k, ks, s, p, d = config
+    OH, OW = (naive.out_size(shape[2 + a], ks[a], s[a], p[a], d[a]) for a in range(2))
+    geometry = (ks[0], ks[1], s[0], s[1], p[0], p[1], d[0], d[1], OH, OW)
+    return depthwise_conv2d(x, w, b, geometry), geometry
+
+
+def dw_make(config, seed=0, dtype=np.float64):
+    shape, k, ks, *_ = config
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    return (rng.standard_normal(shape).astype(dtype), rng.standard_normal((C * k, 1, *ks)).astype(dtype),
+            rng.standard_normal(C * k).astype(dtype))
+
+
+@pytest.mark.parametrize("config", DW_FORWARD, ids=str)
+def test_depthwise_kernel_matches_naive(config):
+    shape, k, ks, s, p, d = config
+    x, w, b = dw_make(config)
+    (y, _), _ = dw_run(config, x, w, b)
+    assert_close(y, naive.conv2d_grouped(x, w, b, s[0], s[1], p[0], p[1], d[0], d[1], groups=shape[1]))
+    (y0, _), _ = dw_run(config, x, w, None)
+    assert_close(y0, naive.conv2d_grouped(x, w, None, s[0], s[1], p[0], p[1], d[0], d[1], groups=shape[1]))
+
+
+@pytest.mark.parametrize("config", DW_GRAD, ids=str)
+def test_depthwise_kernel_gradients_match_finite_differences(config):
+    shape = config[0]
+    x, w, b = dw_make(config, seed=3)
+    (y, xph), geometry = dw_run(config, x, w, b)
+    g = np.random.default_rng(4).standard_normal(y.shape)
+
+    def loss():
+        return float(np.sum(dw_run(config, x, w, b)[0][0] * g))
+
+    dw, db = np.zeros_like(w), np.ones_like(b)
+    dx = depthwise_conv2d_grads(g, xph, w, shape, geometry, True, dw, db)
+    assert_close(dx, numerical_grad(loss, x), 1e-6)
+    assert_close(dw, numerical_grad(loss, w), 1e-6)
+    assert_close(db - 1, numerical_grad(loss, b), 1e-6)  # added into the given array
+
+
+def test_depthwise_kernel_float32():
+    config = DW_EDGE[1]
+    x, w, b = dw_make(config)
+    (y32, xph), geometry = dw_run(config, x.astype(np.float32), w.astype(np.float32), b.astype(np.float32))
+    (y64, _), _ = dw_run(config, x, w, b)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-5)
+    g = np.random.default_rng(1).standard_normal(y32.shape)
+    dw32 = np.zeros(w.shape, np.float32)
+    dx32 = depthwise_conv2d_grads(g.astype(np.float32), xph, w.astype(np.float32), x.shape, geometry, True, dw32, None)
+    dw64 = np.zeros_like(w)
+    (_, xph64), _ = dw_run(config, x, w, b)
+    dx64 = depthwise_conv2d_grads(g, xph64, w, x.shape, geometry, True, dw64, None)
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw32, dw64, rtol=1e-4, atol=1e-4)
