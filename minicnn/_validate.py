@@ -279,6 +279,30 @@ def pad_arg(pad, mode, value, shape):
     return left, right, top, bottom, float(value)
 
 
+def conv_padding(padding):
+    """A convolution layer's ``padding``: "same", "valid", or an int or pair of ints >= 0 (as a pair)."""
+    if isinstance(padding, str):
+        return choice("padding", padding, ("same", "valid"))
+    return pair("padding", padding, minimum=0)
+
+
+def conv_padding_arg(padding, kernel_size, stride, dilation):
+    """A convolution's ``padding`` as ``(padding, (extra_h, extra_w))``: ints and pairs unchanged
+    (``conv_geometry`` checks them) with no extra; "valid" as 0; "same" as PyTorch: ``d*(k-1)`` in total
+    per axis, ``(d*(k-1)) // 2`` on each side plus the odd one at the bottom/right (the extra), stride 1 only."""
+    if not isinstance(padding, str):
+        return padding, (0, 0)
+    choice("padding", padding, ("same", "valid"))
+    if padding == "valid":
+        return 0, (0, 0)
+    if pair("stride", stride) != (1, 1):
+        raise ValueError(f"padding='same' needs stride 1 (as PyTorch), got stride {stride!r}")
+    kh, kw = pair("kernel_size", kernel_size)
+    dh, dw = pair("dilation", dilation)
+    th, tw = dh * (kh - 1), dw * (kw - 1)
+    return (th // 2, tw // 2), (th % 2, tw % 2)
+
+
 def groups_arg(groups, in_channels, out_channels=None):
     """``groups`` as an int >= 1 that divides both channel counts (``out_channels`` None: not checked)."""
     groups = positive_int("groups", groups)

@@ -1,8 +1,18 @@
 """Transposed 2-D convolution (``F.conv_transpose2d``, as PyTorch's): forward and backward.
 
-The adjoint of a convolution run as a forward pass (see ``minicnn.kernels.conv_transpose``): the
-output is col2im of ``W.T @ x``, the input gradient a convolution of ``dy`` (im2col + GEMM) and the
-weight gradient ``x @ im2col(dy).T``.
+``x`` (N, Cin, H, W) and ``weight`` (Cin, Cout/G, kh, kw) in G groups. Seen from its output ``y``
+(N, Cout, OH, OW), the operation is the INPUT GRADIENT of the convolution ``y -> x`` with the same
+weight read as (F = Cin, C/G = Cout/G, kh, kw), stride, padding and dilation and the geometry
+``g = (kh, kw, sh, sw, ph, pw, dh, dw, H, W)`` (that convolution's output size is x's). So it runs on
+the "im2col" algorithm's kernels (``minicnn.kernels.conv_im2col``) with the roles exchanged; per
+sample and group, with ``K = (Cout/G)*kh*kw`` and ``P = H*W``:
+
+    forward          y[n, g]  = col2im(W_g.T (K, Cin/G) @ x[n, g] (Cin/G, P)) + b      (im2col_backward)
+    input gradient   dx[n, g] = W_g (Cin/G, K) @ im2col(dy[n, g]) (K, P)             (im2col_forward)
+    weight gradient  dW_g    += x[n, g] @ im2col(dy[n, g]).T                         (im2col_backward)
+
+``output_padding`` only adds rows and columns at the bottom/right of y: the geometry carries x's
+size, so the kernels read and write exactly the pixels the windows cover, whatever the output size.
 """
 from typing import NamedTuple
 
@@ -10,7 +20,9 @@ import numpy as np
 
 from .._validate import (conv_transpose_output_size, float_array, float_input, grad_array, grad_request,
                          groups_arg, output_padding_arg, pair)
-from ..kernels.conv_transpose import conv_transpose2d_apply, conv_transpose2d_grads, conv_transpose2d_plan
+from .._config import kernel_blas_single_threaded, thread_blocks
+from ..kernels.conv_im2col import add_bias, im2col_backward, im2col_forward
+from ..kernels.im2col import im2col as _im2col_kernel
 
 
 class ConvTranspose2dCtx(NamedTuple):
@@ -19,8 +31,7 @@ class ConvTranspose2dCtx(NamedTuple):
     weight: np.ndarray  # (Cin, Cout/groups, kh, kw), read by the input gradient
     has_bias: bool
     groups: int
-    geometry: tuple  # (kh, kw, sh, sw, ph, pw, dh, dw)
-    plan: tuple  # kernels.conv_transpose.conv_transpose2d_plan's
+    geometry: tuple  # (kh, kw, sh, sw, ph, pw, dh, dw, H, W): of the convolution y -> x
     output_shape: tuple  # (N, Cout, OH, OW)
 
 
@@ -58,10 +69,16 @@ def conv_transpose2d_forward(x, weight, bias=None, stride=1, padding=0, output_p
         bias = float_array("bias", bias, x.dtype, 1, "(Cout,)")
         if bias.shape != (Cout,):
             raise ValueError(f"bias must have shape (Cout,) = {(Cout,)}, got {bias.shape}")
-    geometry = (kh, kw, sh, sw, ph, pw, dh, dw)
-    plan = conv_transpose2d_plan((H, W), (OH, OW), geometry)
-    y = conv_transpose2d_apply(x, weight, bias, groups, geometry, plan, (OH, OW))
-    return y, ConvTranspose2dCtx(x, weight, bias is not None, groups, geometry, plan, y.shape)
+    g = (kh, kw, sh, sw, ph, pw, dh, dw, H, W)
+    G, Cg = groups, Cout // groups
+    y = np.empty((N, Cout, OH, OW), x.dtype)
+    empty = np.empty((0, 0, 0), x.dtype)
+    kernel_blas_single_threaded()
+    im2col_backward(x.reshape(N * G, Cin // G, H * W), weight.reshape(G, Cin // G, Cg * kh * kw), empty, g,
+                    thread_blocks(N * G), empty.reshape(0, 0, 0, 0), empty, y.reshape(N * G, Cg, OH, OW))
+    if bias is not None:
+        add_bias(y.reshape(N, Cout, OH * OW), bias)
+    return y, ConvTranspose2dCtx(x, weight, bias is not None, groups, g, y.shape)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -77,6 +94,27 @@ def conv_transpose2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dy = grad_array("dy", dy, ctx.output_shape, dtype)
     dweight = grad_request("dweight", dweight, ctx.weight.shape, dtype)
     dbias = grad_request("dbias", dbias, (ctx.output_shape[1],), dtype) if ctx.has_bias else None
-    grad_x = conv_transpose2d_grads(dy, ctx.x, ctx.weight, ctx.groups, ctx.geometry, ctx.plan, bool(dx),
-                                    dweight, dbias)
+    x, weight, g, G = ctx.x, ctx.weight, ctx.geometry, ctx.groups
+    N, Cin, H, W = x.shape
+    _, Cout, OH, OW = ctx.output_shape
+    K, P, S = weight.shape[1] * g[0] * g[1], H * W, N * G
+    dy4 = dy.reshape(S, Cout // G, OH, OW)
+    w3 = weight.reshape(G, Cin // G, K)
+    nb = thread_blocks(S)
+    kernel_blas_single_threaded()
+    grad_x = None
+    if dx or dweight is not None:
+        cols = np.empty((S, K, P), dtype)
+        if dx:
+            grad_x = np.empty(x.shape, dtype)
+            im2col_forward(dy4, w3, np.zeros((G, Cin // G), dtype), g, nb, cols, grad_x.reshape(S, Cin // G, P))
+        else:
+            _im2col_kernel(dy4, g, cols)
+    if dweight is not None:
+        parts = np.empty((nb, G, K, Cin // G), dtype)
+        im2col_backward(x.reshape(S, Cin // G, P), w3, cols, g, nb, parts, np.empty((0, 0, 0), dtype),
+                        np.empty((0, 0, 0, 0), dtype))
+        dweight += parts.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape)
+    if dbias is not None:
+        dbias += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dtype)
     return grad_x, dweight, dbias

@@ -4,7 +4,9 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validate import float_input, grad_array, pad_arg
-from ..kernels.pad import pad2d, pad2d_adjoint, pad_index
+from ..kernels.pad import pad_backward as _pad_backward_kernel
+from ..kernels.pad import pad_forward as _pad_forward_kernel
+from ..kernels.pad import pad_index
 
 
 class PadCtx(NamedTuple):
@@ -27,7 +29,9 @@ def pad_forward(x, pad, mode="constant", value=0.0):
     left, right, top, bottom, value = pad_arg(pad, mode, value, x.shape)
     rows = pad_index(x.shape[2], top, bottom, mode)
     cols = pad_index(x.shape[3], left, right, mode)
-    return pad2d(x, rows, cols, value), PadCtx(x.shape, rows, cols, x.dtype)
+    y = np.empty(x.shape[:2] + (rows[0].shape[0], cols[0].shape[0]), x.dtype)
+    _pad_forward_kernel(x, rows[0], cols[0], cols[1], cols[2], x.dtype.type(value), y)
+    return y, PadCtx(x.shape, rows, cols, x.dtype)
 
 
 def pad(x, pad, mode="constant", value=0.0):
@@ -40,4 +44,6 @@ def pad_backward(dy, ctx):
     pixel's gradient added to the pixel it was read from (the constant's gradient is dropped)."""
     rows, cols = ctx.rows, ctx.cols
     dy = grad_array("dy", dy, ctx.input_shape[:2] + (rows[0].shape[0], cols[0].shape[0]), ctx.dtype)
-    return pad2d_adjoint(dy, rows, cols, ctx.input_shape)
+    dx = np.empty(ctx.input_shape, ctx.dtype)
+    _pad_backward_kernel(dy, rows[0], cols[0], cols[1], cols[2], dx)
+    return dx

@@ -19,22 +19,19 @@ columns. The input gradient gathers (for each phase position, the taps of that p
 shifted ``dy`` run), so each accumulator is written once per group of taps; the weight gradient is
 one dot product per tap, in per-block partial sums reduced afterwards (no race).
 """
-import numba
 import numpy as np
 from numba import prange
 
-from .._config import JIT_OPTIONS, jit, thread_blocks
-from .im2col import _u
-
-# ``reassoc`` lets the per-tap dot products vectorise, ``contract`` fuses multiply-adds.
-_FAST = dict(fastmath={"reassoc", "contract"}, **JIT_OPTIONS)
-_jit_fast = numba.njit(**_FAST)
-_jit_parallel_fast = numba.njit(parallel=True, **_FAST)
+from .._config import jit, jit_parallel, jit_reassoc
+from .common import _u
 
 
-def phase_shape(H, W, sh, sw, ph, pw):
-    """``(Hq, Wq)``: the size of each of the sh*sw phase planes of an (H, W) plane padded by (ph, pw)."""
-    return -(-(H + 2 * ph) // sh), -(-(W + 2 * pw) // sw)
+def phase_shape(input_shape, g):
+    """``(N, C, sh*sw, Hq, Wq)``: the phase planes of an input of ``input_shape`` (N, C, H, W) for
+    geometry ``g``, Hq = ceil((H + 2*ph) / sh), Wq alike."""
+    N, C, H, W = input_shape
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    return N, C, sh * sw, -(-(H + 2 * ph) // sh), -(-(W + 2 * pw) // sw)
 
 
 @jit
@@ -90,10 +87,10 @@ def _spread_plane(dy, n, o, Wq, margin, dst):
             dst[_u(base + ow)] = src[_u(ow)]
 
 
-@_jit_fast
+@jit_reassoc
 def _correlate_run(src, off, wv, L, acc):
     """``acc[q] += sum over taps t of wv[t] * src[q + off[t]]`` for q < L, four taps per pass over
-    ``acc`` (one load and store of acc per four multiply-adds)."""
+    ``acc`` (one load and store of acc per four multiply-adds); the taps may be summed in any order."""
     T = off.shape[0]
     t = 0
     while t + 4 <= T:
@@ -109,16 +106,16 @@ def _correlate_run(src, off, wv, L, acc):
             acc[_u(q)] += w0 * s0[_u(q)]
 
 
-@_jit_parallel_fast
-def _dw_forward(x, weight, bias, sh, sw, ph, pw, dh, dw, n_blocks, xph, y):
+@jit_reassoc(parallel=True)
+def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
     """``y`` (N, C*k, OH, OW) = the depthwise convolution of ``x`` (N, C, H, W) by ``weight``
-    (C*k, 1, kh, kw), plus ``bias`` (C*k,) unless it is empty; fills ``xph`` (N, C, sh*sw*Hq*Wq) with
-    the phase planes of the zero-padded input (what the weight gradient reads)."""
+    (C*k, 1, kh, kw), plus ``bias`` (C*k,) unless it is empty; fills ``xph`` (N, C, sh*sw, Hq, Wq) with
+    the phase planes of the zero-padded input (what the weight gradient reads). Taps summed in any order."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, C = x.shape[0], x.shape[1]
-    O, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    Hq, Wq = xph.shape[3], xph.shape[4]
+    O = weight.shape[0]
     k = O // C
-    OH, OW = y.shape[2], y.shape[3]
-    Hq, Wq = (x.shape[2] + 2 * ph + sh - 1) // sh, (x.shape[3] + 2 * pw + sw - 1) // sw
     L = (OH - 1) * Wq + OW
     off = _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq)
     w2 = weight.reshape(O, kh * kw)
@@ -129,7 +126,7 @@ def _dw_forward(x, weight, bias, sh, sw, ph, pw, dh, dw, n_blocks, xph, y):
         for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
             n = t // C
             c = t - n * C
-            src = xph[n, c]
+            src = xph[n, c].reshape(sh * sw * Hq * Wq)
             _split_phases(x, n, c, sh, sw, ph, pw, Hq, Wq, src)
             for m in range(k):
                 o = c * k + m
@@ -141,12 +138,13 @@ def _dw_forward(x, weight, bias, sh, sw, ph, pw, dh, dw, n_blocks, xph, y):
                         dst[_u(ow)] = acc[_u(oh * Wq + ow)]
 
 
-@_jit_parallel_fast
-def _dw_backward_input(dy, weight, sh, sw, ph, pw, dh, dw, n_blocks, dx):
+@jit_parallel
+def depthwise_backward_input(dy, weight, g, n_blocks, dx):
     """Set ``dx`` (N, C, H, W) to the input gradient of the depthwise convolution by ``weight``
     (C*k, 1, kh, kw) whose output gradient is ``dy`` (N, C*k, OH, OW)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, C, H, W = dx.shape
-    O, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    O = weight.shape[0]
     k = O // C
     T = kh * kw
     Hq, Wq = (H + 2 * ph + sh - 1) // sh, (W + 2 * pw + sw - 1) // sw
@@ -182,13 +180,14 @@ def _dw_backward_input(dy, weight, sh, sw, ph, pw, dh, dw, n_blocks, dx):
             _merge_phases(acc, sh, sw, ph, pw, Hq, Wq, dx, n, c)
 
 
-@_jit_parallel_fast
-def _dw_backward_params(xph, dy, kh, kw, sh, sw, dh, dw, Hq, Wq, n_blocks, parts):
+@jit_reassoc(parallel=True)
+def depthwise_backward_params(xph, dy, g, n_blocks, parts):
     """``parts[b, o, t]`` (t < kh*kw) = the weight gradient of tap t of output channel o, and
-    ``parts[b, o, kh*kw]`` the bias gradient, summed over block b's samples; ``xph`` (N, C, S) holds
-    the forward's phase planes, ``dy`` (N, C*k, OH, OW) the output gradient."""
-    N, C = xph.shape[0], xph.shape[1]
-    O, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
+    ``parts[b, o, kh*kw]`` the bias gradient, summed over block b's samples (in any order); ``xph``
+    (N, C, sh*sw, Hq, Wq) holds the forward's phase planes, ``dy`` (N, C*k, OH, OW) the output gradient."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    N, C, Hq, Wq = xph.shape[0], xph.shape[1], xph.shape[3], xph.shape[4]
+    O = dy.shape[1]
     k = O // C
     T = kh * kw
     L = (OH - 1) * Wq + OW
@@ -200,7 +199,7 @@ def _dw_backward_params(xph, dy, kh, kw, sh, sw, dh, dw, Hq, Wq, n_blocks, parts
         g = np.zeros(L, dy.dtype)  # junk columns stay 0
         for n in range(blk * N // n_blocks, (blk + 1) * N // n_blocks):
             for c in range(C):
-                src = xph[n, c]
+                src = xph[n, c].reshape(sh * sw * Hq * Wq)
                 for m in range(k):
                     o = c * k + m
                     _spread_plane(dy, n, o, Wq, 0, g)
@@ -231,42 +230,3 @@ def _dw_backward_params(xph, dy, kh, kw, sh, sw, dh, dw, Hq, Wq, n_blocks, parts
                             a0 += g[_u(q)] * s0[_u(q)]
                         acc[t] += a0
 
-
-# ------------------------------------------------------------------------------ entry points (trusting)
-def depthwise_conv2d(x, weight, bias, geometry):
-    """``(y, xph)``: ``y`` (N, C*k, OH, OW), the depthwise convolution of ``x`` (N, C, H, W) by
-    ``weight`` (C*k, 1, kh, kw) plus ``bias`` (C*k,) or None, all of one dtype, with ``geometry``
-    (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) validated by the caller; ``xph`` (N, C, sh*sw*Hq*Wq),
-    the phase planes that :func:`depthwise_conv2d_grads` reads."""
-    N, C, H, W = x.shape
-    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
-    Hq, Wq = phase_shape(H, W, sh, sw, ph, pw)
-    xph = np.empty((N, C, sh * sw * Hq * Wq), x.dtype)
-    y = np.empty((N, weight.shape[0], OH, OW), x.dtype)
-    bias = np.empty(0, x.dtype) if bias is None else bias
-    _dw_forward(x, weight, bias, sh, sw, ph, pw, dh, dw, thread_blocks(N * C), xph, y)
-    return y, xph
-
-
-def depthwise_conv2d_grads(dy, xph, weight, input_shape, geometry, want_input, dweight, dbias):
-    """The gradients of :func:`depthwise_conv2d` for its output gradient ``dy`` (N, C*k, OH, OW): the
-    weight gradient is ADDED into ``dweight`` (C*k, 1, kh, kw) and the bias gradient into ``dbias``
-    (C*k,) unless they are None; returns the input gradient of ``input_shape`` if ``want_input``."""
-    N, C, H, W = input_shape
-    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
-    O, T = weight.shape[0], kh * kw
-    if dweight is not None or dbias is not None:
-        Hq, Wq = phase_shape(H, W, sh, sw, ph, pw)
-        nb = thread_blocks(N)
-        parts = np.empty((nb, O, T + 1), dy.dtype)
-        _dw_backward_params(xph, dy, kh, kw, sh, sw, dh, dw, Hq, Wq, nb, parts)
-        total = parts.sum(axis=0)
-        if dweight is not None:
-            dweight += total[:, :T].reshape(dweight.shape)
-        if dbias is not None:
-            dbias += total[:, T]
-    if not want_input:
-        return None
-    dx = np.empty(input_shape, dy.dtype)
-    _dw_backward_input(dy, weight, sh, sw, ph, pw, dh, dw, thread_blocks(N * C), dx)
-    return dx

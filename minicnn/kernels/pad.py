@@ -11,10 +11,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit_parallel
-from .im2col import _u
-
-MODES = ("constant", "reflect", "replicate", "circular")
-
+from .common import _u
 
 def pad_index(size, before, after, mode):
     """``(index, lo, hi)`` along one axis, for pads the caller has validated (``before`` or ``after``
@@ -35,7 +32,7 @@ def pad_index(size, before, after, mode):
 
 
 @jit_parallel
-def _pad_forward(x, rows, cols, lo, hi, value, y):
+def pad_forward(x, rows, cols, lo, hi, value, y):
     """``y[n, c, oh, ow] = x[n, c, rows[oh], cols[ow]]``, ``value`` where either index is -1; columns
     ``[lo, hi)`` are the contiguous run ``cols[ow] = ow + cols[lo] - lo``."""
     N, C = x.shape[0], x.shape[1]
@@ -63,8 +60,8 @@ def _pad_forward(x, rows, cols, lo, hi, value, y):
 
 
 @jit_parallel
-def _pad_backward(dy, rows, cols, lo, hi, dx):
-    """The adjoint of :func:`_pad_forward`: sets ``dx`` (N, C, H, W) to the sum of the ``dy``
+def pad_backward(dy, rows, cols, lo, hi, dx):
+    """The adjoint of :func:`pad_forward`: sets ``dx`` (N, C, H, W) to the sum of the ``dy``
     (N, C, OH, OW) entries read from each pixel (0 where none was); one plane per iteration: no race."""
     N, C = dx.shape[0], dx.shape[1]
     OH, OW = dy.shape[2], dy.shape[3]
@@ -91,17 +88,3 @@ def _pad_backward(dy, rows, cols, lo, hi, dx):
                 if s >= 0:
                     dst[s] += src[ow]
 
-
-# ------------------------------------------------------------------------------ entry points (trusting)
-def pad2d(x, rows, cols, value):
-    """``x`` (N, C, H, W) padded by the index maps ``rows``/``cols`` (each ``pad_index``'s triple)."""
-    y = np.empty(x.shape[:2] + (rows[0].shape[0], cols[0].shape[0]), x.dtype)
-    _pad_forward(x, rows[0], cols[0], cols[1], cols[2], x.dtype.type(value), y)
-    return y
-
-
-def pad2d_adjoint(dy, rows, cols, input_shape):
-    """The gradient ``dx`` of ``input_shape`` of :func:`pad2d`, given the gradient ``dy`` of its output."""
-    dx = np.empty(input_shape, dy.dtype)
-    _pad_backward(dy, rows[0], cols[0], cols[1], cols[2], dx)
-    return dx
