@@ -52,25 +52,9 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw, dh=1, dw=1):
 
 
 def conv2d(x, weight, bias, sh, sw, ph, pw, dh=1, dw=1):
-    """Direct convolution (cross-correlation, as PyTorch): y[n,f,oh,ow] = b[f] + sum x * w."""
-    N, C, H, W = x.shape
-    F, _, kh, kw = weight.shape
-    OH, OW = out_size(H, kh, sh, ph, dh), out_size(W, kw, sw, pw, dw)
-    y = np.zeros((N, F, OH, OW), dtype=np.float64)
-    for n in range(N):
-        for f in range(F):
-            for oh in range(OH):
-                for ow in range(OW):
-                    s = 0.0 if bias is None else float(bias[f])
-                    for c in range(C):
-                        for i in range(kh):
-                            for j in range(kw):
-                                h = oh * sh - ph + i * dh
-                                w = ow * sw - pw + j * dw
-                                if 0 <= h < H and 0 <= w < W:
-                                    s += float(x[n, c, h, w]) * float(weight[f, c, i, j])
-                    y[n, f, oh, ow] = s
-    return y
+    """Direct convolution (cross-correlation, as PyTorch): y[n,f,oh,ow] = b[f] + sum x * w (one group
+    of :func:`conv2d_grouped`)."""
+    return conv2d_grouped(x, weight, bias, sh, sw, ph, pw, dh, dw, groups=1)
 
 
 def conv2d_backward(dy, x, weight, sh, sw, ph, pw, dh=1, dw=1):

@@ -1,8 +1,8 @@
 """Convolution variants against tests/naive.py, finite differences and PyTorch: padding modes (F.pad),
-transposed convolution (F.conv_transpose2d, nn.ConvTranspose2d) and depthwise convolution."""
+transposed convolution (F.conv_transpose2d, nn.ConvTranspose2d), grouped and depthwise convolution,
+padding "same"/"valid" and Conv2d's padding_mode."""
 import os
 
-import numba
 import numpy as np
 import pytest
 
@@ -10,19 +10,9 @@ import minicnn.functional as F
 import naive
 from minicnn import nn
 from minicnn.grad_mode import no_grad
-from minicnn.kernels.depthwise import depthwise_conv2d, depthwise_conv2d_grads
+from test_conv import numerical_grad  # naive.numerical_grad on one thread
 
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
-
-
-def numerical_grad(f, x):
-    """``naive.numerical_grad`` on one Numba thread (thousands of tiny kernel calls)."""
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return naive.numerical_grad(f, x)
-    finally:
-        numba.set_num_threads(old)
 
 
 def assert_close(a, b, tol=1e-10):
@@ -309,89 +299,249 @@ def test_conv_transpose_layer_accumulates_skips_frozen_and_keeps_nothing_under_n
         m.backward(g)
 
 
-# --------------------------------------------------------------------------------- depthwise
-def dw_configs(seed, count, max_size=7):
-    """Random (x_shape, multiplier k, kernel, stride, padding, dilation) of a depthwise convolution."""
+# ------------------------------------------------------------------ grouped and depthwise conv2d
+def group_configs(seed, count, max_size=7, depthwise=False):
+    """Random (x_shape, F, groups, kernel, stride, padding, dilation): groups of 1 to 3 channels (one
+    group per channel and a multiplier F/C of 1 to 3 if ``depthwise``)."""
     rng = np.random.default_rng(seed)
     configs = []
     while len(configs) < count:
-        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)),
-                 int(rng.integers(1, max_size + 1)), int(rng.integers(1, max_size + 1)))
-        k = int(rng.choice([1, 1, 2, 3]))
-        ks = tuple(int(v) for v in rng.integers(1, 5, size=2))
+        groups = int(rng.integers(1, 5))
+        cg = 1 if depthwise else int(rng.integers(1, 4))
+        shape = (int(rng.integers(1, 3)), groups * cg, int(rng.integers(1, max_size + 1)),
+                 int(rng.integers(1, max_size + 1)))
+        F_ = groups * int(rng.integers(1, 4))
+        k = tuple(int(v) for v in rng.integers(1, 5, size=2))
         s = tuple(int(v) for v in rng.integers(1, 4, size=2))
         p = tuple(int(v) for v in rng.integers(0, 3, size=2))
         d = tuple(int(rng.choice([1, 1, 2])) for _ in range(2))
-        if any(d[a] * (ks[a] - 1) + 1 > shape[2 + a] + 2 * p[a] for a in range(2)):
+        if any(d[a] * (k[a] - 1) + 1 > shape[2 + a] + 2 * p[a] for a in range(2)):
             continue
-        configs.append((shape, k, ks, s, p, d))
+        configs.append((shape, F_, groups, k, s, p, d))
     return configs
 
 
-DW_EDGE = [
-    ((2, 3, 8, 8), 1, (3, 3), (1, 1), (1, 1), (1, 1)),  # MobileNet's 3x3, stride 1
-    ((2, 2, 8, 7), 1, (3, 3), (2, 2), (1, 1), (1, 1)),  # stride 2, odd width
-    ((1, 2, 5, 9), 3, (2, 4), (3, 2), (0, 2), (2, 1)),  # multiplier 3, non-square, stride > kernel rows
-    ((1, 1, 4, 4), 2, (4, 4), (1, 1), (0, 0), (1, 1)),  # kernel = input: one output pixel
+GROUP_EDGE = [
+    ((2, 3, 8, 8), 3, 3, (3, 3), (1, 1), (1, 1), (1, 1)),  # MobileNet's depthwise 3x3, stride 1
+    ((2, 2, 8, 7), 2, 2, (3, 3), (2, 2), (1, 1), (1, 1)),  # depthwise, stride 2, odd width
+    ((1, 2, 5, 9), 6, 2, (2, 4), (3, 2), (0, 2), (2, 1)),  # depthwise, multiplier 3, stride > kernel rows
+    ((1, 1, 4, 4), 2, 1, (4, 4), (1, 1), (0, 0), (1, 1)),  # one channel (groups == C == 1), 1 output pixel
+    ((2, 8, 6, 5), 4, 4, (3, 3), (1, 1), (1, 1), (1, 1)),  # grouped: 2 channels in, 1 out per group
+    ((1, 6, 5, 5), 6, 2, (1, 3), (2, 1), (0, 1), (1, 2)),  # grouped, non-square, dilation
 ]
-DW_FORWARD = DW_EDGE + dw_configs(21, 10 if NO_JIT else 50)
-DW_GRAD = DW_EDGE + dw_configs(22, 3 if NO_JIT else 10, max_size=5)
+GROUP_FORWARD = (GROUP_EDGE + group_configs(31, 6 if NO_JIT else 30)
+                 + group_configs(32, 6 if NO_JIT else 30, depthwise=True))
+GROUP_GRAD = (GROUP_EDGE + group_configs(33, 2 if NO_JIT else 6, max_size=5)
+              + group_configs(34, 2 if NO_JIT else 6, max_size=5, depthwise=True))
 
 
-def dw_run(config, x, w, b):
-    shape, k, ks, s, p, d = config
-    OH, OW = (naive.out_size(shape[2 + a], ks[a], s[a], p[a], d[a]) for a in range(2))
-    geometry = (ks[0], ks[1], s[0], s[1], p[0], p[1], d[0], d[1], OH, OW)
-    return depthwise_conv2d(x, w, b, geometry), geometry
-
-
-def dw_make(config, seed=0, dtype=np.float64):
-    shape, k, ks, *_ = config
+def group_make(config, seed=0, dtype=np.float64):
+    shape, F_, groups, k, *_ = config
     rng = np.random.default_rng(seed)
-    C = shape[1]
-    return (rng.standard_normal(shape).astype(dtype), rng.standard_normal((C * k, 1, *ks)).astype(dtype),
-            rng.standard_normal(C * k).astype(dtype))
+    return (rng.standard_normal(shape).astype(dtype), rng.standard_normal((F_, shape[1] // groups, *k)).astype(dtype),
+            rng.standard_normal(F_).astype(dtype))
 
 
-@pytest.mark.parametrize("config", DW_FORWARD, ids=str)
-def test_depthwise_kernel_matches_naive(config):
-    shape, k, ks, s, p, d = config
-    x, w, b = dw_make(config)
-    (y, _), _ = dw_run(config, x, w, b)
-    assert_close(y, naive.conv2d_grouped(x, w, b, s[0], s[1], p[0], p[1], d[0], d[1], groups=shape[1]))
-    (y0, _), _ = dw_run(config, x, w, None)
-    assert_close(y0, naive.conv2d_grouped(x, w, None, s[0], s[1], p[0], p[1], d[0], d[1], groups=shape[1]))
+def group_naive(x, w, b, config):
+    _, _, groups, _, s, p, d = config
+    return naive.conv2d_grouped(x, w, b, s[0], s[1], p[0], p[1], d[0], d[1], groups)
 
 
-@pytest.mark.parametrize("config", DW_GRAD, ids=str)
-def test_depthwise_kernel_gradients_match_finite_differences(config):
-    shape = config[0]
-    x, w, b = dw_make(config, seed=3)
-    (y, xph), geometry = dw_run(config, x, w, b)
-    g = np.random.default_rng(4).standard_normal(y.shape)
+GROUP_ALGORITHMS = ("auto", "im2col")  # "auto": the depthwise kernels when groups == C
 
-    def loss():
-        return float(np.sum(dw_run(config, x, w, b)[0][0] * g))
 
-    dw, db = np.zeros_like(w), np.ones_like(b)
-    dx = depthwise_conv2d_grads(g, xph, w, shape, geometry, True, dw, db)
+@pytest.mark.parametrize("config", GROUP_FORWARD, ids=str)
+def test_grouped_conv_matches_naive(config):
+    _, _, groups, _, s, p, d = config
+    x, w, b = group_make(config)
+    for algorithm in GROUP_ALGORITHMS:
+        assert_close(F.conv2d(x, w, b, s, p, d, groups, algorithm=algorithm), group_naive(x, w, b, config))
+        assert_close(F.conv2d(x, w, None, s, p, d, groups, algorithm=algorithm), group_naive(x, w, None, config))
+
+
+def test_depthwise_runs_the_depthwise_kernels_and_im2col_when_asked():
+    shape, _, groups, _, s, p, d = config = GROUP_EDGE[2]
+    x, w, b = group_make(config)
+    assert F.conv2d_forward(x, w, b, s, p, d, groups)[1].algorithm == "depthwise"
+    assert F.conv2d_forward(x, w, b, s, p, d, groups, algorithm="im2col")[1].algorithm == "im2col"
+    assert F.conv2d_forward(x[:, :1], w[:2], b[:2], s, p, d, 1)[1].algorithm != "depthwise"  # groups=1: as before
+
+
+@pytest.mark.parametrize("config", GROUP_GRAD, ids=str)
+def test_grouped_conv_backward_matches_finite_differences(config):
+    _, _, groups, _, s, p, d = config
+    x, w, b = group_make(config, seed=3)
+    g = np.random.default_rng(4).standard_normal(group_naive(x, w, b, config).shape)
+    for algorithm in GROUP_ALGORITHMS:
+        y, ctx = F.conv2d_forward(x, w, b, s, p, d, groups, algorithm=algorithm)
+
+        def loss():
+            return float(np.sum(F.conv2d(x, w, b, s, p, d, groups, algorithm=algorithm) * g))
+
+        into_b = np.ones_like(b)  # the bias gradient is added into a given array
+        dx, dw, db = F.conv2d_backward(g, ctx, dbias=into_b)
+        assert_close(dx, numerical_grad(loss, x), 1e-6)
+        assert_close(dw, numerical_grad(loss, w), 1e-6)
+        assert_close(db - 1, numerical_grad(loss, b), 1e-6)
+
+
+@pytest.mark.parametrize("config", GROUP_EDGE + group_configs(35, 4) + group_configs(36, 4, depthwise=True), ids=str)
+def test_grouped_conv_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    _, _, groups, _, s, p, d = config
+    x, w, b = group_make(config, seed=5)
+    tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, s, p, d, groups)
+    g = np.random.default_rng(6).standard_normal(tuple(ty.shape))
+    ty.backward(torch.from_numpy(g))
+    y, ctx = F.conv2d_forward(x, w, b, s, p, d, groups)
+    assert_close(y, ty.detach().numpy())
+    for ours, theirs in zip(F.conv2d_backward(g, ctx), (tx, tw, tb)):
+        assert_close(ours, theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("groups_of", [2, 3])  # channels per group (2: grouped; C: depthwise)
+def test_grouped_conv_float32_and_skipped_gradients(groups_of):
+    config = GROUP_EDGE[1] if groups_of == 3 else GROUP_EDGE[4]
+    _, _, groups, _, s, p, d = config
+    x, w, b = group_make(config)
+    y32, ctx = F.conv2d_forward(x.astype(np.float32), w, b, s, p, d, groups)
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, group_naive(x, w, b, config), rtol=1e-5, atol=1e-5)
+    g = np.random.default_rng(1).standard_normal(y32.shape).astype(np.float32)
+    dx, dw, db = F.conv2d_backward(g, ctx)
+    assert dx.dtype == dw.dtype == db.dtype == np.float32
+    _, ctx64 = F.conv2d_forward(x, w, b, s, p, d, groups)
+    for ours, ref in zip((dx, dw, db), F.conv2d_backward(g.astype(np.float64), ctx64)):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+    nx, nw, nb = F.conv2d_backward(g, ctx, dx=False, dweight=False)
+    assert nx is None and nw is None
+    np.testing.assert_allclose(nb, db, rtol=1e-6)
+    only_dx = F.conv2d_backward(g, ctx, dweight=False, dbias=False)
+    assert only_dx[1] is None and only_dx[2] is None
+    np.testing.assert_allclose(only_dx[0], dx, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(groups=3), "in_channels must be divisible by groups"),
+    (dict(groups=2, F=3), "out_channels must be divisible by groups"),
+    (dict(groups=2, Cw=4), "weight must have as many input channels as x per group"),
+    (dict(groups=0), "groups must be >= 1"),
+    (dict(groups=2, algorithm="tiled"), "algorithm 'tiled' supports groups=1 only"),
+    (dict(groups=4, algorithm="direct"), "algorithm 'direct' supports groups=1 only"),
+    (dict(padding="same", stride=2), "padding='same' needs stride 1"),
+    (dict(padding="full"), "padding must be one of 'same', 'valid'"),
+])
+def test_conv2d_rejects_what_torch_rejects(kwargs, match):
+    groups, F_, Cw = kwargs.pop("groups", 1), kwargs.pop("F", 4), kwargs.pop("Cw", None)
+    x = np.zeros((1, 4, 5, 5))
+    w = np.zeros((F_, Cw or max(1, 4 // max(groups, 1)), 3, 3))
+    with pytest.raises(ValueError, match=match):
+        F.conv2d(x, w, None, groups=groups, **kwargs)
+
+
+# ------------------------------------------------------------------------- padding "same" / "valid"
+@pytest.mark.parametrize("k, d", [((3, 3), (1, 1)), ((4, 2), (1, 1)), ((2, 5), (3, 2)), ((1, 4), (1, 1))])
+def test_same_and_valid_padding_match_naive_and_finite_differences(k, d):
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((2, 3, *k)), rng.standard_normal(2)
+    y, ctx = F.conv2d_forward(x, w, b, padding="same", dilation=d)
+    assert y.shape[2:] == x.shape[2:]
+    th, tw = d[0] * (k[0] - 1), d[1] * (k[1] - 1)  # PyTorch: the odd one at the bottom/right
+    xp = naive.pad(x, tw // 2, tw - tw // 2, th // 2, th - th // 2)
+    assert_close(y, naive.conv2d(xp, w, b, 1, 1, 0, 0, d[0], d[1]))
+    assert_close(F.conv2d(x, w, b, padding="valid", dilation=d), naive.conv2d(x, w, b, 1, 1, 0, 0, d[0], d[1]))
+    g = rng.standard_normal(y.shape)
+    dx, dw, _ = F.conv2d_backward(g, ctx)
+    loss = lambda: float(np.sum(F.conv2d(x, w, b, padding="same", dilation=d) * g))  # noqa: E731
     assert_close(dx, numerical_grad(loss, x), 1e-6)
     assert_close(dw, numerical_grad(loss, w), 1e-6)
-    assert_close(db - 1, numerical_grad(loss, b), 1e-6)  # added into the given array
 
 
-def test_depthwise_kernel_float32():
-    config = DW_EDGE[1]
-    x, w, b = dw_make(config)
-    (y32, xph), geometry = dw_run(config, x.astype(np.float32), w.astype(np.float32), b.astype(np.float32))
-    (y64, _), _ = dw_run(config, x, w, b)
-    assert y32.dtype == np.float32
-    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-5)
-    g = np.random.default_rng(1).standard_normal(y32.shape)
-    dw32 = np.zeros(w.shape, np.float32)
-    dx32 = depthwise_conv2d_grads(g.astype(np.float32), xph, w.astype(np.float32), x.shape, geometry, True, dw32, None)
-    dw64 = np.zeros_like(w)
-    (_, xph64), _ = dw_run(config, x, w, b)
-    dx64 = depthwise_conv2d_grads(g, xph64, w, x.shape, geometry, True, dw64, None)
-    np.testing.assert_allclose(dx32, dx64, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(dw32, dw64, rtol=1e-4, atol=1e-4)
+def test_same_padding_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((1, 4, 6, 5)), rng.standard_normal((4, 2, 4, 3))
+    tx = torch.from_numpy(x).requires_grad_()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch warns that it copies the input for even kernels (as we do)
+        ty = torch.nn.functional.conv2d(tx, torch.from_numpy(w), None, 1, "same", (2, 1), 2)
+    y, ctx = F.conv2d_forward(x, w, None, 1, "same", (2, 1), 2)
+    assert_close(y, ty.detach().numpy())
+    g = rng.standard_normal(y.shape)
+    ty.backward(torch.from_numpy(g))
+    assert_close(F.conv2d_backward(g, ctx)[0], tx.grad.numpy())
+
+
+# -------------------------------------------------------------------- nn.Conv2d: groups, padding_mode
+LAYER_CASES = [
+    dict(padding=1, padding_mode="reflect", groups=2),
+    dict(padding="same", padding_mode="circular", kernel_size=(4, 3)),
+    dict(padding=(2, 1), padding_mode="replicate", stride=2, groups=4),
+    dict(padding="same", kernel_size=2, groups=4, dilation=3),
+    dict(padding=(1, 2), padding_mode="zeros", stride=(1, 2), groups=4),
+    dict(padding="valid", padding_mode="reflect", groups=1),
+]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=str)
+def test_conv2d_layer_groups_and_padding_modes_match_torch(case):
+    torch = pytest.importorskip("torch")
+    case = dict(case)
+    k = case.pop("kernel_size", 3)
+    m = nn.Conv2d(4, 8, k, dtype=np.float64, rng=0, **case)
+    t = torch.nn.Conv2d(4, 8, k, **case).double()
+    assert tuple(t.weight.shape) == m.weight.shape
+    t.weight.data, t.bias.data = torch.from_numpy(m.weight.data.copy()), torch.from_numpy(m.bias.data.copy())
+    x = np.random.default_rng(0).standard_normal((2, 4, 7, 6))
+    tx = torch.from_numpy(x).requires_grad_()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ty = t(tx)
+    y = m(x)
+    assert_close(y, ty.detach().numpy())
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    ty.backward(torch.from_numpy(g))
+    assert_close(m.backward(g), tx.grad.numpy())
+    assert_close(m.weight.grad, t.weight.grad.numpy())
+    assert_close(m.bias.grad, t.bias.grad.numpy())
+
+
+def test_conv2d_layer_padding_mode_matches_naive_and_finite_differences():
+    m = nn.Conv2d(2, 4, (3, 2), padding=(2, 1), padding_mode="reflect", groups=2, dtype=np.float64, rng=2)
+    x = np.random.default_rng(3).standard_normal((1, 2, 4, 5))
+    ref = naive.conv2d_grouped(naive.pad(x, 1, 1, 2, 2, "reflect"), m.weight.data, m.bias.data, 1, 1, 0, 0, groups=2)
+    assert_close(m(x), ref)
+    g = np.random.default_rng(4).standard_normal(ref.shape)
+    m.zero_grad()
+    m(x)
+    dx = m.backward(g)
+    assert_close(dx, numerical_grad(lambda: float(np.sum(m(x) * g)), x), 1e-6)
+    m.zero_grad()
+    first = nn.Conv2d(2, 4, 3, padding=1, padding_mode="circular", dtype=np.float64, rng=2, input_grad=False)
+    first(x)
+    assert first.backward(g[:, :, :4, :5]) is None and first.weight.grad.any()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(groups=3), "in_channels must be divisible by groups"),
+    (dict(groups=2, out_channels=3), "out_channels must be divisible by groups"),
+    (dict(padding="same", stride=2), "padding='same' needs stride 1"),
+    (dict(padding="full"), "padding must be one of 'same', 'valid'"),
+    (dict(padding_mode="wrap"), "padding_mode must be one of 'zeros', 'reflect', 'replicate', 'circular'"),
+    (dict(groups=2, algorithm="tiled"), "algorithm 'tiled' supports groups=1 only"),
+])
+def test_conv2d_layer_rejects_bad_arguments(kwargs, match):
+    kwargs = {"in_channels": 4, "out_channels": 4, "kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        nn.Conv2d(**kwargs)
+
+
+def test_conv2d_layer_reflect_padding_wider_than_the_input_is_rejected():
+    m = nn.Conv2d(1, 1, 3, padding=3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="pad must be smaller than the input in mode 'reflect'"):
+        m(np.zeros((1, 1, 3, 3), np.float32))
+    assert repr(nn.Conv2d(4, 8, 3, padding="same", groups=4, padding_mode="circular")) == (
+        "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding='same', groups=4, padding_mode='circular')")

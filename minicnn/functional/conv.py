@@ -69,8 +69,8 @@ def _check_conv_args(x, weight, bias, stride, padding, dilation, groups):
     weight = float_input("weight", weight, 4, "(F, C/groups, kh, kw)").astype(x.dtype, copy=False)
     groups = groups_arg(groups, x.shape[1], weight.shape[0])
     if weight.shape[1] * groups != x.shape[1]:
-        raise ValueError(f"weight must have in_channels / groups input channels: weight.shape[1] = {weight.shape[1]}, "
-                         f"x.shape[1] = {x.shape[1]}, groups = {groups}")
+        raise ValueError(f"weight must have as many input channels as x per group: weight.shape[1] = "
+                         f"{weight.shape[1]}, x.shape[1] = {x.shape[1]}, groups = {groups}")
     if x.size == 0:
         raise ValueError(f"x must not be empty, got shape {x.shape}")
     if weight.size == 0:

@@ -11,8 +11,9 @@ its sh*sw phases, phase (a, b) holding the pixels (hq*sh + a, wq*sw + b) as a pl
 (oh + (i*dh)//sh, ow + (j*dw)//sw). Laid on the phase width Wq, an output plane is one flat run
 ``q = oh*Wq + ow`` (columns ow >= OW are junk: computed, never copied out) and tap t reads the flat
 phase planes at ``q + off[t]``, so every inner loop is one contiguous run of ``L = (OH-1)*Wq + OW``
-values, as in the direct stride-1 kernels of ``minicnn.kernels.conv``. Valid positions never wrap
-into the next row (``ow + (j*dw)//sw < Wq``), so the flat shifts are exact 2-D shifts.
+values, as in the direct stride-1 kernels of ``minicnn.kernels.conv_direct`` (whose tap loops
+``_accumulate_taps`` and ``_add_tap_dots`` run them here too). Valid positions never wrap into the
+next row (``ow + (j*dw)//sw < Wq``), so the flat shifts are exact 2-D shifts.
 
 Gradients use the same layout: ``dy`` planes are spread onto the phase width with zero junk
 columns. The input gradient gathers (for each phase position, the taps of that phase times the
@@ -24,6 +25,7 @@ from numba import prange
 
 from .._config import jit, jit_parallel, jit_reassoc
 from .common import _u
+from .conv_direct import _accumulate_taps, _add_tap_dots
 
 
 def phase_shape(input_shape, g):
@@ -87,30 +89,11 @@ def _spread_plane(dy, n, o, Wq, margin, dst):
             dst[_u(base + ow)] = src[_u(ow)]
 
 
-@jit_reassoc
-def _correlate_run(src, off, wv, L, acc):
-    """``acc[q] += sum over taps t of wv[t] * src[q + off[t]]`` for q < L, four taps per pass over
-    ``acc`` (one load and store of acc per four multiply-adds); the taps may be summed in any order."""
-    T = off.shape[0]
-    t = 0
-    while t + 4 <= T:
-        w0, w1, w2, w3 = wv[t], wv[t + 1], wv[t + 2], wv[t + 3]
-        s0, s1, s2, s3 = src[off[t]:], src[off[t + 1]:], src[off[t + 2]:], src[off[t + 3]:]
-        for q in range(L):
-            acc[_u(q)] += w0 * s0[_u(q)] + w1 * s1[_u(q)] + w2 * s2[_u(q)] + w3 * s3[_u(q)]
-        t += 4
-    for t in range(t, T):
-        w0 = wv[t]
-        s0 = src[off[t]:]
-        for q in range(L):
-            acc[_u(q)] += w0 * s0[_u(q)]
-
-
-@jit_reassoc(parallel=True)
+@jit_parallel
 def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
     """``y`` (N, C*k, OH, OW) = the depthwise convolution of ``x`` (N, C, H, W) by ``weight``
     (C*k, 1, kh, kw), plus ``bias`` (C*k,) unless it is empty; fills ``xph`` (N, C, sh*sw, Hq, Wq) with
-    the phase planes of the zero-padded input (what the weight gradient reads). Taps summed in any order."""
+    the phase planes of the zero-padded input (what the weight gradient reads)."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, C = x.shape[0], x.shape[1]
     Hq, Wq = xph.shape[3], xph.shape[4]
@@ -131,7 +114,7 @@ def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
             for m in range(k):
                 o = c * k + m
                 acc[:] = bias[o] if has_bias else 0
-                _correlate_run(src, off, w2[o], L, acc)
+                _accumulate_taps(src, off, w2[o], acc)
                 for oh in range(OH):
                     dst = y[n, o, oh]
                     for ow in range(OW):
@@ -176,7 +159,7 @@ def depthwise_backward_input(dy, weight, g, n_blocks, dx):
                             wv[nt] = w2[o, tap]
                             nt += 1
                     if nt > 0:
-                        _correlate_run(g, loc[:nt], wv[:nt], S, acc[phase * S:])
+                        _accumulate_taps(g, loc[:nt], wv[:nt], acc[phase * S:(phase + 1) * S])
             _merge_phases(acc, sh, sw, ph, pw, Hq, Wq, dx, n, c)
 
 
@@ -203,30 +186,10 @@ def depthwise_backward_params(xph, dy, g, n_blocks, parts):
                 for m in range(k):
                     o = c * k + m
                     _spread_plane(dy, n, o, Wq, 0, g)
-                    acc = part[o]
+                    acc = part[o]  # (T + 1,): the taps' gradients, then the bias gradient
                     sb = zero
                     for q in range(L):
                         sb += g[_u(q)]
                     acc[T] += sb
-                    t = 0
-                    while t + 4 <= T:
-                        s0, s1, s2, s3 = src[off[t]:], src[off[t + 1]:], src[off[t + 2]:], src[off[t + 3]:]
-                        a0 = a1 = a2 = a3 = zero
-                        for q in range(L):
-                            gq = g[_u(q)]
-                            a0 += gq * s0[_u(q)]
-                            a1 += gq * s1[_u(q)]
-                            a2 += gq * s2[_u(q)]
-                            a3 += gq * s3[_u(q)]
-                        acc[t] += a0
-                        acc[t + 1] += a1
-                        acc[t + 2] += a2
-                        acc[t + 3] += a3
-                        t += 4
-                    for t in range(t, T):
-                        s0 = src[off[t]:]
-                        a0 = zero
-                        for q in range(L):
-                            a0 += g[_u(q)] * s0[_u(q)]
-                        acc[t] += a0
+                    _add_tap_dots(g, src, off, acc)
 
