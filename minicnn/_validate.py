@@ -253,7 +253,7 @@ def pad_arg(pad, mode, value, shape):
     """``(left, right, top, bottom, value)`` for ``F.pad`` of an input of ``shape`` (N, C, H, W), with
     PyTorch's rules: ``pad`` is ``(left, right)`` or ``(left, right, top, bottom)`` (4 for the
     non-constant modes), negative entries crop, reflect pads are smaller than their axis and circular
-    pads at most their axis, only the constant mode takes a ``value``."""
+    pads at most what is left of it after cropping, only the constant mode takes a ``value``."""
     mode = choice("mode", mode, PAD_MODES)
     if not (isinstance(pad, (tuple, list)) and all(_is_int(p) for p in pad)):
         raise TypeError(f"pad must be a tuple of ints (left, right, top, bottom), got {pad!r}")
@@ -273,9 +273,10 @@ def pad_arg(pad, mode, value, shape):
         if mode == "reflect" and max(abs(a), abs(b)) >= size:
             raise ValueError(f"pad must be smaller than the input in mode 'reflect', got {(a, b)} for the "
                              f"{axis} {size} (pad {pad!r})")
-        if mode == "circular" and max(abs(a), abs(b)) > size:
-            raise ValueError(f"pad must be at most the input size in mode 'circular', got {(a, b)} for the "
-                             f"{axis} {size} (pad {pad!r})")
+        kept = size + min(a, 0) + min(b, 0)  # circular wraps around what the negative pads leave
+        if mode == "circular" and (kept < 1 or max(a, b) > kept):
+            raise ValueError(f"pad must be at most the input size (after cropping by the negative pads) in mode "
+                             f"'circular', got {(a, b)} for the {axis} {size} (pad {pad!r})")
     return left, right, top, bottom, float(value)
 
 

@@ -3,7 +3,8 @@ grouped 3x3 (groups=4) and ConvTranspose2d k4 s2 p1 (the speed cases of issue 12
 
     python scripts/bench_variants.py [--threads 2] [--rounds 15] [--warmup 3]
 
-Prints, per case, each contender's median forward+backward time (ms) over interleaved rounds (the
+The grouped case runs twice: "auto" (the im2col kernels, all groups in one pass) and "tiled" (one group
+after the other), to pick "auto"'s rule for groups from. Prints, per case, each contender's median forward+backward time (ms) over interleaved rounds (the
 starting contender rotates; warm-up rounds untimed) and PyTorch's median divided by minicnn's (> 1:
 minicnn is faster), and checks that both computed the same output. Both compute the input, weight
 and bias gradients. ``run_variants()`` returns the rows, for scripts/bench_kernels.py to absorb.
@@ -18,11 +19,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_common as bc  # noqa: E402
 
-# (name, x shape, F.conv2d / conv_transpose2d arguments)
+# (name, function, x shape, arguments; "algorithm" for F.conv2d, default "auto")
 CASES = [
     ("depthwise 3x3 s1 (64, 32, 32, 32)", "conv2d", (64, 32, 32, 32), dict(out=32, k=3, stride=1, padding=1, groups=32)),
     ("depthwise 3x3 s2 (64, 128, 16, 16)", "conv2d", (64, 128, 16, 16), dict(out=128, k=3, stride=2, padding=1, groups=128)),
-    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64", "conv2d", (32, 64, 32, 32), dict(out=64, k=3, stride=1, padding=1, groups=4)),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [auto]", "conv2d", (32, 64, 32, 32),
+     dict(out=64, k=3, stride=1, padding=1, groups=4)),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [tiled per group]", "conv2d", (32, 64, 32, 32),
+     dict(out=64, k=3, stride=1, padding=1, groups=4, algorithm="tiled")),
     ("conv_transpose k4 s2 p1 (32, 64, 16, 16) -> 32", "conv_transpose2d", (32, 64, 16, 16),
      dict(out=32, k=4, stride=2, padding=1, groups=1)),
 ]
@@ -45,6 +49,8 @@ def _minicnn_contender(F, op, x, w, b, a):
     forward = getattr(F, op + "_forward")
     backward = getattr(F, op + "_backward")
     args = dict(stride=a["stride"], padding=a["padding"], groups=a["groups"])
+    if "algorithm" in a:
+        args["algorithm"] = a["algorithm"]
     state = {}
 
     def fwd():

@@ -19,8 +19,9 @@
   (ungrouped convolutions only).
 
 Groups (PyTorch's ``groups``): the C input and F output channels are split into ``groups`` equal
-groups, output group j convolving input group j only; ``weight`` is (F, C/groups, kh, kw). Only
-"im2col" (and the depthwise kernels) run groups; "direct" and "tiled" say so.
+groups, output group j convolving input group j only; ``weight`` is (F, C/groups, kh, kw). "im2col"
+runs all groups in one pass (``kernels.conv_im2col``); "direct" and "tiled" run one group after the
+other on contiguous copies of the channel slices.
 
 ``padding`` may also be ``"valid"`` (0) or ``"same"`` (stride 1 only; total padding ``d*(k-1)`` per
 axis, the odd one at the bottom/right: the input then gets one explicit row/column of zeros there).
@@ -93,14 +94,12 @@ def _check_conv_args(x, weight, bias, stride, padding, dilation, groups):
     return x, weight, bias, conv_geometry(x.shape, weight.shape[2:], stride, padding, dilation), groups, crop
 
 
-def _unsupported(algorithm, geometry, groups=1):
-    """Why ``algorithm`` cannot run ``geometry`` in ``groups`` groups, or None if it can."""
+def _unsupported(algorithm, geometry):
+    """Why ``algorithm`` cannot run ``geometry``, or None if it can."""
     if algorithm not in CONV_ALGORITHMS:
         return f"algorithm must be one of {CONV_ALGORITHMS + ('auto',)}, got {algorithm!r}"
     if algorithm == "direct" and geometry[2:4] != (1, 1):
         return f"algorithm 'direct' supports stride 1 only, got stride {geometry[2:4]}"
-    if algorithm in ("direct", "tiled") and groups != 1:
-        return f"algorithm {algorithm!r} supports groups=1 only, got groups={groups} (use 'im2col' or 'auto')"
     return None
 
 
@@ -111,7 +110,7 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1):
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
         return "direct" if x.shape[1] == 1 and geometry[2:4] == (1, 1) else "tiled"
-    why = _unsupported(algorithm, geometry, groups)
+    why = _unsupported(algorithm, geometry)
     if why:
         raise ValueError(why)
     return algorithm
@@ -157,6 +156,15 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
         xph = np.empty(phase_shape(x.shape, geometry), x.dtype)
         depthwise_forward(x, weight, bias, geometry, thread_blocks(N * C), xph, y)
         return y, xph if keep else None
+    if groups != 1:  # "direct" / "tiled": group after group, on contiguous copies of the channel slices
+        Cg, Fg = C // groups, F // groups
+        saved = []
+        for j in range(groups):
+            yj, sj = _forward(algorithm, np.ascontiguousarray(x[:, j * Cg:(j + 1) * Cg]), weight[j * Fg:(j + 1) * Fg],
+                              bias[j * Fg:(j + 1) * Fg], geometry, keep)
+            y[:, j * Fg:(j + 1) * Fg] = yj
+            saved.append(sj)
+        return y, saved if keep else None
     if algorithm == "direct":
         xpad = _padded(x, geometry)
         pad_input(x, ph, pw, xpad)
@@ -180,6 +188,17 @@ def _backward(ctx, dy, dx, dweight, dbias):
     F = weight.shape[0]
     empty = _EMPTY[dy.dtype]
     dx = empty.reshape(0, 0, 0, 0) if dx is None else dx
+    if ctx.groups != 1 and ctx.algorithm in ("direct", "tiled"):  # group after group, as the forward
+        G, Fg = ctx.groups, F // ctx.groups
+        for j in range(G):
+            fs = slice(j * Fg, (j + 1) * Fg)
+            ctx_j = ctx._replace(input_shape=(N, C // G, H, W), weight=weight[fs], saved=ctx.saved[j], groups=1)
+            dx_j = np.empty(ctx_j.input_shape, dy.dtype) if dx.size else dx
+            _backward(ctx_j, np.ascontiguousarray(dy[:, fs]), dx_j, None if dweight is None else dweight[fs],
+                      None if dbias is None else dbias[fs])
+            if dx.size:
+                dx[:, j * (C // G):(j + 1) * (C // G)] = dx_j
+        return
     if ctx.algorithm == "im2col":
         G = ctx.groups
         nb = thread_blocks(N * G)

@@ -42,8 +42,6 @@ class Conv2d(Module):
         self.algorithm = choice("algorithm", algorithm, F.CONV_ALGORITHMS + ("auto",))
         if algorithm == "direct" and self.stride != (1, 1):
             raise ValueError(f"algorithm 'direct' supports stride 1 only, got stride {self.stride}")
-        if algorithm in ("direct", "tiled") and self.groups != 1:
-            raise ValueError(f"algorithm {algorithm!r} supports groups=1 only, got groups={self.groups}")
         C, (kh, kw) = self.in_channels, self.kernel_size
         self.weight = Parameter(np.zeros((self.out_channels, C // self.groups, kh, kw), self.dtype))
         self.bias = Parameter(np.zeros(self.out_channels, self.dtype)) if bias else None
