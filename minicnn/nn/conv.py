@@ -63,13 +63,15 @@ class Conv2d(Module):
             self._save_ctx(None)
             return F.conv2d(*args, algorithm=self.algorithm)
         y, ctx = F.conv2d_forward(*args, algorithm=self.algorithm)
-        self._save_ctx((ctx, pad_ctx))
+        self._save_ctx(ctx if pad_ctx is None else (ctx, pad_ctx))
         return y
 
     def backward(self, dy):
         """Adds the parameter gradients into ``weight.grad`` / ``bias.grad``; returns ``dx`` (N, C, H, W)
         (a new array), or None if ``input_grad`` is False."""
-        ctx, pad_ctx = self._pop_ctx()
+        ctx, pad_ctx = self._pop_ctx(), None
+        if self.padding_mode != "zeros":
+            ctx, pad_ctx = ctx
         dx, _, _ = F.conv2d_backward(dy, ctx, dx=self.input_grad, dweight=grad_target(self.weight),
                                      dbias=grad_target(self.bias))
         return dx if pad_ctx is None or dx is None else F.pad_backward(dx, pad_ctx)
