@@ -55,7 +55,8 @@ class Conv2dCtx(NamedTuple):
     geometry: tuple           # (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
     weight: np.ndarray        # (F, C, kh, kw), the forward's weight
     saved: np.ndarray         # "im2col": cols (N*groups, C/groups*kh*kw, OH*OW); "depthwise": the
-    #                           phase planes (N, C, sh*sw, Hq, Wq); else the padded input (N, C, Hp, Wp)
+    #                           phase planes (N, C, sh*sw, Hq, Wq); else the padded input (N, C, Hp, Wp),
+    #                           a list of one per group when groups > 1
     has_bias: bool
     groups: int = 1
     crop: tuple = None        # padding="same", even kernel: the (H, W) before the extra bottom/right zeros
