@@ -35,7 +35,7 @@ import numpy as np
 from .._config import get_num_threads, kernel_blas_single_threaded, thread_blocks
 from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_request, groups_arg, input_shape_arg,
                          out_array, pair)
-from ..kernels.common import pad_input
+from ..kernels.common import pad_input, unwanted
 from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
 from ..kernels.conv_im2col import im2col_backward, im2col_forward
@@ -178,17 +178,13 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
     return y, xpad if keep else None
 
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
-
-
 def _backward(ctx, dy, dx, dweight, dbias):
     """Fills ``dx`` (or an empty array) and adds into ``dweight`` / ``dbias`` (or empty arrays)."""
     N, C, H, W = ctx.input_shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g = ctx.geometry
     weight = ctx.weight
     F = weight.shape[0]
-    empty = _EMPTY[dy.dtype]
-    dx = empty.reshape(0, 0, 0, 0) if dx is None else dx
+    dx = unwanted(4, dy.dtype) if dx is None else dx
     if ctx.groups != 1 and ctx.algorithm in ("direct", "tiled"):  # group after group, as the forward
         G, Fg = ctx.groups, F // ctx.groups
         for j in range(G):
@@ -204,8 +200,8 @@ def _backward(ctx, dy, dx, dweight, dbias):
         G = ctx.groups
         nb = thread_blocks(N * G)
         K = C // G * kh * kw
-        parts = np.empty((nb, G, K, F // G) if dweight is not None else (0, 0, 0, 0), dy.dtype)
-        bias_parts = np.empty((nb, G, F // G) if dbias is not None else (0, 0, 0), dy.dtype)
+        parts = unwanted(4, dy.dtype) if dweight is None else np.empty((nb, G, K, F // G), dy.dtype)
+        bias_parts = unwanted(3, dy.dtype) if dbias is None else np.empty((nb, G, F // G), dy.dtype)
         kernel_blas_single_threaded()
         im2col_backward(dy.reshape(N * G, F // G, OH * OW), weight.reshape(G, F // G, K), ctx.saved, g, nb, parts,
                         bias_parts, dx.reshape(N * G, C // G, H, W) if dx.size else dx)
@@ -227,8 +223,8 @@ def _backward(ctx, dy, dx, dweight, dbias):
         if dx.size:
             depthwise_backward_input(dy, weight, g, thread_blocks(N * C), dx)
         return
-    dweight = empty.reshape(0, 0, 0, 0) if dweight is None else dweight
-    dbias = empty if dbias is None else dbias
+    dweight = unwanted(4, dy.dtype) if dweight is None else dweight
+    dbias = unwanted(1, dy.dtype) if dbias is None else dbias
     xpad = ctx.saved
     if ctx.algorithm == "direct":
         dy_wide = np.empty((N, F, (OH - 1) * xpad.shape[3] + OW), dy.dtype)

@@ -21,6 +21,7 @@ import numpy as np
 from .._validate import (conv_transpose_output_size, float_array, float_input, grad_array, grad_request,
                          groups_arg, output_padding_arg, pair)
 from .._config import kernel_blas_single_threaded, thread_blocks
+from ..kernels.common import unwanted
 from ..kernels.conv_im2col import add_bias, im2col_backward, im2col_forward
 from ..kernels.im2col import im2col as _im2col_kernel
 
@@ -72,10 +73,9 @@ def conv_transpose2d_forward(x, weight, bias=None, stride=1, padding=0, output_p
     g = (kh, kw, sh, sw, ph, pw, dh, dw, H, W)
     G, Cg = groups, Cout // groups
     y = np.empty((N, Cout, OH, OW), x.dtype)
-    empty = np.empty((0, 0, 0), x.dtype)
     kernel_blas_single_threaded()
-    im2col_backward(x.reshape(N * G, Cin // G, H * W), weight.reshape(G, Cin // G, Cg * kh * kw), empty, g,
-                    thread_blocks(N * G), empty.reshape(0, 0, 0, 0), empty, y.reshape(N * G, Cg, OH, OW))
+    im2col_backward(x.reshape(N * G, Cin // G, H * W), weight.reshape(G, Cin // G, Cg * kh * kw), unwanted(3, x.dtype),
+                    g, thread_blocks(N * G), unwanted(4, x.dtype), unwanted(3, x.dtype), y.reshape(N * G, Cg, OH, OW))
     if bias is not None:
         add_bias(y.reshape(N, Cout, OH * OW), bias)
     return y, ConvTranspose2dCtx(x, weight, bias is not None, groups, g, y.shape)
@@ -112,8 +112,7 @@ def conv_transpose2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
             _im2col_kernel(dy4, g, cols)
     if dweight is not None:
         parts = np.empty((nb, G, K, Cin // G), dtype)
-        im2col_backward(x.reshape(S, Cin // G, P), w3, cols, g, nb, parts, np.empty((0, 0, 0), dtype),
-                        np.empty((0, 0, 0, 0), dtype))
+        im2col_backward(x.reshape(S, Cin // G, P), w3, cols, g, nb, parts, unwanted(3, dtype), unwanted(4, dtype))
         dweight += parts.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape)
     if dbias is not None:
         dbias += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dtype)
