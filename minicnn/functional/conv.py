@@ -36,14 +36,13 @@ from .._config import get_num_threads, kernel_blas_single_threaded, thread_block
 from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_request, groups_arg, input_shape_arg,
                          out_array, pair)
 from ..kernels.common import pad_input, unwanted
-from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
 from ..kernels.conv_im2col import im2col_backward, im2col_forward
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
+from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
 from ..kernels.im2col import col2im as _col2im_kernel
 from ..kernels.im2col import im2col as _im2col_kernel
-from ..kernels.pad import pad_forward as _pad_kernel
-from ..kernels.pad import pad_index
+from .pad import pad
 
 CONV_ALGORITHMS = ("im2col", "direct", "tiled")
 
@@ -88,10 +87,7 @@ def _check_conv_args(x, weight, bias, stride, padding, dilation, groups):
     padding, extra = conv_padding_arg(padding, weight.shape[2:], stride, dilation)
     if extra != (0, 0):
         crop = x.shape[2:]
-        rows, cols = pad_index(x.shape[2], 0, extra[0], "constant"), pad_index(x.shape[3], 0, extra[1], "constant")
-        xe = np.empty(x.shape[:2] + (rows[0].shape[0], cols[0].shape[0]), x.dtype)
-        _pad_kernel(x, rows[0], cols[0], cols[1], cols[2], x.dtype.type(0), xe)
-        x = xe
+        x = pad(x, (0, extra[1], 0, extra[0]))
     return x, weight, bias, conv_geometry(x.shape, weight.shape[2:], stride, padding, dilation), groups, crop
 
 
