@@ -253,7 +253,18 @@ def class_indices(name, labels, n, num_classes):
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
-<<<<<<< HEAD
+def inplace_array(name, a):
+    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
+                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
+    return a
+
+
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
@@ -353,15 +364,3 @@ def output_size_padding(output_size, input_hw, kernel, stride, padding, dilation
                              f"{smallest} to {smallest + stride[a] - 1} for input size {tuple(input_hw)}, got {size}")
         op.append(size - smallest)
     return tuple(op)
-=======
-def inplace_array(name, a):
-    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
-                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
-    return a
->>>>>>> main

@@ -115,5 +115,5 @@ def conv_transpose2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
         im2col_backward(x.reshape(S, Cin // G, P), w3, cols, g, nb, parts, unwanted(3, dtype), unwanted(4, dtype))
         dweight += parts.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape)
     if dbias is not None:
-        dbias += dy.sum(axis=(0, 2, 3), dtype=np.float64).astype(dtype)
+        dbias += dy.reshape(N, Cout, OH * OW).sum(axis=2).sum(axis=0)  # NumPy's pairwise sums along the rows
     return grad_x, dweight, dbias

@@ -13,5 +13,7 @@ Conventions of every kernel here:
 - Buffers the caller passes are reused; a kernel allocates only per thread block, outside its hot loops.
 - Helpers used by several files (unsigned indexing, window bounds, padding) live in ``common.py``.
 - Files per algorithm: ``im2col.py`` (im2col / col2im), ``conv_im2col.py``, ``conv_direct.py`` and
-  ``conv_tiled.py`` (the three convolution algorithms), ``tile.py`` (the tiled algorithm's micro-kernel).
+  ``conv_tiled.py`` (the three convolution algorithms; ``conv_im2col.py`` also runs groups and the
+  transposed convolution), ``tile.py`` (the tiled algorithm's micro-kernel), ``depthwise.py`` (depthwise
+  convolution), ``pad.py`` (padding modes and their adjoint).
 """
