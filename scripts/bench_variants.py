@@ -3,8 +3,8 @@ grouped 3x3 (groups=4) and ConvTranspose2d k4 s2 p1 (the speed cases of issue 12
 
     python scripts/bench_variants.py [--threads 2] [--rounds 15] [--warmup 3]
 
-The grouped case runs twice: "auto" (the im2col kernels, all groups in one pass) and "tiled" (one group
-after the other), to pick "auto"'s rule for groups from. Prints, per case, each contender's median forward+backward time (ms) over interleaved rounds (the
+The grouped case runs twice: "auto" ("tiled", one group after the other) and "im2col" (all groups in one
+pass), to check "auto"'s rule for groups. Prints, per case, each contender's median forward+backward time (ms) over interleaved rounds (the
 starting contender rotates; warm-up rounds untimed) and PyTorch's median divided by minicnn's (> 1:
 minicnn is faster), and checks that both computed the same output. Both compute the input, weight
 and bias gradients. ``run_variants()`` returns the rows, for scripts/bench_kernels.py to absorb.
@@ -16,17 +16,18 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # bench_common, and this clone's minicnn first
 import bench_common as bc  # noqa: E402
 
 # (name, function, x shape, arguments; "algorithm" for F.conv2d, default "auto")
 CASES = [
     ("depthwise 3x3 s1 (64, 32, 32, 32)", "conv2d", (64, 32, 32, 32), dict(out=32, k=3, stride=1, padding=1, groups=32)),
     ("depthwise 3x3 s2 (64, 128, 16, 16)", "conv2d", (64, 128, 16, 16), dict(out=128, k=3, stride=2, padding=1, groups=128)),
-    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [auto]", "conv2d", (32, 64, 32, 32),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [auto: tiled, group after group]", "conv2d", (32, 64, 32, 32),
      dict(out=64, k=3, stride=1, padding=1, groups=4)),
-    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [tiled per group]", "conv2d", (32, 64, 32, 32),
-     dict(out=64, k=3, stride=1, padding=1, groups=4, algorithm="tiled")),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [im2col, all groups at once]", "conv2d", (32, 64, 32, 32),
+     dict(out=64, k=3, stride=1, padding=1, groups=4, algorithm="im2col")),
     ("conv_transpose k4 s2 p1 (32, 64, 16, 16) -> 32", "conv_transpose2d", (32, 64, 16, 16),
      dict(out=32, k=4, stride=2, padding=1, groups=1)),
 ]

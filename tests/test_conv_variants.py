@@ -364,12 +364,15 @@ def test_grouped_conv_matches_naive(config):
         assert_close(F.conv2d(x, w, None, s, p, d, groups, algorithm=algorithm), group_naive(x, w, None, config))
 
 
-def test_depthwise_runs_the_depthwise_kernels_and_im2col_when_asked():
+def test_auto_runs_depthwise_kernels_for_depthwise_and_tiled_for_other_groups():
     shape, _, groups, _, s, p, d = config = GROUP_EDGE[2]
     x, w, b = group_make(config)
     assert F.conv2d_forward(x, w, b, s, p, d, groups)[1].algorithm == "depthwise"
     assert F.conv2d_forward(x, w, b, s, p, d, groups, algorithm="im2col")[1].algorithm == "im2col"
     assert F.conv2d_forward(x[:, :1], w[:2], b[:2], s, p, d, 1)[1].algorithm != "depthwise"  # groups=1: as before
+    shape, _, groups, _, s, p, d = config = GROUP_EDGE[4]
+    x, w, b = group_make(config)
+    assert F.conv2d_forward(x, w, b, s, p, d, groups)[1].algorithm == "tiled"  # grouped: group after group
 
 
 @pytest.mark.parametrize("config", GROUP_GRAD, ids=str)
