@@ -85,6 +85,8 @@ class Adam(Optimizer):
             else:
                 decay, l2 = 1.0, weight_decay
             for p in group["params"]:
+                if not p.requires_grad:  # frozen: no gradient, no update, no state
+                    continue
                 data, grad = param_views(p)
                 state = self.state.setdefault(p, {})
                 if not state:

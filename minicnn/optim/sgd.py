@@ -78,6 +78,8 @@ class SGD(Optimizer):
             sign = -1.0 if group["maximize"] else 1.0
             g_coef, buf_coef = (1.0, momentum) if group["nesterov"] else (0.0, 1.0)
             for p in group["params"]:
+                if not p.requires_grad:  # frozen: no gradient, no update, no state
+                    continue
                 data, grad = param_views(p)
                 if momentum == 0.0:
                     _sgd_update(data, grad, sign, weight_decay, lr)
