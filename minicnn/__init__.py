@@ -5,6 +5,7 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
 from .random import manual_seed
 from .serialization import load, save
+from .summary import summary
 from .warmup import warmup
 
 __version__ = "0.1.0"
