@@ -136,6 +136,22 @@ def avg_pool2d_backward(dy, x_shape, kh, kw, sh, sw, ph, pw):
     return dx
 
 
+def crop_flip_normalise(images, index, oy, ox, flip, pad, size, mean, std):
+    """torchvision's RandomCrop(size, padding=pad) -> RandomHorizontalFlip -> Normalize(mean, std), one
+    sample at a time: ``images`` (N, C, H, W) raw pixels (uint8 scaled by 1/255, floats as they are)."""
+    scale = 1 / 255.0 if images.dtype == np.uint8 else 1.0
+    h, w = size
+    out = []
+    for b, n in enumerate(index):
+        img = images[n].astype(np.float64) * scale
+        padded = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
+        crop = padded[:, oy[b]:oy[b] + h, ox[b]:ox[b] + w]
+        if flip[b]:
+            crop = crop[:, :, ::-1]
+        out.append((crop - np.asarray(mean, float)[:, None, None]) / np.asarray(std, float)[:, None, None])
+    return np.array(out).reshape((len(index), images.shape[1], h, w))
+
+
 def numerical_grad(f, x, eps=1e-6):
     """Central differences of the scalar function ``f()`` with respect to the float64 array ``x``
     (perturbed in place and restored)."""
@@ -151,18 +167,3 @@ def numerical_grad(f, x, eps=1e-6):
         gflat[k] = (plus - minus) / (2 * eps)
     return grad
 
-
-def crop_flip_normalise(images, index, oy, ox, flip, pad, size, mean, std):
-    """torchvision's RandomCrop(size, padding=pad) -> RandomHorizontalFlip -> Normalize(mean, std), one
-    sample at a time: ``images`` (N, C, H, W) raw pixels (uint8 scaled by 1/255, floats as they are)."""
-    scale = 1 / 255.0 if images.dtype == np.uint8 else 1.0
-    h, w = size
-    out = []
-    for b, n in enumerate(index):
-        img = images[n].astype(np.float64) * scale
-        padded = np.pad(img, ((0, 0), (pad, pad), (pad, pad)))
-        crop = padded[:, oy[b]:oy[b] + h, ox[b]:ox[b] + w]
-        if flip[b]:
-            crop = crop[:, :, ::-1]
-        out.append((crop - np.asarray(mean, float)[:, None, None]) / np.asarray(std, float)[:, None, None])
-    return np.array(out).reshape((len(index), images.shape[1], h, w))
