@@ -2,7 +2,8 @@
 import numpy as np
 
 from .._config import jit
-from .optimizer import Optimizer, check_bool, check_lr, check_range, param_views
+from .._validate import boolean, real
+from .optimizer import Optimizer, check_lr, param_views
 
 
 @jit
@@ -48,12 +49,11 @@ class Adagrad(Optimizer):
 
     def _check_group(self, group, loading=False):
         group["lr"] = check_lr(group["lr"], allow_zero=loading)
-        group["lr_decay"] = check_range("lr_decay value", group["lr_decay"], 0.0)
-        group["weight_decay"] = check_range("weight_decay value", group["weight_decay"], 0.0)
-        group["initial_accumulator_value"] = check_range("initial_accumulator_value",
-                                                         group["initial_accumulator_value"], 0.0)
-        group["eps"] = check_range("epsilon value (eps)", group["eps"], 0.0)
-        group["maximize"] = check_bool("maximize", group["maximize"])
+        group["lr_decay"] = real("lr_decay value", group["lr_decay"], 0.0)
+        group["weight_decay"] = real("weight_decay value", group["weight_decay"], 0.0)
+        group["initial_accumulator_value"] = real("initial_accumulator_value", group["initial_accumulator_value"], 0.0)
+        group["eps"] = real("epsilon value (eps)", group["eps"], 0.0)
+        group["maximize"] = boolean("maximize", group["maximize"])
 
     def step(self, closure=None):
         """Update every parameter once, in place; returns ``closure()`` if given (called first)."""

@@ -11,28 +11,17 @@ the current one, as PyTorch's recursive form does).
 import bisect
 import copy
 import math
-import numbers
 import types
 from collections.abc import Mapping
 
 import numpy as np
 
-from .optimizer import Optimizer, _real
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+from .._validate import _is_int, boolean, integer, positive_int, real
+from .optimizer import Optimizer
 
 
 def _positive(name, value):
-    value = _real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
+    return real(name, value, 0.0, low_open=True)
 
 
 class LRScheduler:
@@ -105,8 +94,10 @@ class LRScheduler:
             raise ValueError(f"state_dict['base_lrs'] must have one entry per parameter group "
                              f"({len(self.optimizer.param_groups)}), got {base_lrs!r}")
         last_epoch = state_dict["last_epoch"]
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < 0:
-            raise ValueError(f"state_dict['last_epoch'] must be a non-negative int, got {last_epoch!r}")
+        try:
+            integer("state_dict['last_epoch']", last_epoch, 0)
+        except TypeError as exc:  # a state that does not fit is a ValueError, as for the other entries
+            raise ValueError(str(exc)) from None
         for key, value in state_dict.items():
             setattr(self, key, copy.deepcopy(value))
         self.base_lrs = list(self.base_lrs)
@@ -118,7 +109,7 @@ class StepLR(LRScheduler):
     ``lr = base_lr * gamma ** (last_epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _positive_int("step_size", step_size)
+        self.step_size = positive_int("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
@@ -137,10 +128,7 @@ class MultiStepLR(LRScheduler):
             milestones = list(milestones)
         except TypeError:
             raise TypeError(f"milestones must be an iterable of ints, got {milestones!r}") from None
-        for m in milestones:
-            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
-                raise ValueError(f"milestones must be non-negative ints, got {milestones!r}")
-        self.milestones = sorted(int(m) for m in milestones)
+        self.milestones = sorted(integer(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones))
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
@@ -159,10 +147,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = _positive_int("T_max", T_max)
-        self.eta_min = _real("eta_min", eta_min)
-        if self.eta_min < 0:
-            raise ValueError(f"eta_min must be >= 0, got {eta_min!r}")
+        self.T_max = positive_int("T_max", T_max)
+        self.eta_min = real("eta_min", eta_min, 0.0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -214,19 +200,16 @@ class OneCycleLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         if total_steps is not None:
-            self.total_steps = _positive_int("total_steps", total_steps)
+            self.total_steps = positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = _positive_int("epochs", epochs) * _positive_int("steps_per_epoch", steps_per_epoch)
+            self.total_steps = positive_int("epochs", epochs) * positive_int("steps_per_epoch", steps_per_epoch)
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        pct_start = _real("pct_start", pct_start)
-        if not 0 <= pct_start <= 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start!r}")
+        pct_start = real("pct_start", pct_start, 0.0, 1.0)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
-        if not isinstance(three_phase, bool) or not isinstance(cycle_momentum, bool):
-            raise TypeError("three_phase and cycle_momentum must be bools")
+        three_phase, cycle_momentum = boolean("three_phase", three_phase), boolean("cycle_momentum", cycle_momentum)
         div_factor = _positive("div_factor", div_factor)
         final_div_factor = _positive("final_div_factor", final_div_factor)
         max_lrs = _per_group("max_lr", max_lr, optimizer, _positive)
@@ -257,10 +240,7 @@ class OneCycleLR(LRScheduler):
             upper = 1.0 if self.use_beta1 else math.inf  # Adam's beta1 must stay below 1
 
             def momentum_value(name, value):
-                value = _real(name, value)
-                if not 0 <= value < upper:
-                    raise ValueError(f"{name} must be in [0, {upper}), got {value!r}")
-                return value
+                return real(name, value, 0.0, upper, high_open=True)
 
             max_momentums = _per_group("max_momentum", max_momentum, optimizer, momentum_value)
             base_momentums = _per_group("base_momentum", base_momentum, optimizer, momentum_value)
@@ -359,7 +339,7 @@ class LambdaLR(LRScheduler):
         lrs = []
         for base_lr, f in zip(self.base_lrs, self.lr_lambdas):
             factor = f(self.last_epoch)
-            lrs.append(base_lr * _real("the value returned by lr_lambda", factor))
+            lrs.append(base_lr * real("the value returned by lr_lambda", factor))
         return lrs
 
     def state_dict(self):
@@ -394,8 +374,8 @@ class LinearLR(LRScheduler):
     ``SequentialLR`` before another schedule."""
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
-        start_factor = _real("start_factor", start_factor)
-        end_factor = _real("end_factor", end_factor)
+        start_factor = real("start_factor", start_factor)
+        end_factor = real("end_factor", end_factor)
         if not 0 < start_factor <= 1:
             raise ValueError(f"Starting multiplicative factor (start_factor) expected to be greater than 0 and "
                              f"less or equal to 1, got {start_factor!r}")
@@ -403,7 +383,7 @@ class LinearLR(LRScheduler):
             raise ValueError(f"Ending multiplicative factor (end_factor) expected to be between 0 and 1, "
                              f"got {end_factor!r}")
         self.start_factor, self.end_factor = start_factor, end_factor
-        self.total_iters = _positive_int("total_iters", total_iters)
+        self.total_iters = positive_int("total_iters", total_iters)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -451,7 +431,7 @@ class SequentialLR(LRScheduler):
                              f"number of milestones, but got {len(schedulers)} schedulers and {len(milestones)} "
                              f"milestones")
         for m in milestones:
-            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
+            if not _is_int(m) or m < 1:
                 raise ValueError(f"milestones must be positive ints, got {milestones!r}")
         if milestones != sorted(milestones):
             raise ValueError(f"milestones must be increasing, got {milestones!r}")
@@ -523,22 +503,15 @@ class ReduceLROnPlateau:
                  cooldown=0, min_lr=0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        factor = _real("factor", factor)
-        if not 0 <= factor < 1.0:
-            raise ValueError(f"Factor should be < 1.0 (and >= 0), got factor={factor!r}")
+        factor = real("factor", factor, 0.0, 1.0, high_open=True)  # PyTorch: "Factor should be < 1.0"
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-        for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        patience, cooldown = integer("patience", patience, 0), integer("cooldown", cooldown, 0)
 
         def non_negative(name, value):
-            value = _real(name, value)
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-            return value
+            return real(name, value, 0.0)
 
         self.optimizer = optimizer
         self.mode, self.threshold_mode = mode, threshold_mode

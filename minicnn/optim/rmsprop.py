@@ -2,7 +2,8 @@
 import numpy as np
 
 from .._config import jit
-from .optimizer import Optimizer, check_bool, check_lr, check_range, param_views
+from .._validate import boolean, real
+from .optimizer import Optimizer, check_lr, param_views
 
 
 # As in sgd.py and adam.py: computed in the parameter's dtype, in PyTorch's operation order; the options
@@ -61,12 +62,12 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group, loading=False):
         group["lr"] = check_lr(group["lr"], allow_zero=loading)
-        group["alpha"] = check_range("alpha value (alpha)", group["alpha"], 0.0)
-        group["eps"] = check_range("epsilon value (eps)", group["eps"], 0.0)
-        group["weight_decay"] = check_range("weight_decay", group["weight_decay"], 0.0)
-        group["momentum"] = check_range("momentum", group["momentum"], 0.0)
-        group["centered"] = check_bool("centered", group["centered"])
-        group["maximize"] = check_bool("maximize", group["maximize"])
+        group["alpha"] = real("alpha value (alpha)", group["alpha"], 0.0)
+        group["eps"] = real("epsilon value (eps)", group["eps"], 0.0)
+        group["weight_decay"] = real("weight_decay", group["weight_decay"], 0.0)
+        group["momentum"] = real("momentum", group["momentum"], 0.0)
+        group["centered"] = boolean("centered", group["centered"])
+        group["maximize"] = boolean("maximize", group["maximize"])
 
     def step(self, closure=None):
         """Update every parameter once, in place; returns ``closure()`` if given (called first)."""
