@@ -319,3 +319,37 @@ def test_forgotten_super_init_is_named():
 
     with pytest.raises(AttributeError, match=r"must call super\(\).__init__\(\) first"):
         NoSuper2()
+
+
+def test_shared_linear_layer_gradcheck_and_pytorch():
+    lin = nn.Linear(3, 3, dtype=np.float64, rng=0)
+    model = nn.Sequential(lin, nn.ReLU(), lin, nn.ReLU())
+    minicnn.gradcheck(model, x_((4, 3)))
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Linear(3, 3).double()
+    with torch.no_grad():
+        t.weight.copy_(torch.from_numpy(lin.weight.data))
+        t.bias.copy_(torch.from_numpy(lin.bias.data))
+    x, dy = x_((4, 3)), x_((4, 3), 1)
+    xt = torch.from_numpy(x).requires_grad_()
+    yt = torch.relu(t(torch.relu(t(xt))))
+    yt.backward(torch.from_numpy(dy))
+    model.zero_grad()
+    np.testing.assert_allclose(model(x), yt.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(model.backward(dy), xt.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(lin.weight.grad, t.weight.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(lin.bias.grad, t.bias.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_frozen_layer_gets_no_gradient_and_no_grad_keeps_nothing():
+    model = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, rng=0), nn.ReLU(), nn.Linear(4, 2, dtype=np.float64, rng=1))
+    model[0].requires_grad_(False)
+    model(x_((5, 3)))
+    model.backward(x_((5, 2)))
+    assert not model[0].weight.grad.any() and not model[0].bias.grad.any()
+    assert model[2].weight.grad.any()
+    with minicnn.no_grad():
+        model(x_((5, 3)))
+    assert all(len(m._ctx_stack) == 0 for m in model.modules())
+    with pytest.raises(BackwardBeforeForwardError):
+        model.backward(x_((5, 2)))
