@@ -2,12 +2,19 @@
 import contextlib
 import threading
 
-_state = threading.local()
+class _GradState(threading.local):
+    # Every thread starts with gradients enabled; an attribute that always exists is read without the
+    # exception a getattr default costs (every module call reads it).
+    def __init__(self):
+        self.enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled():
     """Whether forwards keep what backward needs (True unless inside ``no_grad()``)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):

@@ -105,13 +105,13 @@ def test_merges_gradcheck_with_broadcasting():
 
 
 def test_shared_module_in_two_branches_gradcheck():
-    shared = conv(2, 2, 1, 0)
-    # Conv2d keeps one saved input until it moves to _save_ctx; Sig keeps a stack already
     s = Sig()
     minicnn.gradcheck(nn.Concat(s, nn.Sequential(Ident(), s)), x4((2, 2, 3, 3)))
     minicnn.gradcheck(nn.Residual(nn.Sequential(s, s)), x4((2, 3)))
     minicnn.gradcheck(nn.Parallel(s, s, merge=nn.Multiply()), x4((2, 3)))
-    del shared
+    lin = nn.Linear(3, 3, dtype=F64, rng=0)
+    minicnn.gradcheck(nn.Concat(lin, nn.Sequential(lin, nn.ReLU(), lin), dim=1), x4((2, 3)))
+    minicnn.gradcheck(nn.Residual(lin, shortcut=nn.Sequential(nn.ReLU(), lin)), x4((2, 3)))
 
 
 def test_containers_never_write_into_the_input_or_dy():

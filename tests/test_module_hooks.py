@@ -353,3 +353,23 @@ def test_frozen_layer_gets_no_gradient_and_no_grad_keeps_nothing():
     assert all(len(m._ctx_stack) == 0 for m in model.modules())
     with pytest.raises(BackwardBeforeForwardError):
         model.backward(x_((5, 2)))
+
+
+def test_private_plain_list_is_reported_too_and_models_deepcopy():
+    import copy
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._blocks = (Scale(),)
+
+    with pytest.raises(TypeError, match=r"Net\._blocks is a plain tuple"):
+        Net()
+    model = nn.Sequential(nn.Linear(2, 2, dtype=np.float64, rng=0), Scale())
+    model(x_((1, 2)))
+    clone = copy.deepcopy(model)
+    clone[0].weight.data += 1
+    assert not np.array_equal(clone[0].weight.data, model[0].weight.data)
+    clone(x_((1, 2)))
+    clone.backward(x_((1, 2)))
+    model.backward(x_((1, 2)))  # the original's forward is still there

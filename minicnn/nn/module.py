@@ -33,6 +33,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .._validate import float_dtype
+from ..grad_mode import _state as _grad_state
 from ..grad_mode import is_grad_enabled
 
 
@@ -229,12 +230,13 @@ def _wrap_forward(raw):
         except KeyError:
             raise _not_initialised(self) from None
         graph = _graph
-        if graph.depth == 0:
+        depth = graph.depth
+        if depth == 0:
             graph.generation += 1
-        grad = is_grad_enabled()
+        grad = _grad_state.enabled
         if grad and d["_gen"] != graph.generation:
             _new_graph(d, graph.generation)
-        graph.depth += 1
+        graph.depth = depth + 1
         d["_in_forward"] = True
         try:
             if d["_hooks"] is None and not _global_hooks.active:
@@ -243,7 +245,7 @@ def _wrap_forward(raw):
                 out = _forward_hooked(self, raw, args, kwargs)
         finally:
             d["_in_forward"] = False
-            graph.depth -= 1
+            graph.depth = depth
         if grad:
             d["_pending"] += 1
             d["_backward_done"] = False
@@ -364,7 +366,7 @@ class Module:
         if isinstance(value, (Module, Parameter)):
             if "_gen" not in self.__dict__:
                 raise _not_initialised(self)
-        elif isinstance(value, (list, tuple, dict, set, frozenset)) and not name.startswith("_"):
+        elif isinstance(value, (list, tuple, dict, set, frozenset)) and name not in _INTERNAL_ATTRIBUTES:
             members = _plain_container_members(value)
             if members:
                 registered = {id(v) for v in self.__dict__.values()}
@@ -483,8 +485,8 @@ class Module:
         registered.update(id(v) for m in modules for v in vars(m).values() if isinstance(v, Parameter))
         for m in modules:
             for name, value in vars(m).items():
-                if not name.startswith("_") and any(id(v) not in registered
-                                                    for v in _plain_container_members(value)):
+                if name not in _INTERNAL_ATTRIBUTES and any(id(v) not in registered
+                                                            for v in _plain_container_members(value)):
                     raise _plain_container_error(m, name, value)
 
     def named_parameters(self):
