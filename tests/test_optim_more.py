@@ -323,6 +323,8 @@ def test_schedule_arguments_are_named():
                        (lambda: SequentialLR(o, [ExponentialLR(o, 0.9), 3], [3]), r"schedulers\[1\]"),
                        (lambda: SequentialLR(o, [ExponentialLR(o, 0.9), ExponentialLR(opt_for(), 0.9)], [3]),
                         "same optimizer"),
+                       (lambda: SequentialLR(o, [ExponentialLR(o, 0.9), ReduceLROnPlateau(o)], [3]),
+                        r"schedulers\[1\] is ReduceLROnPlateau"),
                        (lambda: ReduceLROnPlateau(o, factor=1.0), "factor"),
                        (lambda: ReduceLROnPlateau(o, mode="up"), "mode"),
                        (lambda: ReduceLROnPlateau(o, threshold_mode="x"), "threshold_mode"),

@@ -24,6 +24,18 @@ def _positive(name, value):
     return real(name, value, 0.0, low_open=True)
 
 
+def _check_state_keys(scheduler, state_dict):
+    """``TypeError`` unless ``state_dict`` is a mapping; ``ValueError`` unless its keys are exactly the
+    scheduler's attributes but the optimizer (what ``state_dict()`` saves)."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+    expected = set(vars(scheduler)) - {"optimizer"}
+    missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        raise ValueError(f"cannot load state_dict into {type(scheduler).__name__}: missing keys {missing}, "
+                         f"unexpected keys {unexpected}")
+
+
 class LRScheduler:
     """Base class: subclasses implement ``get_lr()``, the group learning rates at ``last_epoch``.
 
@@ -81,14 +93,7 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict):
         """Restore a ``state_dict()`` of the same kind of scheduler (``ValueError`` if it does not fit)."""
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        expected = set(vars(self)) - {"optimizer"}
-        missing = sorted(expected - set(state_dict))
-        unexpected = sorted(set(state_dict) - expected)
-        if missing or unexpected:
-            raise ValueError(f"cannot load state_dict into {type(self).__name__}: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
+        _check_state_keys(self, state_dict)
         base_lrs = state_dict["base_lrs"]
         if not isinstance(base_lrs, (list, tuple)) or len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(f"state_dict['base_lrs'] must have one entry per parameter group "
@@ -416,7 +421,7 @@ class SequentialLR(LRScheduler):
         if not isinstance(schedulers, list) or not schedulers:
             raise ValueError(f"SequentialLR expects a non-empty list of schedulers, got {schedulers!r}")
         for i, sch in enumerate(schedulers):
-            if not isinstance(sch, LRScheduler) or isinstance(sch, SequentialLR):
+            if not isinstance(sch, LRScheduler) or isinstance(sch, (SequentialLR, ReduceLROnPlateau)):
                 raise TypeError(f"SequentialLR expects learning-rate schedulers, but schedulers[{i}] is "
                                 f"{type(sch).__name__}")
             if sch.optimizer is not optimizer:
@@ -471,16 +476,10 @@ class SequentialLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
-        if not isinstance(state_dict, Mapping) or "_schedulers" not in state_dict:
-            raise ValueError("a SequentialLR state_dict must be a dict with a '_schedulers' entry")
+        _check_state_keys(self, state_dict)
         saved = state_dict["_schedulers"]
         if not isinstance(saved, (list, tuple)) or len(saved) != len(self._schedulers):
             raise ValueError(f"state_dict['_schedulers'] must hold {len(self._schedulers)} scheduler states")
-        expected = set(vars(self)) - {"optimizer"}
-        missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
-        if missing or unexpected:
-            raise ValueError(f"cannot load state_dict into SequentialLR: missing keys {missing}, unexpected "
-                             f"keys {unexpected}")
         for sch, s in zip(self._schedulers, saved):
             sch.load_state_dict(s)
         for key, value in state_dict.items():
@@ -488,7 +487,7 @@ class SequentialLR(LRScheduler):
                 setattr(self, key, copy.deepcopy(value))
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(LRScheduler):
     """Reduce each group's learning rate by ``factor`` once a metric has stopped improving for more than
     ``patience`` epochs, PyTorch's ``ReduceLROnPlateau``; call ``step(metric)`` after each evaluation.
 
@@ -525,6 +524,7 @@ class ReduceLROnPlateau:
         self.cooldown_counter = 0
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
+        # (LRScheduler.__init__ is not called: this schedule moves on step(metric), not on a formula)
 
     def _is_better(self, a):
         best = self.best
@@ -558,20 +558,11 @@ class ReduceLROnPlateau:
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self):
-        return {key: copy.deepcopy(value) for key, value in vars(self).items() if key != "optimizer"}
+    def get_lr(self):
+        return self.get_last_lr()
 
     def load_state_dict(self, state_dict):
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
-        expected = set(vars(self)) - {"optimizer"}
-        missing, unexpected = sorted(expected - set(state_dict)), sorted(set(state_dict) - expected)
-        if missing or unexpected:
-            raise ValueError(f"cannot load state_dict into ReduceLROnPlateau: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
+        _check_state_keys(self, state_dict)
         if len(state_dict["min_lrs"]) != len(self.optimizer.param_groups):
             raise ValueError(f"state_dict['min_lrs'] must have one entry per parameter group "
                              f"({len(self.optimizer.param_groups)})")
