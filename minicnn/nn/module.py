@@ -489,10 +489,15 @@ class Module:
                                                             for v in _plain_container_members(value)):
                     raise _plain_container_error(m, name, value)
 
-    def named_parameters(self):
-        self._check_plain_containers()
+    def _named_parameters(self):
         return self._named_members(
             lambda m: [(n, v) for n, v in vars(m).items() if isinstance(v, Parameter)])
+
+    def named_parameters(self):
+        """``(dotted name, Parameter)`` pairs, each parameter once; raises ``TypeError`` if a plain
+        list/tuple/dict attribute holds an unregistered Module or Parameter (see ``ModuleList``)."""
+        self._check_plain_containers()
+        return self._named_parameters()
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
@@ -510,7 +515,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self):
-        for p in self.parameters():
+        for _, p in self._named_parameters():  # called every step: without the container check
             p.grad.fill(0)
 
     def requires_grad_(self, requires_grad=True):
