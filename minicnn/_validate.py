@@ -93,6 +93,13 @@ def input_shape_arg(input_shape):
     return tuple(int(s) for s in input_shape)
 
 
+def shape_arg(name, shape):
+    """``shape`` as a non-empty tuple of positive ints (any number of dimensions)."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) >= 1 and all(_is_int(s) and s >= 1 for s in shape)):
+        raise ValueError(f"{name} must be a tuple of positive ints, e.g. (64, 1, 28, 28), got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
 def grad_array(name, dy, expected_shape, dtype):
     """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
     dy = float_array(name, dy, dtype)
@@ -120,6 +127,29 @@ def grad_request(name, value, shape, dtype):
     raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
 
 
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
+    """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W)."""
+    kh, kw = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride)
+    ph, pw = pair("padding", padding, minimum=0)
+    dh, dw = pair("dilation", dilation)
+    H, W = input_shape[2], input_shape[3]
+    if dh * (kh - 1) + 1 > H + 2 * ph or dw * (kw - 1) + 1 > W + 2 * pw:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
+    OH = conv_output_size(H, kh, sh, ph, dh)
+    OW = conv_output_size(W, kw, sw, pw, dw)
+    return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+def choice(name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
 # -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
 def integer(name, value, minimum=None):
     """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
@@ -221,3 +251,15 @@ def class_indices(name, labels, n, num_classes):
             raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
                              f"got {bad}")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def inplace_array(name, a):
+    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
+                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
+    return a

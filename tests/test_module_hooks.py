@@ -373,3 +373,16 @@ def test_private_plain_list_is_reported_too_and_models_deepcopy():
     clone(x_((1, 2)))
     clone.backward(x_((1, 2)))
     model.backward(x_((1, 2)))  # the original's forward is still there
+
+
+def test_a_failed_backward_leaves_the_forward_to_differentiate():
+    lin = nn.Linear(3, 2, dtype=np.float64, rng=0)
+    model = nn.Sequential(lin)
+    x = x_((4, 3))
+    model(x)
+    with pytest.raises(ValueError, match="dy"):
+        model.backward(np.ones((4, 5)))
+    dx = model.backward(np.ones((4, 2)))  # the corrected call works
+    np.testing.assert_allclose(dx, np.ones((4, 2)) @ lin.weight.data)
+    with pytest.raises(BackwardBeforeForwardError):
+        model.backward(np.ones((4, 2)))

@@ -111,10 +111,13 @@ class DataLoader:
     save and restore that generator, so a run resumed at an epoch boundary shuffles and augments
     exactly as an uninterrupted one. ``drop_last=True`` leaves out a final batch smaller than
     ``batch_size``.
+
+    ``sampler``: instead of ``shuffle``, an object with ``len()`` whose iteration yields the indices
+    of one pass, in order (e.g. ``minicnn.distributed.DistributedSampler``: this rank's share).
     """
 
     def __init__(self, images, labels, batch_size=64, shuffle=False, seed=None, drop_last=False,
-                 mean=0.0, std=1.0, dtype=np.float32, random_crop=None, horizontal_flip=0.0):
+                 mean=0.0, std=1.0, dtype=np.float32, random_crop=None, horizontal_flip=0.0, sampler=None):
         if not isinstance(images, np.ndarray):
             raise TypeError(f"images must be a numpy.ndarray, got {type(images).__name__}")
         if images.ndim not in (3, 4):
@@ -129,10 +132,14 @@ class DataLoader:
             raise ValueError(f"labels ({len(labels)}) and images ({len(images)}) differ in count")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if sampler is not None and (shuffle or not (hasattr(sampler, "__len__") and hasattr(sampler, "__iter__"))):
+            raise ValueError("sampler must be an iterable of indices with len(), and excludes shuffle=True, "
+                             f"got sampler={sampler!r} with shuffle={shuffle!r}")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype}")
         self.images = images if images.ndim == 4 else images[:, None]
+        self.sampler = sampler
         C, H, W = self.images.shape[1:]
         self._mean = _per_channel("mean", mean, C, positive=False)
         self._std = _per_channel("std", std, C, positive=True)
@@ -154,14 +161,24 @@ class DataLoader:
         else:
             self._lut = None
 
+    def _pass_length(self):
+        return len(self.labels) if self.sampler is None else len(self.sampler)
+
     def __len__(self):
-        n = len(self.labels)
+        n = self._pass_length()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_samples(self):
         """How many images one pass yields (fewer than ``len(images)`` with ``drop_last``)."""
-        return len(self) * self.batch_size if self.drop_last else len(self.labels)
+        return len(self) * self.batch_size if self.drop_last else self._pass_length()
+
+    def _sampled_order(self):
+        order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sampler))
+        if order.size and (order.min() < 0 or order.max() >= len(self.labels)):
+            raise ValueError(f"sampler yielded an index outside [0, {len(self.labels)}): "
+                             f"{order.min() if order.min() < 0 else order.max()}")
+        return order
 
     def _batch(self, index):
         """The normalised (and augmented) images ``self.images[index]``, a new array."""
@@ -182,8 +199,11 @@ class DataLoader:
         return assemble_batch(self.images, index, self._mean, self._std, oy, ox, flip, pad, out, lut=self._lut)
 
     def __iter__(self):
-        n = len(self.labels)
-        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        n = self._pass_length()
+        if self.sampler is not None:
+            order = self._sampled_order()
+        else:
+            order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         for b in range(len(self)):
             index = np.ascontiguousarray(order[b * self.batch_size:min((b + 1) * self.batch_size, n)], np.int64)
             yield self._batch(index), self.labels[index]
