@@ -284,3 +284,17 @@ def test_resnet_and_inception_blocks_match_pytorch():
     np.testing.assert_allclose(inc(x), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(inc.backward(dy), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(b1[0].weight.grad, t1a.weight.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_shared_and_frozen_conv2d():
+    shared = conv(2, 2, 3, 0, padding=1)
+    block = nn.Sequential(shared, nn.ReLU(), shared)
+    minicnn.gradcheck(block, x4((2, 2, 4, 4)), samples=30)
+    minicnn.gradcheck(nn.Concat(shared, nn.Sequential(nn.ReLU(), shared)), x4((1, 2, 4, 4)), samples=30)
+    frozen = conv(2, 3, 3, 1)
+    frozen.requires_grad_(False)
+    model = nn.Sequential(frozen, nn.ReLU(), conv(3, 2, 1, 2))
+    y = model(x4((2, 2, 5, 5)))
+    model.backward(np.ones_like(y))
+    assert not frozen.weight.grad.any() and not frozen.bias.grad.any()
+    assert model[2].weight.grad.any()
