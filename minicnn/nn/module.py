@@ -21,7 +21,10 @@ a user's module with its own backward:
 - Hooks (``register_forward_pre_hook``, ``register_forward_hook``, ``register_full_backward_pre_hook``,
   ``register_full_backward_hook``, and the global ``register_module_*`` twins) run in registration
   order, global ones first, each returning a handle with ``remove()``; an exception in a hook reaches
-  the caller. With no hook registered a call costs two attribute checks more than the bare method.
+  the caller. With no hook registered, hooks cost two checks per call; the pairing above costs a few
+  dictionary operations per call (nothing per array element).
+- A backward that raises (e.g. a ``dy`` of the wrong shape) leaves its forward to differentiate: the
+  corrected call works.
 
 Layers keep what their backward needs ONLY through ``Module._save_ctx(ctx)`` / ``Module._pop_ctx()``.
 """
