@@ -3,7 +3,7 @@ import numpy as np
 
 from .._config import jit
 from .._validate import boolean, real
-from .optimizer import Optimizer, check_lr, param_views
+from .optimizer import Optimizer, check_lr
 
 
 @jit
@@ -62,10 +62,7 @@ class Adagrad(Optimizer):
             lr, lr_decay, eps = float(group["lr"]), float(group["lr_decay"]), float(group["eps"])
             weight_decay = float(group["weight_decay"])
             sign = -1.0 if group["maximize"] else 1.0
-            for p in group["params"]:
-                if not p.requires_grad:
-                    continue
-                data, grad = param_views(p)
+            for p, data, grad in self._trainable(group):
                 state = self.state.get(p)
                 if not state:  # a group added later, or a loaded empty state
                     self._init_state(p, group)

@@ -3,7 +3,7 @@ import numpy as np
 
 from .._config import jit
 from .._validate import boolean, real
-from .optimizer import Optimizer, check_lr, param_views
+from .optimizer import Optimizer, check_lr
 
 
 # As in sgd.py and adam.py: computed in the parameter's dtype, in PyTorch's operation order; the options
@@ -77,10 +77,7 @@ class RMSprop(Optimizer):
             weight_decay, momentum = float(group["weight_decay"]), float(group["momentum"])
             centered, use_momentum = bool(group["centered"]), momentum > 0
             sign = -1.0 if group["maximize"] else 1.0
-            for p in group["params"]:
-                if not p.requires_grad:
-                    continue
-                data, grad = param_views(p)
+            for p, data, grad in self._trainable(group):
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
