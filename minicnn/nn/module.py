@@ -269,17 +269,15 @@ def _wrap_backward(raw):
             raise _not_initialised(self) from None
         if d["_pending"] <= 0:
             raise BackwardBeforeForwardError(_no_forward_message(self))
-        stack = d["_ctx_stack"]
-        depth, top = len(stack), stack[-1] if stack else None
         d["_in_backward"] = True
+        ctx_stack = list(d["_ctx_stack"])
         try:
             if d["_hooks"] is None and not _global_hooks.active:
                 dx = raw(self, *args, **kwargs)
             else:
                 dx = _backward_hooked(self, raw, args, kwargs)
         except BaseException:
-            if len(stack) == depth - 1:  # the failed backward took its ctx: put it back (e.g. a bad dy),
-                stack.append(top)        # so that a corrected call works
+            d["_ctx_stack"] = ctx_stack  # a backward that raises (e.g. a bad dy) leaves the module as it was
             raise
         finally:
             d["_in_backward"] = False
