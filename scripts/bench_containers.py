@@ -69,9 +69,9 @@ def cases(mc, torch, batch, rng):
         torch.cat([xt, xt], dim=1).backward(torch.from_numpy(x))
         return xt.grad
 
-    # forward reads 2 halves, writes 1 full; backward reads 1 full, writes 2 halves, adds them (2 + 1)
-    out.append(("Concat(2 x 32 channels)", ours_cat, torch_cat if torch else None,
-                x.nbytes + x.nbytes + x.nbytes + int(1.5 * x.nbytes), x.nbytes))
+    # in units of the full (N, 64, 32, 32) array: forward reads 2 halves and writes the output (2);
+    # backward copies dy's two halves out (read 1, write 1) and adds them (read 1, write 1/2): 5.5 in all
+    out.append(("Concat(2 x 32 channels)", ours_cat, torch_cat if torch else None, int(5.5 * x.nbytes), x.nbytes))
 
     mul = nn.Multiply()
 
