@@ -1,7 +1,6 @@
 """RMSprop, Adagrad and the schedules ExponentialLR, LambdaLR, LinearLR, SequentialLR and ReduceLROnPlateau:
 against their rules written out here over many steps, against torch.optim when installed, state_dict
 round trips, frozen parameters skipped, bad arguments named."""
-import itertools
 import math
 
 import numpy as np

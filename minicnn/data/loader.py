@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .._validate import _is_int, pair, positive_int
+from .._validate import pair, positive_int
 from ..kernels.augment import assemble_batch
 from ..random import as_rng
 
