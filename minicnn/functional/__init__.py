@@ -21,3 +21,9 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .dropout2d import dropout2d, dropout2d_backward, dropout2d_forward
+from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d,
+                   adaptive_max_pool2d_backward, adaptive_max_pool2d_forward, avg_pool2d, avg_pool2d_backward,
+                   avg_pool2d_forward, max_pool2d, max_pool2d_backward, max_pool2d_forward, max_unpool2d,
+                   max_unpool2d_backward, max_unpool2d_forward)
+from .upsample import interpolate, interpolate_backward, interpolate_forward

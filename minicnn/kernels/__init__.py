@@ -2,4 +2,3 @@
 public wrappers (the names below) that validate arguments and allocate outputs when none are given."""
 from .conv import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
 from .im2col import col2im, im2col
-from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
