@@ -274,12 +274,11 @@ def interpolate_args(input_shape, size, scale_factor, mode, align_corners, recom
             raise ValueError("recompute_scale_factor is not meaningful with an explicit size")
         out = pair("size", size, minimum=1)
         return out, None, align_corners
-    if _is_real(scale_factor):
-        scale_factor = (scale_factor, scale_factor)
-    if not (isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2
-            and all(_is_real(v) for v in scale_factor)):
+    pair_given = (scale_factor, scale_factor) if _is_real(scale_factor) else scale_factor
+    if not (isinstance(pair_given, (tuple, list)) and len(pair_given) == 2
+            and all(_is_real(v) for v in pair_given)):
         raise TypeError(f"scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
-    scales = tuple(float(v) for v in scale_factor)
+    scales = tuple(float(v) for v in pair_given)
     if not (scales[0] > 0 and scales[1] > 0 and np.isfinite(scales).all()):
         raise ValueError(f"scale_factor must be finite and > 0 in both dimensions, got {scale_factor!r}")
     out = (int(np.floor(H * scales[0])), int(np.floor(W * scales[1])))
