@@ -12,6 +12,7 @@ def warmup(dtypes=(np.float32,)):
     """Run every layer forward and backward, and every optimizer update, once on a tiny batch for each
     dtype; returns the seconds it took (compilation, or loading compiled kernels from the cache)."""
     from . import nn, optim
+    from .grad_mode import no_grad
     from .models import LeNet5
 
     start = time.perf_counter()
@@ -28,7 +29,8 @@ def warmup(dtypes=(np.float32,)):
                         optim.Adam(model.parameters()), optim.Adam(model.parameters(), amsgrad=True)):
                 opt.step()
             model.eval()
-            model(x)
+            with no_grad():  # evaluation's kernels (max pooling without positions)
+                model(x)
         extra = nn.Sequential(nn.AvgPool2d(2), nn.BatchNorm2d(1, dtype=dtype), nn.Dropout(0.5, rng=0))
         y = extra(x)
         extra.backward(np.ones_like(y))
