@@ -102,7 +102,8 @@ def test_upsample_layer(rng):
         layer(x)
     with pytest.raises(BackwardBeforeForwardError):
         layer.backward(np.ones_like(y))
-    assert repr(layer) == "Upsample(scale_factor=2, mode='nearest')"
+    assert repr(layer) == "Upsample(scale_factor=2.0, mode='nearest')"
+    assert repr(Upsample(scale_factor=(2, 3))) == "Upsample(scale_factor=(2.0, 3.0), mode='nearest')"
     assert repr(Upsample(size=(3, 4), mode="bilinear")) == "Upsample(size=(3, 4), mode='bilinear')"
     assert Upsample(size=7, mode="bilinear", align_corners=True)(x).shape == (2, 3, 7, 7)
     assert layer.parameters() == []

@@ -20,6 +20,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
+from .im2col import _inside, _u
 
 
 # -- shared helpers ---------------------------------------------------------------------------------
@@ -40,13 +41,18 @@ def _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW):
 
 @jit
 def _window_span(o, stride, pad, k, dilation, size):
-    """``(lo, hi)``: window ``o`` reads input rows (or columns) ``range(lo, hi, dilation)``, its taps
-    ``o * stride - pad + i * dilation`` (``i < k``) that lie in ``[0, size)``; padding is never read."""
-    start = o * stride - pad
-    lo = start
-    if start < 0:
-        lo = start + ((-start + dilation - 1) // dilation) * dilation  # the first tap >= 0
-    return lo, min(start + (k - 1) * dilation + 1, size)
+    """``(lo, n)``: window ``o`` reads the ``n`` input rows (or columns) ``lo + i * dilation``
+    (``i < n``), its taps ``o * stride - pad + j * dilation`` (``j < k``) that lie in ``[0, size)``;
+    padding is never read. Divides only for windows clipped by an edge (a loop over
+    ``range(lo, hi, dilation)`` would divide once per loop to count its trips)."""
+    lo = o * stride - pad
+    first = 0
+    if lo < 0:
+        first = (-lo + dilation - 1) // dilation  # taps before it lie in the left padding
+    last = k
+    if lo + (k - 1) * dilation >= size:
+        last = (size - lo + dilation - 1) // dilation  # taps from it on lie beyond the input
+    return lo + first * dilation, last - first
 
 
 @jit
@@ -84,40 +90,65 @@ def _max_2x2(xp, h, w, W):
 
 
 @jit
-def _max_window(xp, h_lo, h_hi, dh, w_lo, w_hi, dw, W):
-    """``(max, flat index)`` over rows ``range(h_lo, h_hi, dh)`` x columns ``range(w_lo, w_hi, dw)``
-    of the plane ``xp`` (a non-empty window): first maximum, last NaN."""
-    best = xp[h_lo, w_lo]
-    where = h_lo * W + w_lo
-    has_nan = False
-    for h in range(h_lo, h_hi, dh):
-        for w in range(w_lo, w_hi, dw):
-            v = xp[h, w]
-            # Branch-free (as above): max keeps `best` unless v > best, and the index moves exactly
-            # when the maximum changed.
-            new_best = max(best, v)
-            where = h * W + w if new_best != best else where
-            best = new_best
-            has_nan |= v != v
-    if has_nan:
-        for h in range(h_lo, h_hi, dh):
-            for w in range(w_lo, w_hi, dw):
-                if xp[h, w] != xp[h, w]:
-                    best, where = xp[h, w], h * W + w
+def _max_window(xp, h0, h1, w0, w1, W):
+    """``(max, flat index)`` over rows ``[h0, h1)`` x columns ``[w0, w1)`` of the plane ``xp`` (a
+    non-empty window), PyTorch's update ``v > best or isnan(v)``: first maximum, last NaN."""
+    best = xp.dtype.type(-np.inf)
+    where = h0 * W + w0
+    for h in range(h0, h1):
+        xr = xp[h]
+        for w in range(w0, w1):
+            v = xr[w]
+            take = (v > best) | (v != v)
+            best = v if take else best
+            where = h * W + w if take else where
     return best, where
 
 
+# The general max kernels sweep one output row at a time: for each tap (i, j) of the window, in
+# row-major order, one pass over the outputs whose tap lies inside the input, updating the row's
+# running maxima (the output row itself) and their positions. Each pass is a short loop over
+# contiguous outputs with selects and no branches, instead of a window-by-window loop that recomputes
+# the window's bounds. The update is PyTorch's: ``v > best or isnan(v)``, so the first maximum wins
+# and the last NaN.
 @jit
-def _max_window_value(xp, h_lo, h_hi, dh, w_lo, w_hi, dw):
-    """The maximum (NaN if any) over the window, without its position."""
-    best = xp[h_lo, w_lo]
-    nan = False
-    for h in range(h_lo, h_hi, dh):
-        for w in range(w_lo, w_hi, dw):
-            v = xp[h, w]
-            best = max(best, v)
-            nan |= v != v
-    return np.nan if nan else best
+def _tap_spans(kw, sw, pw, dw, W, OW):
+    """``spans[j] = (lo, hi)``: the outputs ``ow`` whose column tap ``j`` (input column ``ow * sw - pw
+    + j * dw``) lies inside the input; the same for every row and plane, so computed once per call."""
+    spans = np.empty((kw, 2), dtype=np.int64)
+    for j in range(kw):
+        spans[j, 0], spans[j, 1] = _inside(j * dw - pw, sw, OW, W)
+    return spans
+
+
+@jit
+def _sweep_start(yr, ar, row_base, sw, pw, kw, dw, W):
+    """Reset a row of running maxima ``yr`` to -inf and their positions ``ar`` to each window's first
+    input element (in row ``row_base // W``): what an all -inf window reports, as PyTorch."""
+    for ow in range(yr.shape[0]):
+        w_lo, _ = _window_span(ow, sw, pw, kw, dw, W)
+        yr[_u(ow)] = -np.inf
+        ar[_u(ow)] = row_base + w_lo
+
+
+@jit
+def _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi):
+    """Outputs ``ow`` in ``[lo, hi)`` compare their tap ``xr[ow * sw + off]`` (inside the row ``xr``)
+    with their running maximum ``yr[ow]``; its flat plane index is ``row_base + ow * sw + off``."""
+    for ow in range(lo, hi):
+        w = ow * sw + off  # signed, for the index value (int64 + uint64 would be float64 in Numba)
+        v, best = xr[_u(w)], yr[_u(ow)]
+        take = (v > best) | (v != v)
+        yr[_u(ow)] = v if take else best
+        ar[_u(ow)] = row_base + w if take else ar[_u(ow)]
+
+
+@jit
+def _sweep_tap_value(xr, yr, off, sw, lo, hi):
+    """:func:`_sweep_tap` without positions."""
+    for ow in range(lo, hi):
+        v, best = xr[_u(ow * sw + off)], yr[_u(ow)]
+        yr[_u(ow)] = v if (v > best) | (v != v) else best
 
 
 @jit_parallel
@@ -127,6 +158,7 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     fast = _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW)
+    spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
         n, c = _plane(p, C)
         xp, yp, ap = x[n, c], y[n, c], argmax[n, c]
@@ -135,10 +167,13 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
                 for ow in range(OW):
                     yp[oh, ow], ap[oh, ow] = _max_2x2(xp, 2 * oh, 2 * ow, W)
                 continue
-            h_lo, h_hi = _window_span(oh, sh, ph, kh, dh, H)
-            for ow in range(OW):
-                w_lo, w_hi = _window_span(ow, sw, pw, kw, dw, W)
-                yp[oh, ow], ap[oh, ow] = _max_window(xp, h_lo, h_hi, dh, w_lo, w_hi, dw, W)
+            h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
+            yr, ar = yp[oh], ap[oh]
+            _sweep_start(yr, ar, h_lo * W, sw, pw, kw, dw, W)
+            for i in range(nh):  # taps in row-major order: ties keep the first
+                h = h_lo + i * dh
+                for j in range(kw):
+                    _sweep_tap(xp[h], yr, ar, h * W, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
@@ -149,6 +184,7 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, dh, dw, y):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     fast = _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW)
+    spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
         n, c = _plane(p, C)
         xp, yp = x[n, c], y[n, c]
@@ -161,17 +197,19 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, dh, dw, y):
                     if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):  # rare
                         yr[ow] = np.nan
                 continue
-            h_lo, h_hi = _window_span(oh, sh, ph, kh, dh, H)
-            for ow in range(OW):
-                w_lo, w_hi = _window_span(ow, sw, pw, kw, dw, W)
-                yp[oh, ow] = _max_window_value(xp, h_lo, h_hi, dh, w_lo, w_hi, dw)
+            h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
+            yr = yp[oh]
+            yr[:] = -np.inf
+            for i in range(nh):
+                for j in range(kw):
+                    _sweep_tap_value(xp[h_lo + i * dh], yr, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
 def _scatter_add_planes(dy, index, dx):
     """Overwrite ``dx`` (N, C, H, W) with zeros plus, for every ``q``, ``dy[n, c].flat[q]`` added at
     ``dx[n, c].flat[index[n, c].flat[q]]`` (``dy`` and ``index`` (N, C, OH, OW)): the backward of max
-    pooling and adaptive max pooling (overlapping windows add up), and max unpooling's forward."""
+    pooling and adaptive max pooling (overlapping windows add up)."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     for p in prange(N * C):
@@ -249,12 +287,12 @@ def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_ov
                     w = 2 * ow
                     yp[oh, ow] = ((xp[h, w] + xp[h, w + 1]) + (xp[h + 1, w] + xp[h + 1, w + 1])) * quarter
                 continue
-            h_lo, h_hi = _window_span(oh, sh, ph, kh, 1, H)
+            h_lo, nh = _window_span(oh, sh, ph, kh, 1, H)
             for ow in range(OW):
-                w_lo, w_hi = _window_span(ow, sw, pw, kw, 1, W)
+                w_lo, nw = _window_span(ow, sw, pw, kw, 1, W)
                 s = zero
-                for h in range(h_lo, h_hi):
-                    for w in range(w_lo, w_hi):
+                for h in range(h_lo, h_lo + nh):
+                    for w in range(w_lo, w_lo + nw):
                         s += xp[h, w]
                 yp[oh, ow] = s / x.dtype.type(
                     _avg_divisor(oh, ow, kh, kw, sh, sw, ph, pw, H, W, count_include_pad, divisor_override))
@@ -385,4 +423,4 @@ def _adaptive_max_pool2d_forward(x, y, argmax):
             h0, h1 = _adaptive_span(oh, OH, H)
             for ow in range(OW):
                 w0, w1 = _adaptive_span(ow, OW, W)
-                yp[oh, ow], ap[oh, ow] = _max_window(xp, h0, h1, 1, w0, w1, 1, W)
+                yp[oh, ow], ap[oh, ow] = _max_window(xp, h0, h1, w0, w1, W)

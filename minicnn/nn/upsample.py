@@ -13,6 +13,9 @@ class Upsample(Module):
         super().__init__()
         # Checked now; the output size depends on each input (a large dummy one checks everything else).
         V.interpolate_args((1, 1, 1 << 20, 1 << 20), size, scale_factor, mode, align_corners, recompute_scale_factor)
+        if scale_factor is not None:  # stored as floats, as PyTorch (and printed so)
+            scale_factor = (tuple(float(f) for f in scale_factor) if isinstance(scale_factor, (tuple, list))
+                            else float(scale_factor))
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
