@@ -9,6 +9,7 @@ into one plane serially, so nothing races.
 from numba import prange
 
 from .._config import jit_parallel
+from .im2col import _u
 from .pool import _plane
 
 
@@ -31,9 +32,9 @@ def _nearest_forward(x, src_h, src_w, y):
             xr = xp[src_h[oh]]
             if double_w:
                 for w in range(W):
-                    v = xr[w]
-                    yr[2 * w] = v
-                    yr[2 * w + 1] = v
+                    v = xr[_u(w)]
+                    yr[_u(2 * w)] = v
+                    yr[_u(2 * w + 1)] = v
             else:
                 for ow in range(OW):
                     yr[ow] = xr[src_w[ow]]
@@ -54,7 +55,7 @@ def _nearest_backward(dy, src_h, src_w, dx):
             dyr, dxr = dyp[oh], dxp[src_h[oh]]
             if double_w:
                 for w in range(W):
-                    dxr[w] = (dxr[w] + dyr[2 * w]) + dyr[2 * w + 1]
+                    dxr[_u(w)] = (dxr[_u(w)] + dyr[_u(2 * w)]) + dyr[_u(2 * w + 1)]
             else:
                 for ow in range(OW):
                     dxr[src_w[ow]] += dyr[ow]
