@@ -1,4 +1,14 @@
-"""Argument checks shared by the layers. Each error names the argument and what was expected."""
+"""Every argument check of minicnn, with one contract (functional, layers, optimizers, schedulers, gradcheck).
+
+- Errors: ``TypeError`` for a wrong type or dtype, ``ValueError`` for a wrong shape or value (nan and
+  inf included), each naming the argument and what was expected: ``"p must be in [0, 1], got 1.5"``.
+- Numbers: an int is a ``numbers.Integral`` that is not a bool; a real is a ``numbers.Real`` that is
+  not a bool, finite, returned as a Python float (:func:`integer`, :func:`real`, :func:`boolean`).
+- Arrays: float32 and float64 are computed in; another float dtype is cast (4 bytes or fewer to float32,
+  longer to float64: :func:`float_input`), or to a given dtype (a layer's: :func:`float_array`);
+  integer, bool and complex arrays are refused. Arrays written in place (``out``, gradients to add
+  into, running statistics) are never cast: they must already fit.
+"""
 import numbers
 
 import numpy as np
@@ -22,11 +32,8 @@ def pair(name, value, minimum=1):
 
 
 def positive_int(name, value, minimum=1):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+    """``value`` as an int >= ``minimum`` (see :func:`integer`)."""
+    return integer(name, value, minimum)
 
 
 def float_dtype(name, dtype):
@@ -107,6 +114,149 @@ def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False)
     return out
 
 
+def grad_request(name, value, shape, dtype):
+    """A backward's optional parameter gradient (the convention of ``minicnn.functional``): for
+    ``True`` a new zeroed array of ``shape`` and ``dtype`` to add into, for ``False`` None (not
+    computed), for an ndarray that array (checked: writable, C-contiguous, ``shape``, ``dtype``), into
+    which the gradient is added in place."""
+    if value is True:
+        return np.zeros(shape, dtype)
+    if value is False or value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return out_array(name, value, shape, dtype)
+    raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
+
+
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode=False):
+    """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
+    the output size up (pooling, see :func:`conv_output_size`)."""
+    kh, kw = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride)
+    ph, pw = pair("padding", padding, minimum=0)
+    dh, dw = pair("dilation", dilation)
+    H, W = input_shape[2], input_shape[3]
+    OH = conv_output_size(H, kh, sh, ph, dh, ceil_mode)
+    OW = conv_output_size(W, kw, sw, pw, dw, ceil_mode)
+    # Floor mode: the same as the kernel not fitting the padded input; ceil_mode also accepts, as
+    # PyTorch, a kernel longer than the padded input by less than the stride (its window is clipped).
+    if OH < 1 or OW < 1:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
+    return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+def choice(name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
+# -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
+def integer(name, value, minimum=None):
+    """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _bound(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float, optionally in ``[low, high]`` (``low_open`` / ``high_open``
+    exclude the bound). ``TypeError`` unless a real number (bools excluded); ``ValueError`` for nan,
+    inf, a value out of range, or an array of more than 0 dimensions (a 0-d array is a scalar)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a real scalar, got an array of shape {value.shape}")
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (int or float), got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    below = low is not None and (value < low or (low_open and value == low))
+    above = high is not None and (value > high or (high_open and value == high))
+    if below or above:
+        if high is None:
+            expected = f"{'>' if low_open else '>='} {_bound(low)}"
+        elif low is None:
+            expected = f"{'<' if high_open else '<='} {_bound(high)}"
+        else:
+            expected = (f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                        f"{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def boolean(name, value):
+    """``value`` as a Python bool: ``TypeError`` unless a bool (``numpy.bool_`` included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+# -- arrays ---------------------------------------------------------------------------------------
+def at_least_ndim(name, x, ndim, shape_hint):
+    """``ValueError`` unless array ``x`` has at least ``ndim`` dimensions (``shape_hint``, e.g. "(N, C, ...)")."""
+    if x.ndim < ndim:
+        raise ValueError(f"{name} must be {shape_hint} with at least {ndim} dimensions, got shape {x.shape}")
+
+
+def axis_size(name, x, axis, expected, what):
+    """``ValueError`` unless ``x.shape[axis] == expected``; ``what`` names the axis, e.g. ``"channels"``."""
+    if x.shape[axis] != expected:
+        raise ValueError(f"expected {expected} {what}, got {name} of shape {x.shape}")
+
+
+def vector(name, v, length, dtype, what=""):
+    """``v`` as a C-contiguous 1-D float array of ``length`` entries, cast to ``dtype`` (``what`` says
+    what the length is, e.g. ``"one per channel"``)."""
+    v = float_array(name, v, dtype)
+    if v.shape != (length,):
+        hint = f" ({what})" if what else ""
+        raise ValueError(f"{name} must have shape ({length},){hint}, got {v.shape}")
+    return v
+
+
+def buffer(name, v, length):
+    """A per-channel state array updated in place (e.g. running statistics): a writable float
+    ``numpy.ndarray`` of shape ``(length,)``, returned as is (any float dtype; it is never cast)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(v).__name__}")
+    if v.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {v.dtype}")
+    if v.shape != (length,) or not v.flags.writeable:
+        raise ValueError(f"{name} must be a writable array of shape ({length},), got shape {v.shape}"
+                         f"{'' if v.flags.writeable else ' (read-only)'}")
+    return v
+
+
+def class_indices(name, labels, n, num_classes):
+    """``labels`` as a C-contiguous int64 array of ``n`` class indices in ``[0, num_classes)``
+    (any integer dtype; a list is converted)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {labels.shape}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} must hold one class index per row: expected {n} labels, got {labels.shape[0]}")
+    if n:
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
+                             f"got {bad}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
 # -- pooling, unpooling, upsampling -------------------------------------------------------------------
 POOL_INDEX_DTYPE = np.int32
 """dtype of max pooling's positions kept for backward (half the memory traffic of PyTorch's int64;
@@ -144,30 +294,24 @@ def _plane_shape(name, shape, index_dtype=None):
                          f"(indices are {np.dtype(index_dtype)}), got shape {tuple(shape)}")
 
 
-def pool_output_shape(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
-    """(N, C, OH, OW) of a pooling of ``input_shape``; ValueError when the output would be empty, or
-    when a dilated window holds no input element (only padding: PyTorch returns -inf and an index
-    outside the plane there)."""
-    N, C, H, W = input_shape
-    out = []
-    for axis, size in ((0, H), (1, W)):
-        k, s, p, d = kernel[axis], stride[axis], padding[axis], dilation[axis]
-        o = conv_output_size(size, k, s, p, d, ceil_mode)
-        if o < 1:
-            dilated = "" if dilation == (1, 1) else f" (dilated by {dilation})"
-            raise ValueError(
-                f"kernel_size {kernel}{dilated} is larger than the padded input "
-                f"(H + 2*padding, W + 2*padding) = {(H + 2 * padding[0], W + 2 * padding[1])}")
-        if d > 1:
-            for i in range(o):
-                start = i * s - p
-                first = start + -(-max(-start, 0) // d) * d  # the first tap at or after 0
-                if first >= size or first > start + (k - 1) * d:
-                    raise ValueError(
-                        f"dilation {dilation} with padding {padding} leaves window {i} along "
-                        f"{'H' if axis == 0 else 'W'} with no input element (only padding)")
-        out.append(o)
-    return (N, C, out[0], out[1])
+def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
+    """The kernels' geometry tuple ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of a pooling of
+    ``input_shape`` (pairs from :func:`pool_params`); ValueError when the window does not fit the padded
+    input, or when a dilated window holds no input element (only padding: PyTorch returns -inf and an
+    index outside the plane there)."""
+    g = conv_geometry(input_shape, kernel, stride, padding, dilation, boolean("ceil_mode", ceil_mode))
+    for axis, size, k, s, p, d, o in ((0, input_shape[2], g[0], g[2], g[4], g[6], g[8]),
+                                      (1, input_shape[3], g[1], g[3], g[5], g[7], g[9])):
+        if d == 1:
+            continue  # a window starts at most k // 2 before the input and in it (ceil_mode's rule)
+        for i in range(o):
+            start = i * s - p
+            first = start + -(-max(-start, 0) // d) * d  # the first tap at or after 0
+            if first >= size or first > start + (k - 1) * d:
+                raise ValueError(
+                    f"dilation {(g[6], g[7])} with padding {(g[4], g[5])} leaves window {i} along "
+                    f"{'H' if axis == 0 else 'W'} with no input element (only padding)")
+    return g
 
 
 def avg_pool_divisor(divisor_override):
@@ -236,15 +380,6 @@ def pool_indices(name, indices, x_shape, plane_size):
     return np.ascontiguousarray(indices)
 
 
-def probability(name, p):
-    """``p`` as a float in [0, 1]."""
-    if not isinstance(p, numbers.Real) or isinstance(p, bool):
-        raise TypeError(f"{name} must be a number, got {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {p}")
-    return float(p)
-
-
 INTERPOLATE_MODES = ("nearest", "bilinear")
 
 
@@ -256,14 +391,14 @@ def interpolate_args(input_shape, size, scale_factor, mode, align_corners, recom
     returned are the ones PyTorch's kernels use for the source indices: the given factors, unless
     ``recompute_scale_factor`` is True or ``size`` was given (then None: the kernels use in/out).
     ``align_corners`` is only for "bilinear" (None there means False)."""
-    if mode not in INTERPOLATE_MODES:
-        raise ValueError(f"mode must be one of {INTERPOLATE_MODES}, got {mode!r}")
+    choice("mode", mode, INTERPOLATE_MODES)
     if align_corners is not None:
         if mode == "nearest":
             raise ValueError("align_corners option can only be set with the interpolating mode "
                              "'bilinear', not with mode='nearest'")
-        if not isinstance(align_corners, (bool, np.bool_)):
-            raise TypeError(f"align_corners must be None or a bool, got {align_corners!r}")
+        boolean("align_corners", align_corners)
+    if recompute_scale_factor is not None:
+        boolean("recompute_scale_factor", recompute_scale_factor)
     align_corners = bool(align_corners)
     if (size is None) == (scale_factor is None):
         raise ValueError("exactly one of size or scale_factor must be given, got "
@@ -274,18 +409,11 @@ def interpolate_args(input_shape, size, scale_factor, mode, align_corners, recom
             raise ValueError("recompute_scale_factor is not meaningful with an explicit size")
         out = pair("size", size, minimum=1)
         return out, None, align_corners
-    pair_given = (scale_factor, scale_factor) if _is_real(scale_factor) else scale_factor
-    if not (isinstance(pair_given, (tuple, list)) and len(pair_given) == 2
-            and all(_is_real(v) for v in pair_given)):
+    given = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor, scale_factor)
+    if len(given) != 2:
         raise TypeError(f"scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
-    scales = tuple(float(v) for v in pair_given)
-    if not (scales[0] > 0 and scales[1] > 0 and np.isfinite(scales).all()):
-        raise ValueError(f"scale_factor must be finite and > 0 in both dimensions, got {scale_factor!r}")
+    scales = tuple(real("scale_factor", v, 0.0, low_open=True) for v in given)
     out = (int(np.floor(H * scales[0])), int(np.floor(W * scales[1])))
     if out[0] < 1 or out[1] < 1:
         raise ValueError(f"scale_factor {scale_factor!r} gives an empty output {out} for input size {(H, W)}")
     return out, (None if recompute_scale_factor else scales), align_corners
-
-
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)

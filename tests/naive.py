@@ -7,6 +7,8 @@ Conventions the kernels must match:
 - average pooling divides by the window's size within the padded input (PyTorch's count_include_pad=True),
   or within the input (False), or by divisor_override.
 """
+import math
+
 import numpy as np
 
 
@@ -70,6 +72,30 @@ def conv2d(x, weight, bias, sh, sw, ph, pw, dh=1, dw=1):
                                     s += float(x[n, c, h, w]) * float(weight[f, c, i, j])
                     y[n, f, oh, ow] = s
     return y
+
+
+def conv2d_backward(dy, x, weight, sh, sw, ph, pw, dh=1, dw=1):
+    """The gradients ``(dx, dweight, dbias)`` of :func:`conv2d`, by the chain rule on each term of its sum."""
+    N, C, H, W = x.shape
+    F, _, kh, kw = weight.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    dx, dweight = np.zeros(x.shape), np.zeros(weight.shape)
+    dbias = np.zeros(F)
+    for n in range(N):
+        for f in range(F):
+            for oh in range(OH):
+                for ow in range(OW):
+                    g = float(dy[n, f, oh, ow])
+                    dbias[f] += g
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                h = oh * sh - ph + i * dh
+                                w = ow * sw - pw + j * dw
+                                if 0 <= h < H and 0 <= w < W:
+                                    dx[n, c, h, w] += g * float(weight[f, c, i, j])
+                                    dweight[f, c, i, j] += g * float(x[n, c, h, w])
+    return dx, dweight, dbias
 
 
 def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
@@ -333,3 +359,79 @@ def numerical_grad(f, x, eps=1e-6):
         flat[k] = old
         gflat[k] = (plus - minus) / (2 * eps)
     return grad
+
+
+def linear(x, w, b):
+    """y = x @ w.T + b by loops, in float64."""
+    N, I = x.shape
+    O = w.shape[0]
+    y = np.zeros((N, O))
+    for n in range(N):
+        for o in range(O):
+            s = 0.0 if b is None else float(b[o])
+            for i in range(I):
+                s += float(x[n, i]) * float(w[o, i])
+            y[n, o] = s
+    return y
+
+
+def batch_norm_train(x, gamma, beta, eps):
+    """Per channel: mean and biased variance over (n, h, w), loops and float64."""
+    N, C, H, W = x.shape
+    y = np.empty(x.shape)
+    means, variances = np.empty(C), np.empty(C)
+    for c in range(C):
+        vals = [float(x[n, c, h, w]) for n in range(N) for h in range(H) for w in range(W)]
+        m = sum(vals) / len(vals)
+        v = sum((t - m) ** 2 for t in vals) / len(vals)
+        means[c], variances[c] = m, v
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    y[n, c, h, w] = (x[n, c, h, w] - m) / np.sqrt(v + eps) * gamma[c] + beta[c]
+    return y, means, variances
+
+
+def cross_entropy(logits, labels, smoothing=0.0):
+    """Textbook: p = exp(z) / sum exp(z); loss = mean_n [(1-s) * -log p_y + s * mean_k -log p_k]."""
+    N, K = logits.shape
+    total = 0.0
+    for n in range(N):
+        exps = [math.exp(float(z)) for z in logits[n]]
+        s = sum(exps)
+        logp = [math.log(e / s) for e in exps]
+        total += (1 - smoothing) * -logp[labels[n]] + smoothing * -sum(logp) / K
+    return total / N
+
+
+def cross_entropy_grad(logits, labels, smoothing=0.0):
+    """d mean loss / d logits of :func:`cross_entropy`: (softmax - smoothed one-hot) / N."""
+    N, K = logits.shape
+    g = np.zeros((N, K))
+    for n in range(N):
+        exps = [math.exp(float(z)) for z in logits[n]]
+        s = sum(exps)
+        for k in range(K):
+            target = (1 - smoothing) * (k == labels[n]) + smoothing / K
+            g[n, k] = (exps[k] / s - target) / N
+    return g
+
+
+def relu(x):
+    """y = max(x, 0) element by element (NaN stays NaN)."""
+    y = np.array(x, copy=True)
+    flat = y.reshape(-1)
+    for i in range(flat.size):
+        if flat[i] <= 0:
+            flat[i] = 0
+    return y
+
+
+def relu_grad(dy, x):
+    """dy where x > 0, else 0 (the gradient at 0 is 0)."""
+    dx = np.zeros_like(dy)
+    xf, dyf, dxf = x.reshape(-1), dy.reshape(-1), dx.reshape(-1)
+    for i in range(dyf.size):
+        if xf[i] > 0:
+            dxf[i] = dyf[i]
+    return dx

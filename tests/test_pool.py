@@ -505,7 +505,7 @@ def test_bad_pooling_options():
     # A dilated window of padding only (PyTorch returns -inf and an index outside the plane there).
     with pytest.raises(ValueError, match=r"dilation \(2, 2\) with padding \(1, 1\) leaves window 0 along H"):
         F.max_pool2d(np.zeros((1, 1, 1, 3)), 2, stride=1, padding=1, dilation=2)
-    with pytest.raises(ValueError, match=r"kernel_size \(3, 3\) \(dilated by \(2, 2\)\) is larger than the padded"):
+    with pytest.raises(ValueError, match=r"kernel_size \(3, 3\) with dilation \(2, 2\) spans \(5, 5\) pixels, larger than"):
         F.max_pool2d(np.zeros((1, 1, 4, 4)), 3, dilation=2)
     for bad in [(-1, 2), (2, -3), 2.5, (1, 2, 3), "2"]:
         with pytest.raises((TypeError, ValueError), match="output_size"):
@@ -534,7 +534,7 @@ def test_bad_forward_and_backward(make):
     layer(np.zeros((2, 3, 4, 5)))  # a failed backward has used up the forward's ctx
     with pytest.raises(TypeError, match="dy must be a floating-point array"):
         layer.backward(np.zeros((2, 3, 4, 5), dtype=np.int32))
-    with pytest.raises(ValueError, match=r"kernel_size \(3, 3\) is larger than the padded input.*\(1, 3\)"):
+    with pytest.raises(ValueError, match=r"kernel_size \(3, 3\) .* larger than the padded input \(1, 3\)"):
         MaxPool2d(3)(np.zeros((1, 1, 1, 3)))  # no padding: 1 < 3
 
 

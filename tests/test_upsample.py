@@ -123,7 +123,7 @@ def test_bad_interpolate_arguments(rng):
         F.interpolate(x, size=(0, 2))
     with pytest.raises(TypeError, match="size must be an int or a pair"):
         F.interpolate(x, size=(1, 2, 3))
-    with pytest.raises(ValueError, match="scale_factor must be finite and > 0"):
+    with pytest.raises(ValueError, match="scale_factor must be > 0"):
         F.interpolate(x, scale_factor=-2.0)
     with pytest.raises(ValueError, match=r"scale_factor 0.1 gives an empty output \(0, 0\)"):
         F.interpolate(x, scale_factor=0.1)
@@ -131,7 +131,7 @@ def test_bad_interpolate_arguments(rng):
         F.interpolate(x, scale_factor=(1.0, 2.0, 3.0))
     with pytest.raises(ValueError, match="recompute_scale_factor is not meaningful with an explicit size"):
         F.interpolate(x, size=2, recompute_scale_factor=True)
-    with pytest.raises(TypeError, match="align_corners must be None or a bool"):
+    with pytest.raises(TypeError, match="align_corners must be a bool"):
         F.interpolate(x, size=2, mode="bilinear", align_corners=1)
     with pytest.raises(ValueError, match=r"input must be 4-D"):
         F.interpolate(x[0], size=2)
@@ -195,9 +195,9 @@ def test_dropout2d_edge_cases(rng):
     np.testing.assert_array_equal(layer.backward(x), x)
     y, ctx = F.dropout2d_forward(x, 0.5, training=False)
     assert ctx.scale is None and y is not x
-    with pytest.raises(ValueError, match=r"dropout probability p must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\], got 1.5"):
         Dropout2d(1.5)
-    with pytest.raises(TypeError, match="dropout probability p must be a number"):
+    with pytest.raises(TypeError, match="p must be a number"):
         F.dropout2d(x, "0.5")
     with pytest.raises(ValueError, match="input must be 4-D"):
         Dropout2d()(x[0])

@@ -21,6 +21,14 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .conv import (CONV_ALGORITHMS, Conv2dCtx, col2im, conv2d, conv2d_backward, conv2d_forward, conv_autotune_report,
+                   fold, im2col, set_conv_autotune, unfold)
+from .activation import relu, relu_backward, relu_forward
+from .linear import linear, linear_backward, linear_forward
+from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
+from .dropout import dropout, dropout_backward, dropout_forward
+from .shape import flatten, flatten_backward, flatten_forward
+from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward
 from .dropout2d import dropout2d, dropout2d_backward, dropout2d_forward
 from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d,
                    adaptive_max_pool2d_backward, adaptive_max_pool2d_forward, avg_pool2d, avg_pool2d_backward,

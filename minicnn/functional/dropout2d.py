@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _validate as V
-from ..kernels.channel import _scale_planes
+from ..kernels.channel import scale_planes
 from ..random import as_rng
 
 
@@ -27,9 +27,9 @@ def dropout2d(x, p=0.5, training=True, rng=None):
 
 def dropout2d_forward(x, p=0.5, training=True, rng=None):
     """Channel dropout -> ``(y, ctx)``; ``p = 1`` zeroes everything (output and gradient), as PyTorch."""
-    p = V.probability("dropout probability p", p)
     x = V.float_input("input", x, 4, "(N, C, H, W)")
-    if not training or p == 0.0:
+    p = V.real("p", p, 0.0, 1.0)
+    if not V.boolean("training", training) or p == 0.0:
         return x.copy(), Dropout2dCtx(None, x.shape, x.dtype)
     N, C = x.shape[:2]
     if p == 1.0:
@@ -38,7 +38,7 @@ def dropout2d_forward(x, p=0.5, training=True, rng=None):
         keep = as_rng(rng).random((N, C), dtype=x.dtype) >= p
         scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     y = np.empty_like(x)
-    _scale_planes(x, scale, y)
+    scale_planes(x, scale, y)
     return y, Dropout2dCtx(scale, x.shape, x.dtype)
 
 
@@ -48,5 +48,5 @@ def dropout2d_backward(dy, ctx):
     if ctx.scale is None:
         return dy.copy()
     dx = np.empty_like(dy)
-    _scale_planes(dy, ctx.scale, dx)
+    scale_planes(dy, ctx.scale, dx)
     return dx

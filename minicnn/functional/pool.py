@@ -15,19 +15,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _validate as V
-from ..kernels.pool import (
-    _adaptive_avg_pool2d_backward,
-    _adaptive_avg_pool2d_forward,
-    _adaptive_max_pool2d_forward,
-    _avg_pool2d_backward,
-    _avg_pool2d_forward,
-    _gather_planes,
-    _max_pool2d_forward,
-    _max_pool2d_values,
-    _max_unpool2d_forward,
-    _scatter_add_planes,
-)
-
+from ..kernels import pool as K
 
 class MaxPool2dCtx(NamedTuple):
     """What max pooling's (and adaptive max pooling's) backward needs."""
@@ -41,7 +29,7 @@ class AvgPool2dCtx(NamedTuple):
     input_shape: Tuple[int, int, int, int]
     dtype: np.dtype
     output_shape: Tuple[int, int, int, int]
-    geometry: Tuple[int, int, int, int, int, int]    # (kh, kw, sh, sw, ph, pw)
+    geometry: tuple                                  # the kernels' (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
     count_include_pad: bool
     divisor_override: int                            # 0: none
 
@@ -61,22 +49,23 @@ class MaxUnpool2dCtx(NamedTuple):
 
 # -- max pooling ----------------------------------------------------------------------------------------
 def _max_pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype):
+    """(x, output shape, geometry tuple), validated."""
     kernel, stride, padding, dilation = V.pool_params(kernel_size, stride, padding, dilation)
     x = V.pool_input("input", x, index_dtype)
-    shape = V.pool_output_shape(x.shape, kernel, stride, padding, dilation, bool(ceil_mode))
-    return x, shape, (*kernel, *stride, *padding, *dilation)
+    g = V.pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    return x, x.shape[:2] + g[8:], g
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling, the forward alone: ``y`` (N, C, OH, OW), or ``(y, indices)`` (int64) with
     ``return_indices``. Without indices the maxima are found without recording their positions
     (faster; nothing is kept for a backward)."""
-    if return_indices:
+    if V.boolean("return_indices", return_indices):
         y, ctx = max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
         return y, ctx.indices
     x, shape, geometry = _max_pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, None)
     y = np.empty(shape, dtype=x.dtype)
-    _max_pool2d_values(x, *geometry, y)
+    K.max_pool2d_values(x, geometry, y)
     return y
 
 
@@ -84,11 +73,11 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     """Max pooling -> ``(y, ctx)``; ``ctx.indices`` (N, C, OH, OW) are the flat plane positions of the
     maxima: ``V.POOL_INDEX_DTYPE`` (int32, less memory traffic), or PyTorch's int64 with
     ``return_indices``."""
-    index_dtype = np.int64 if return_indices else V.POOL_INDEX_DTYPE
+    index_dtype = np.int64 if V.boolean("return_indices", return_indices) else V.POOL_INDEX_DTYPE
     x, shape, geometry = _max_pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype)
     y = np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape, dtype=index_dtype)
-    _max_pool2d_forward(x, *geometry, y, indices)
+    K.max_pool2d_forward(x, geometry, y, indices)
     return y, MaxPool2dCtx(indices, x.shape, x.dtype)
 
 
@@ -96,7 +85,7 @@ def max_pool2d_backward(dy, ctx):
     """``dx`` (N, C, H, W): zero except that each window's ``dy`` (N, C, OH, OW) is added at its maximum."""
     dy = V.grad_array("dy", dy, ctx.indices.shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    _scatter_add_planes(dy, ctx.indices, dx)
+    K.max_pool2d_backward(dy, ctx.indices, dx)
     return dx
 
 
@@ -112,13 +101,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                        divisor_override=None):
     """Average pooling -> ``(y, ctx)``; arguments as :func:`avg_pool2d`."""
-    kernel, stride, padding, _ = V.pool_params(kernel_size, stride, padding)
+    kernel, stride, padding, dilation = V.pool_params(kernel_size, stride, padding)
     divisor = V.avg_pool_divisor(divisor_override) or 0
     x = V.pool_input("input", x)
-    shape = V.pool_output_shape(x.shape, kernel, stride, padding, ceil_mode=bool(ceil_mode))
+    g = V.pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    shape = x.shape[:2] + g[8:]
     y = np.empty(shape, dtype=x.dtype)
-    ctx = AvgPool2dCtx(x.shape, x.dtype, shape, (*kernel, *stride, *padding), bool(count_include_pad), divisor)
-    _avg_pool2d_forward(x, *ctx.geometry, ctx.count_include_pad, divisor, y)
+    ctx = AvgPool2dCtx(x.shape, x.dtype, shape, g, V.boolean("count_include_pad", count_include_pad), divisor)
+    K.avg_pool2d_forward(x, g, ctx.count_include_pad, divisor, y)
     return y, ctx
 
 
@@ -126,7 +116,7 @@ def avg_pool2d_backward(dy, ctx):
     """``dx`` (N, C, H, W): each input element gathers ``dy / divisor`` from every window covering it."""
     dy = V.grad_array("dy", dy, ctx.output_shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    _avg_pool2d_backward(dy, *ctx.geometry, ctx.count_include_pad, ctx.divisor_override, dx)
+    K.avg_pool2d_backward(dy, ctx.geometry, ctx.count_include_pad, ctx.divisor_override, dx)
     return dx
 
 
@@ -149,7 +139,7 @@ def adaptive_avg_pool2d_forward(x, output_size):
     """Adaptive average pooling -> ``(y, ctx)``; arguments as :func:`adaptive_avg_pool2d`."""
     x, shape = _adaptive_setup(x, output_size)
     y = np.empty(shape, dtype=x.dtype)
-    _adaptive_avg_pool2d_forward(x, y)
+    K.adaptive_avg_pool2d_forward(x, y)
     return y, AdaptiveAvgPool2dCtx(x.shape, x.dtype, shape)
 
 
@@ -157,7 +147,7 @@ def adaptive_avg_pool2d_backward(dy, ctx):
     """``dx`` (N, C, H, W): each window spreads ``dy / its size`` over its elements."""
     dy = V.grad_array("dy", dy, ctx.output_shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    _adaptive_avg_pool2d_backward(dy, dx)
+    K.adaptive_avg_pool2d_backward(dy, dx)
     return dx
 
 
@@ -170,11 +160,11 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
 
 def adaptive_max_pool2d_forward(x, output_size, return_indices=False):
     """Adaptive max pooling -> ``(y, ctx)``; ``ctx.indices`` as in :func:`max_pool2d_forward`."""
-    index_dtype = np.int64 if return_indices else V.POOL_INDEX_DTYPE
+    index_dtype = np.int64 if V.boolean("return_indices", return_indices) else V.POOL_INDEX_DTYPE
     x, shape = _adaptive_setup(x, output_size, index_dtype)
     y = np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape, dtype=index_dtype)
-    _adaptive_max_pool2d_forward(x, y, indices)
+    K.adaptive_max_pool2d_forward(x, y, indices)
     return y, MaxPool2dCtx(indices, x.shape, x.dtype)
 
 
@@ -201,7 +191,7 @@ def max_unpool2d_forward(x, indices, kernel_size, stride=None, padding=0, output
     indices = V.pool_indices("indices", indices, x.shape, out[0] * out[1])
     shape = x.shape[:2] + out
     y = np.empty(shape, dtype=x.dtype)
-    _max_unpool2d_forward(x, indices, y)
+    K.max_unpool2d_forward(x, indices, y)
     return y, MaxUnpool2dCtx(indices, x.shape, x.dtype, shape)
 
 
@@ -209,5 +199,5 @@ def max_unpool2d_backward(dy, ctx):
     """``dx`` (N, C, H, W): each input element's gradient is ``dy`` (N, C, OH, OW) where it was written."""
     dy = V.grad_array("dy", dy, ctx.output_shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    _gather_planes(dy, ctx.indices, dx)
+    K.max_unpool2d_backward(dy, ctx.indices, dx)
     return dx

@@ -18,7 +18,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _validate as V
-from ..kernels.upsample import _bilinear_backward, _bilinear_forward, _nearest_backward, _nearest_forward
+from ..kernels import upsample as K
 
 
 class InterpolateCtx(NamedTuple):
@@ -82,13 +82,13 @@ def interpolate_forward(x, size=None, scale_factor=None, mode="nearest", align_c
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     if mode == "nearest":
         tables = (_nearest_table(H, OH, sh), _nearest_table(W, OW, sw))
-        _nearest_forward(x, *tables, y)
+        K.nearest_forward(x, *tables, y)
     else:
         dt = x.dtype.type
         th = _bilinear_table(H, OH, sh, align_corners, dt)
         tw = _bilinear_table(W, OW, sw, align_corners, dt)
         tables = (th[0], th[1], th[2], th[3], tw[0], tw[1], tw[2], tw[3])
-        _bilinear_forward(x, *tables, y)
+        K.bilinear_forward(x, *tables, y)
     return y, InterpolateCtx(mode, tables, x.shape, x.dtype, y.shape)
 
 
@@ -96,5 +96,5 @@ def interpolate_backward(dy, ctx):
     """``dx`` (N, C, H, W): each input element sums the shares of ``dy`` (N, C, OH, OW) it contributed to."""
     dy = V.grad_array("dy", dy, ctx.output_shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    (_nearest_backward if ctx.mode == "nearest" else _bilinear_backward)(dy, *ctx.tables, dx)
+    (K.nearest_backward if ctx.mode == "nearest" else K.bilinear_backward)(dy, *ctx.tables, dx)
     return dx

@@ -6,7 +6,7 @@ from .pool import _plane
 
 
 @jit_parallel
-def _scale_planes(x, scale, y):
+def scale_planes(x, scale, y):
     """``y[n, c] = x[n, c] * scale[n, c]`` for ``x`` and ``y`` (N, C, H, W), ``scale`` (N, C): Dropout2d's
     forward and backward (``scale`` is 0 or ``1 / (1 - p)`` per channel)."""
     N, C, H, W = x.shape

@@ -1,8 +1,8 @@
 """Pooling kernels on NCHW arrays: max, average, adaptive average / max, max unpooling; forward and backward.
 
 Conventions (PyTorch's; ``minicnn.functional.pool`` validates and documents the arguments):
-- Geometry ``(kh, kw, sh, sw, ph, pw, dh, dw)``; window ``(oh, ow)`` covers input rows
-  ``oh * sh - ph + i * dh`` for ``i < kh`` (likewise columns); outside the input is padding, never read.
+- Window ``(oh, ow)`` covers input rows ``oh * sh - ph + i * dh`` for ``i < kh`` (likewise columns);
+  outside the input is padding, never read.
 - Max pooling pads with -inf (padding never wins), takes the FIRST maximum in row-major window order
   on ties, and propagates NaN like PyTorch (a NaN in the window makes the output NaN and ``argmax``
   points at it; with several NaNs, at the last one). ``argmax[n, c, oh, ow]`` is the flat index
@@ -11,16 +11,18 @@ Conventions (PyTorch's; ``minicnn.functional.pool`` validates and documents the 
   clipped to the padded input (``count_include_pad``) or to the input, as PyTorch's CPU kernel.
 - Adaptive pooling: window ``o`` of ``O`` over ``S`` covers ``[floor(o * S / O), ceil((o + 1) * S / O))``.
 
-Every kernel trusts its arguments: each window holds at least one input element (the validation
-guarantees it), shapes agree, indices lie in their plane. Each runs ``prange`` over the ``N * C``
-planes, which are disjoint (scatters into a plane are serial, so nothing races), and the max and
-average kernels special-case 2x2 windows with stride 2 and no padding (LeNet's pooling).
+Entry points (plain names) are what ``minicnn.functional.pool`` calls; ``g`` is the geometry tuple
+``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of ``minicnn.kernels``. Every kernel trusts its
+arguments: each window holds at least one input element (the validation guarantees it), shapes agree,
+indices lie in their plane. Each runs ``prange`` over the ``N * C`` planes, which are disjoint
+(scatters into a plane are serial, so nothing races), and the max and average kernels special-case
+2x2 windows with stride 2 and no padding (LeNet's pooling).
 """
 import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
-from .im2col import _inside, _u
+from .common import _inside, _u
 
 
 # -- shared helpers ---------------------------------------------------------------------------------
@@ -32,9 +34,10 @@ def _plane(p, C):
 
 
 @jit
-def _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW):
+def _is_fast_2x2(g, H, W):
     """LeNet's pooling (2x2 windows, stride 2, no padding, no dilation) with every window whole (not
     a ceil_mode window hanging over the edge): the case every max / average kernel special-cases."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1 and dw == 1
             and 2 * OH <= H and 2 * OW <= W)
 
@@ -152,12 +155,12 @@ def _sweep_tap_value(xr, yr, off, sw, lo, hi):
 
 
 @jit_parallel
-def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
+def max_pool2d_forward(x, g, y, argmax):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices into
-    ``argmax``, both (N, C, OH, OW)."""
+    ``argmax``, both (N, C, OH, OW); ``g`` the geometry tuple."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    fast = _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW)
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    fast = _is_fast_2x2(g, H, W)
     spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
         n, c = _plane(p, C)
@@ -177,13 +180,13 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
 
 
 @jit_parallel
-def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, dh, dw, y):
+def max_pool2d_values(x, g, y):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), NaN propagating, without
     their positions (no gradient wanted); the 2x2 case ran 1.8-2.4x faster than
-    :func:`_max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
+    :func:`max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    fast = _is_fast_2x2(kh, kw, sh, sw, ph, pw, dh, dw, H, W, OH, OW)
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    fast = _is_fast_2x2(g, H, W)
     spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
         n, c = _plane(p, C)
@@ -206,7 +209,7 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, dh, dw, y):
 
 
 @jit_parallel
-def _scatter_add_planes(dy, index, dx):
+def max_pool2d_backward(dy, index, dx):
     """Overwrite ``dx`` (N, C, H, W) with zeros plus, for every ``q``, ``dy[n, c].flat[q]`` added at
     ``dx[n, c].flat[index[n, c].flat[q]]`` (``dy`` and ``index`` (N, C, OH, OW)): the backward of max
     pooling and adaptive max pooling (overlapping windows add up)."""
@@ -223,7 +226,7 @@ def _scatter_add_planes(dy, index, dx):
 
 
 @jit_parallel
-def _max_unpool2d_forward(x, index, y):
+def max_unpool2d_forward(x, index, y):
     """Overwrite ``y`` (N, C, OH, OW) with zeros and ``x[n, c].flat[q]`` written at
     ``y[n, c].flat[index[n, c].flat[q]]`` (``x`` and ``index`` (N, C, H, W)); when an index repeats,
     the last write wins, as PyTorch's CPU kernel."""
@@ -240,7 +243,7 @@ def _max_unpool2d_forward(x, index, y):
 
 
 @jit_parallel
-def _gather_planes(dy, index, dx):
+def max_unpool2d_backward(dy, index, dx):
     """``dx[n, c].flat[q] = dy[n, c].flat[index[n, c].flat[q]]`` for ``dx`` and ``index`` (N, C, H, W),
     ``dy`` (N, C, OH, OW): the backward of max unpooling."""
     N, C, H, W = dx.shape
@@ -256,11 +259,12 @@ def _gather_planes(dy, index, dx):
 
 # -- average pooling --------------------------------------------------------------------------------
 @jit
-def _avg_divisor(oh, ow, kh, kw, sh, sw, ph, pw, H, W, count_include_pad, divisor_override):
+def _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override):
     """What window ``(oh, ow)``'s sum is divided by (PyTorch's CPU rule): ``divisor_override`` if
     nonzero, else the window clipped to the padded input (count_include_pad) or to the input."""
     if divisor_override != 0:
         return divisor_override
+    kh, kw, sh, sw, ph, pw = g[0], g[1], g[2], g[3], g[4], g[5]
     h0, w0 = oh * sh - ph, ow * sw - pw
     h1, w1 = min(h0 + kh, H + ph), min(w0 + kw, W + pw)
     if count_include_pad:
@@ -269,12 +273,12 @@ def _avg_divisor(oh, ow, kh, kw, sh, sw, ph, pw, H, W, count_include_pad, diviso
 
 
 @jit_parallel
-def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override, y):
+def avg_pool2d_forward(x, g, count_include_pad, divisor_override, y):
     """Write the window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), each window's sum divided
     by :func:`_avg_divisor` (``divisor_override`` 0: none)."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    fast = divisor_override == 0 and _is_fast_2x2(kh, kw, sh, sw, ph, pw, 1, 1, H, W, OH, OW)
+    kh, kw, sh, sw, ph, pw, _, _, OH, OW = g
+    fast = divisor_override == 0 and _is_fast_2x2(g, H, W)
     zero = x.dtype.type(0)
     quarter = x.dtype.type(0.25)  # in x's dtype, so float32 stays float32; 2x2 multiplies by the exact 0.25
     for p in prange(N * C):
@@ -295,16 +299,16 @@ def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_ov
                     for w in range(w_lo, w_lo + nw):
                         s += xp[h, w]
                 yp[oh, ow] = s / x.dtype.type(
-                    _avg_divisor(oh, ow, kh, kw, sh, sw, ph, pw, H, W, count_include_pad, divisor_override))
+                    _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override))
 
 
 @jit_parallel
-def _avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override, dx):
+def avg_pool2d_backward(dy, g, count_include_pad, divisor_override, dx):
     """Overwrite ``dx`` (N, C, H, W) with the gradient of average pooling given ``dy`` (N, C, OH, OW):
     each input element gathers ``dy / divisor`` from every window that covers it."""
     N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    fast = divisor_override == 0 and _is_fast_2x2(kh, kw, sh, sw, ph, pw, 1, 1, H, W, OH, OW)
+    kh, kw, sh, sw, ph, pw, _, _, OH, OW = g
+    fast = divisor_override == 0 and _is_fast_2x2(g, H, W)
     zero = dx.dtype.type(0)
     quarter = dx.dtype.type(0.25)
     for p in prange(N * C):
@@ -338,7 +342,7 @@ def _avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_
                 for oh in range(oh_start, oh_end):
                     for ow in range(ow_start, ow_end):
                         s += dyp[oh, ow] / dx.dtype.type(
-                            _avg_divisor(oh, ow, kh, kw, sh, sw, ph, pw, H, W, count_include_pad, divisor_override))
+                            _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override))
                 dxp[h, w] = s
 
 
@@ -363,7 +367,7 @@ def _plane_sum(xf):
 
 
 @jit_parallel
-def _adaptive_avg_pool2d_forward(x, y):
+def adaptive_avg_pool2d_forward(x, y):
     """Write the adaptive window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW); output 1x1 (global
     average pooling) sums each contiguous plane in one pass."""
     N, C, H, W = x.shape
@@ -387,7 +391,7 @@ def _adaptive_avg_pool2d_forward(x, y):
 
 
 @jit_parallel
-def _adaptive_avg_pool2d_backward(dy, dx):
+def adaptive_avg_pool2d_backward(dy, dx):
     """Overwrite ``dx`` (N, C, H, W) with the gradient of adaptive average pooling given ``dy``
     (N, C, OH, OW): each window spreads ``dy / its size`` over its elements (windows may overlap)."""
     N, C, H, W = dx.shape
@@ -411,7 +415,7 @@ def _adaptive_avg_pool2d_backward(dy, dx):
 
 
 @jit_parallel
-def _adaptive_max_pool2d_forward(x, y, argmax):
+def adaptive_max_pool2d_forward(x, y, argmax):
     """Write the adaptive window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices
     into ``argmax``, both (N, C, OH, OW); first maximum, last NaN, as max pooling."""
     N, C, H, W = x.shape

@@ -9,12 +9,12 @@ into one plane serially, so nothing races.
 from numba import prange
 
 from .._config import jit_parallel
-from .im2col import _u
+from .common import _u
 from .pool import _plane
 
 
 @jit_parallel
-def _nearest_forward(x, src_h, src_w, y):
+def nearest_forward(x, src_h, src_w, y):
     """``y[n, c, oh, ow] = x[n, c, src_h[oh], src_w[ow]]`` for ``x`` (N, C, H, W), ``y`` (N, C, OH, OW).
     An output row whose source row is the previous one's is a copy of it (contiguous); exact 2x
     widening writes each input element twice without the table."""
@@ -41,8 +41,8 @@ def _nearest_forward(x, src_h, src_w, y):
 
 
 @jit_parallel
-def _nearest_backward(dy, src_h, src_w, dx):
-    """Overwrite ``dx`` (N, C, H, W) with the gradient of :func:`_nearest_forward` given ``dy``
+def nearest_backward(dy, src_h, src_w, dx):
+    """Overwrite ``dx`` (N, C, H, W) with the gradient of :func:`nearest_forward` given ``dy``
     (N, C, OH, OW): each input element sums the outputs copied from it, in row-major output order."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
@@ -62,7 +62,7 @@ def _nearest_backward(dy, src_h, src_w, dx):
 
 
 @jit_parallel
-def _bilinear_forward(x, h0, h1, lh0, lh1, w0, w1, lw0, lw1, y):
+def bilinear_forward(x, h0, h1, lh0, lh1, w0, w1, lw0, lw1, y):
     """``y[n, c, oh, ow]`` = the bilinear blend ``lh0 * (lw0 * x[h0, w0] + lw1 * x[h0, w1]) + lh1 * (...)``
     (PyTorch's order of operations) for ``x`` (N, C, H, W), ``y`` (N, C, OH, OW)."""
     N, C, H, W = x.shape
@@ -78,8 +78,8 @@ def _bilinear_forward(x, h0, h1, lh0, lh1, w0, w1, lw0, lw1, y):
 
 
 @jit_parallel
-def _bilinear_backward(dy, h0, h1, lh0, lh1, w0, w1, lw0, lw1, dx):
-    """Overwrite ``dx`` (N, C, H, W) with the gradient of :func:`_bilinear_forward` given ``dy``
+def bilinear_backward(dy, h0, h1, lh0, lh1, w0, w1, lw0, lw1, dx):
+    """Overwrite ``dx`` (N, C, H, W) with the gradient of :func:`bilinear_forward` given ``dy``
     (N, C, OH, OW): each output adds its four weighted shares to its source elements."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]

@@ -13,7 +13,7 @@ class Dropout2d(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        self.p = V.probability("dropout probability p", p)
+        self.p = V.real("p", p, 0.0, 1.0)
         self.rng = None if rng is None else as_rng(rng)
 
     def forward(self, x):

@@ -31,7 +31,8 @@ class MaxPool2d(Module):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = V.pool_params(
             kernel_size, stride, padding, dilation)
-        self.return_indices, self.ceil_mode = bool(return_indices), bool(ceil_mode)
+        self.return_indices = V.boolean("return_indices", return_indices)
+        self.ceil_mode = V.boolean("ceil_mode", ceil_mode)
 
     def _args(self):
         return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
@@ -61,7 +62,8 @@ class AvgPool2d(Module):
                  divisor_override=None):
         super().__init__()
         self.kernel_size, self.stride, self.padding, _ = V.pool_params(kernel_size, stride, padding)
-        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+        self.ceil_mode = V.boolean("ceil_mode", ceil_mode)
+        self.count_include_pad = V.boolean("count_include_pad", count_include_pad)
         self.divisor_override = V.avg_pool_divisor(divisor_override)
 
     def forward(self, x):
@@ -110,7 +112,7 @@ class AdaptiveMaxPool2d(_AdaptivePool2d):
 
     def __init__(self, output_size, return_indices=False):
         super().__init__(output_size)
-        self.return_indices = bool(return_indices)
+        self.return_indices = V.boolean("return_indices", return_indices)
 
     def forward(self, x):
         y, ctx = F.adaptive_max_pool2d_forward(x, self.output_size, self.return_indices)
