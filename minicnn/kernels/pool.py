@@ -319,11 +319,11 @@ def avg_pool2d_backward(dy, g, count_include_pad, divisor_override, dx):
                 h = 2 * oh
                 for ow in range(OW):
                     w = 2 * ow
-                    g = dyp[oh, ow] * quarter
-                    dxp[h, w] = g
-                    dxp[h, w + 1] = g
-                    dxp[h + 1, w] = g
-                    dxp[h + 1, w + 1] = g
+                    share = dyp[oh, ow] * quarter
+                    dxp[h, w] = share
+                    dxp[h, w + 1] = share
+                    dxp[h + 1, w] = share
+                    dxp[h + 1, w + 1] = share
             # An odd last row / column lies in no window.
             for h in range(2 * OH, H):
                 dxp[h, :] = 0
