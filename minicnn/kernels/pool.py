@@ -110,10 +110,10 @@ def _max_window(xp, h0, h1, w0, w1, W):
 
 # The general max kernels sweep one output row at a time: for each tap (i, j) of the window, in
 # row-major order, one pass over the outputs whose tap lies inside the input, updating the row's
-# running maxima (the output row itself) and their positions. Each pass is a short loop over
-# contiguous outputs with selects and no branches, instead of a window-by-window loop that recomputes
-# the window's bounds. The update is PyTorch's: ``v > best or isnan(v)``, so the first maximum wins
-# and the last NaN.
+# running maxima (the output row itself) and their positions (if wanted). Each pass is a short loop
+# over contiguous outputs with selects and no branches, instead of a window-by-window loop that
+# recomputes the window's bounds. The update is PyTorch's: ``v > best or isnan(v)``, so the first
+# maximum wins and the last NaN.
 @jit
 def _tap_spans(kw, sw, pw, dw, W, OW):
     """``spans[j] = (lo, hi)``: the outputs ``ow`` whose column tap ``j`` (input column ``ow * sw - pw
@@ -137,21 +137,28 @@ def _sweep_start(yr, ar, row_base, sw, pw, kw, dw, W):
 @jit
 def _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi):
     """Outputs ``ow`` in ``[lo, hi)`` compare their tap ``xr[ow * sw + off]`` (inside the row ``xr``)
-    with their running maximum ``yr[ow]``; its flat plane index is ``row_base + ow * sw + off``."""
+    with their running maximum ``yr[ow]``; ``ar[ow]`` follows with the tap's flat plane index
+    ``row_base + ow * sw + off``, unless ``ar`` is empty (positions not wanted)."""
+    positions = ar.shape[0] != 0  # loop-invariant: LLVM unswitches the loop on it
     for ow in range(lo, hi):
         w = ow * sw + off  # signed, for the index value (int64 + uint64 would be float64 in Numba)
         v, best = xr[_u(w)], yr[_u(ow)]
         take = (v > best) | (v != v)
         yr[_u(ow)] = v if take else best
-        ar[_u(ow)] = row_base + w if take else ar[_u(ow)]
+        if positions:
+            ar[_u(ow)] = row_base + w if take else ar[_u(ow)]
 
 
 @jit
-def _sweep_tap_value(xr, yr, off, sw, lo, hi):
-    """:func:`_sweep_tap` without positions."""
-    for ow in range(lo, hi):
-        v, best = xr[_u(ow * sw + off)], yr[_u(ow)]
-        yr[_u(ow)] = v if (v > best) | (v != v) else best
+def _sweep_row(xr, yr, ar, row_base, off, sw, lo, hi):
+    """:func:`_sweep_tap`, with strides 1 and 2 (the common ones) passed as constants: once inlined,
+    the loop's stride is known at compile time, which lets LLVM vectorise its loads."""
+    if sw == 1:
+        _sweep_tap(xr, yr, ar, row_base, off, 1, lo, hi)
+    elif sw == 2:
+        _sweep_tap(xr, yr, ar, row_base, off, 2, lo, hi)
+    else:
+        _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi)
 
 
 @jit_parallel
@@ -176,7 +183,7 @@ def max_pool2d_forward(x, g, y, argmax):
             for i in range(nh):  # taps in row-major order: ties keep the first
                 h = h_lo + i * dh
                 for j in range(kw):
-                    _sweep_tap(xp[h], yr, ar, h * W, j * dw - pw, sw, spans[j, 0], spans[j, 1])
+                    _sweep_row(xp[h], yr, ar, h * W, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
@@ -188,6 +195,7 @@ def max_pool2d_values(x, g, y):
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     fast = _is_fast_2x2(g, H, W)
     spans = _tap_spans(kw, sw, pw, dw, W, OW)
+    no_positions = np.empty(0, dtype=np.int32)
     for p in prange(N * C):
         n, c = _plane(p, C)
         xp, yp = x[n, c], y[n, c]
@@ -205,7 +213,7 @@ def max_pool2d_values(x, g, y):
             yr[:] = -np.inf
             for i in range(nh):
                 for j in range(kw):
-                    _sweep_tap_value(xp[h_lo + i * dh], yr, j * dw - pw, sw, spans[j, 0], spans[j, 1])
+                    _sweep_row(xp[h_lo + i * dh], yr, no_positions, 0, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
