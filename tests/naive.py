@@ -4,7 +4,8 @@ Conventions the kernels must match:
 - im2col rows are receptive fields in (n, oh, ow) order; columns are (c, i, j) in that order.
 - max pooling pads with -inf and picks the first maximum in row-major window order; ``argmax``
   holds the flat index ``h * W + w`` into the unpadded input plane (as PyTorch's indices).
-- average pooling divides by kh * kw, padded zeros included (PyTorch's count_include_pad=True).
+- average pooling divides by the window's size within the padded input (PyTorch's count_include_pad=True),
+  or within the input (False), or by divisor_override.
 """
 import math
 
@@ -97,10 +98,21 @@ def conv2d_backward(dy, x, weight, sh, sw, ph, pw, dh=1, dw=1):
     return dx, dweight, dbias
 
 
-def max_pool2d(x, kh, kw, sh, sw, ph, pw):
+def pool_out_size(size, k, s, p, d=1, ceil_mode=False):
+    """Count the windows one by one: a window fits when its last tap is inside the padded input
+    (floor mode); with ceil_mode, when it starts inside the input or the left padding and it would
+    fit with ``s - 1`` more padding at the end (PyTorch's rounding up)."""
+    extra = s - 1 if ceil_mode else 0
+    o = 0
+    while o * s + d * (k - 1) <= size + 2 * p - 1 + extra and (not ceil_mode or o * s - p < size):
+        o += 1
+    return o
+
+
+def max_pool2d(x, kh, kw, sh, sw, ph, pw, dh=1, dw=1, ceil_mode=False):
     """Returns (y, argmax)."""
     N, C, H, W = x.shape
-    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    OH, OW = pool_out_size(H, kh, sh, ph, dh, ceil_mode), pool_out_size(W, kw, sw, pw, dw, ceil_mode)
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     argmax = np.empty((N, C, OH, OW), dtype=np.int64)
     for n in range(N):
@@ -110,7 +122,7 @@ def max_pool2d(x, kh, kw, sh, sw, ph, pw):
                     best, where = -np.inf, -1
                     for i in range(kh):
                         for j in range(kw):
-                            h, w = oh * sh - ph + i, ow * sw - pw + j
+                            h, w = oh * sh - ph + i * dh, ow * sw - pw + j * dw
                             if 0 <= h < H and 0 <= w < W and (where < 0 or x[n, c, h, w] > best):
                                 best, where = x[n, c, h, w], h * W + w
                     y[n, c, oh, ow], argmax[n, c, oh, ow] = best, where
@@ -129,9 +141,22 @@ def max_pool2d_backward(dy, argmax, x_shape):
     return dx
 
 
-def avg_pool2d(x, kh, kw, sh, sw, ph, pw):
+def avg_divisor(oh, ow, H, W, kh, kw, sh, sw, ph, pw, count_include_pad=True, divisor_override=None):
+    """PyTorch's divisor: the override, else the window's elements inside the padded input (padding
+    counted) or inside the input."""
+    if divisor_override:
+        return divisor_override
+    rows = [oh * sh - ph + i for i in range(kh) if oh * sh - ph + i < H + ph]
+    cols = [ow * sw - pw + j for j in range(kw) if ow * sw - pw + j < W + pw]
+    if not count_include_pad:
+        rows = [h for h in rows if 0 <= h < H]
+        cols = [w for w in cols if 0 <= w < W]
+    return len(rows) * len(cols)
+
+
+def avg_pool2d(x, kh, kw, sh, sw, ph, pw, ceil_mode=False, count_include_pad=True, divisor_override=None):
     N, C, H, W = x.shape
-    OH, OW = out_size(H, kh, sh, ph), out_size(W, kw, sw, pw)
+    OH, OW = pool_out_size(H, kh, sh, ph, 1, ceil_mode), pool_out_size(W, kw, sw, pw, 1, ceil_mode)
     y = np.zeros((N, C, OH, OW), dtype=x.dtype)
     for n in range(N):
         for c in range(C):
@@ -143,22 +168,24 @@ def avg_pool2d(x, kh, kw, sh, sw, ph, pw):
                             h, w = oh * sh - ph + i, ow * sw - pw + j
                             if 0 <= h < H and 0 <= w < W:
                                 s += x[n, c, h, w]
-                    y[n, c, oh, ow] = s / (kh * kw)
+                    y[n, c, oh, ow] = s / avg_divisor(oh, ow, H, W, kh, kw, sh, sw, ph, pw, count_include_pad,
+                                                      divisor_override)
     return y
 
 
-def avg_pool2d_backward(dy, x_shape, kh, kw, sh, sw, ph, pw):
+def avg_pool2d_backward(dy, x_shape, kh, kw, sh, sw, ph, pw, count_include_pad=True, divisor_override=None):
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
     for n in range(N):
         for c in range(C):
             for oh in range(dy.shape[2]):
                 for ow in range(dy.shape[3]):
+                    div = avg_divisor(oh, ow, H, W, kh, kw, sh, sw, ph, pw, count_include_pad, divisor_override)
                     for i in range(kh):
                         for j in range(kw):
                             h, w = oh * sh - ph + i, ow * sw - pw + j
                             if 0 <= h < H and 0 <= w < W:
-                                dx[n, c, h, w] += dy[n, c, oh, ow] / (kh * kw)
+                                dx[n, c, h, w] += dy[n, c, oh, ow] / div
     return dx
 
 
@@ -176,6 +203,162 @@ def crop_flip_normalise(images, index, oy, ox, flip, pad, size, mean, std):
             crop = crop[:, :, ::-1]
         out.append((crop - np.asarray(mean, float)[:, None, None]) / np.asarray(std, float)[:, None, None])
     return np.array(out).reshape((len(index), images.shape[1], h, w))
+
+
+def adaptive_window(o, out, size):
+    """PyTorch's adaptive window: [floor(o * size / out), ceil((o + 1) * size / out))."""
+    return int(np.floor(o * size / out)), int(np.ceil((o + 1) * size / out))
+
+
+def adaptive_avg_pool2d(x, OH, OW):
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                h0, h1 = adaptive_window(oh, OH, H)
+                for ow in range(OW):
+                    w0, w1 = adaptive_window(ow, OW, W)
+                    y[n, c, oh, ow] = sum(x[n, c, h, w] for h in range(h0, h1) for w in range(w0, w1)) \
+                        / ((h1 - h0) * (w1 - w0))
+    return y
+
+
+def adaptive_avg_pool2d_backward(dy, x_shape):
+    N, C, H, W = x_shape
+    OH, OW = dy.shape[2:]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                h0, h1 = adaptive_window(oh, OH, H)
+                for ow in range(OW):
+                    w0, w1 = adaptive_window(ow, OW, W)
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            dx[n, c, h, w] += dy[n, c, oh, ow] / ((h1 - h0) * (w1 - w0))
+    return dx
+
+
+def adaptive_max_pool2d(x, OH, OW):
+    """Returns (y, argmax): the first maximum of each adaptive window."""
+    N, C, H, W = x.shape
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    argmax = np.empty((N, C, OH, OW), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                h0, h1 = adaptive_window(oh, OH, H)
+                for ow in range(OW):
+                    w0, w1 = adaptive_window(ow, OW, W)
+                    best, where = -np.inf, -1
+                    for h in range(h0, h1):
+                        for w in range(w0, w1):
+                            if where < 0 or x[n, c, h, w] > best:
+                                best, where = x[n, c, h, w], h * W + w
+                    y[n, c, oh, ow], argmax[n, c, oh, ow] = best, where
+    return y, argmax
+
+
+def max_unpool2d(x, indices, OH, OW):
+    """Zeros with x[n, c, h, w] written at flat position indices[n, c, h, w] of its output plane
+    (in order: the last write wins)."""
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    k = indices[n, c, h, w]
+                    y[n, c, k // OW, k % OW] = x[n, c, h, w]
+    return y
+
+
+def max_unpool2d_backward(dy, indices):
+    N, C, H, W = indices.shape
+    OW = dy.shape[3]
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for h in range(H):
+                for w in range(W):
+                    k = indices[n, c, h, w]
+                    dx[n, c, h, w] = dy[n, c, k // OW, k % OW]
+    return dx
+
+
+def nearest_source(o, in_size, out_size, scale=None):
+    """PyTorch's nearest source index: o when the sizes match, o // 2 at exactly twice the size, else
+    floor(o * s) (s = 1 / scale_factor if given, else in / out, in float32 as PyTorch) clipped."""
+    if out_size == in_size:
+        return o
+    if out_size == 2 * in_size:
+        return o // 2
+    s = np.float32(1.0 / scale) if scale else np.float32(in_size) / np.float32(out_size)
+    return min(int(np.floor(np.float32(o) * s)), in_size - 1)
+
+
+def linear_source(o, in_size, out_size, align_corners, scale=None):
+    """PyTorch's linear source: (i0, i1, weight of i0, weight of i1)."""
+    if out_size == in_size:
+        return o, o, 1.0, 0.0
+    if align_corners:
+        src = o * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+    else:
+        s = 1.0 / scale if scale else in_size / out_size
+        src = max(s * (o + 0.5) - 0.5, 0.0)
+    i0 = min(int(np.floor(src)), in_size - 1)
+    lam = min(max(src - i0, 0.0), 1.0)
+    return i0, min(i0 + 1, in_size - 1), 1.0 - lam, lam
+
+
+def interpolate(x, OH, OW, mode, align_corners=False, scales=(None, None)):
+    """Nearest or bilinear resize of x to (OH, OW), one output element at a time."""
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    if mode == "nearest":
+                        y[n, c, oh, ow] = x[n, c, nearest_source(oh, H, OH, scales[0]),
+                                            nearest_source(ow, W, OW, scales[1])]
+                        continue
+                    h0, h1, a0, a1 = linear_source(oh, H, OH, align_corners, scales[0])
+                    w0, w1, b0, b1 = linear_source(ow, W, OW, align_corners, scales[1])
+                    y[n, c, oh, ow] = (a0 * b0 * x[n, c, h0, w0] + a0 * b1 * x[n, c, h0, w1]
+                                       + a1 * b0 * x[n, c, h1, w0] + a1 * b1 * x[n, c, h1, w1])
+    return y
+
+
+def interpolate_backward(dy, x_shape, mode, align_corners=False, scales=(None, None)):
+    N, C, H, W = x_shape
+    OH, OW = dy.shape[2:]
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    g = dy[n, c, oh, ow]
+                    if mode == "nearest":
+                        dx[n, c, nearest_source(oh, H, OH, scales[0]), nearest_source(ow, W, OW, scales[1])] += g
+                        continue
+                    h0, h1, a0, a1 = linear_source(oh, H, OH, align_corners, scales[0])
+                    w0, w1, b0, b1 = linear_source(ow, W, OW, align_corners, scales[1])
+                    dx[n, c, h0, w0] += a0 * b0 * g
+                    dx[n, c, h0, w1] += a0 * b1 * g
+                    dx[n, c, h1, w0] += a1 * b0 * g
+                    dx[n, c, h1, w1] += a1 * b1 * g
+    return dx
+
+
+def scale_channels(x, scale):
+    """x[n, c] * scale[n, c] for every element (Dropout2d's kernel)."""
+    y = np.empty_like(x)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            y[n, c] = x[n, c] * scale[n, c]
+    return y
 
 
 def numerical_grad(f, x, eps=1e-6):

@@ -30,3 +30,9 @@ from .normalization import batch_norm_stats
 from .dropout import dropout, dropout_backward, dropout_forward
 from .shape import flatten, flatten_backward, flatten_forward
 from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward
+from .dropout2d import dropout2d, dropout2d_backward, dropout2d_forward
+from .pool import (adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward, adaptive_max_pool2d,
+                   adaptive_max_pool2d_backward, adaptive_max_pool2d_forward, avg_pool2d, avg_pool2d_backward,
+                   avg_pool2d_forward, max_pool2d, max_pool2d_backward, max_pool2d_forward, max_unpool2d,
+                   max_unpool2d_backward, max_unpool2d_forward)
+from .upsample import interpolate, interpolate_backward, interpolate_forward

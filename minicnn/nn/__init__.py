@@ -11,3 +11,6 @@ from .loss import CrossEntropyLoss
 from .module import BackwardBeforeForwardError, Module, Parameter, Sequential
 from .pool import AvgPool2d, MaxPool2d
 from .sync_batchnorm import SyncBatchNorm
+from .dropout2d import Dropout2d
+from .pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, MaxUnpool2d
+from .upsample import Upsample
