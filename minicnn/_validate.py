@@ -97,3 +97,64 @@ def grad_array(name, dy, expected_shape, dtype):
 def conv_output_size(size, kernel, stride, padding, dilation=1):
     """Output length along one axis (PyTorch's formula, floor mode)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def real_number(name, value, minimum=None, maximum=None, strict_minimum=False):
+    """``value`` as a finite float (not a bool), optionally bounded: ``minimum <= value`` (``<`` with
+    ``strict_minimum``) and ``value <= maximum``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    value = float(value)
+    if minimum is not None and (value <= minimum if strict_minimum else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict_minimum else '>='} {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
+    return value
+
+
+def choice(name, value, options):
+    """``value`` checked to be one of ``options`` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
+    return value
+
+
+def dim_arg(name, dim, ndim):
+    """An axis index in ``[-ndim, ndim)`` as a non-negative int."""
+    if not _is_int(dim):
+        raise TypeError(f"{name} must be an int, got {dim!r}")
+    if not -ndim <= dim < max(ndim, 1):
+        raise ValueError(f"{name} must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {dim}")
+    return int(dim) % max(ndim, 1)
+
+
+def class_indices(name, target, expected_shape, num_classes, ignore_index=None):
+    """``target`` as a C-contiguous int64 array of ``expected_shape`` with values in ``[0, num_classes)``
+    (``ignore_index`` allowed too)."""
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of class indices, got {type(target).__name__}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {target.dtype}")
+    if target.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {target.shape}")
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    valid = target if ignore_index is None else target[target != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+        bad = valid.min() if valid.min() < 0 else valid.max()
+        extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"{name} must hold class indices in [0, {num_classes}){extra}, got {bad}")
+    return target
+
+
+def same_shape(name, a, shape):
+    """Raise unless ``a.shape == shape`` (``a`` is an array already validated)."""
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    return a
+
+
+def integer(name, value):
+    """``value`` as an int (not a bool), any sign."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)

@@ -150,3 +150,81 @@ def numerical_grad(f, x, eps=1e-6):
         flat[k] = old
         gflat[k] = (plus - minus) / (2 * eps)
     return grad
+
+
+
+# -- activations: one Python float at a time (math module, float64) --------------------------------
+import math  # noqa: E402  (this section's references)
+
+
+def _each(f, x):
+    return np.array([f(float(v)) for v in np.asarray(x).reshape(-1)]).reshape(np.shape(x))
+
+
+def _sigmoid1(v):
+    return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
+
+
+def _gelu1(v):
+    return v * 0.5 * math.erfc(-v / math.sqrt(2))
+
+
+def _gelu1_grad(v):
+    return 0.5 * math.erfc(-v / math.sqrt(2)) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+
+
+def gelu_tanh(v):
+    return 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+
+
+ACTIVATIONS = {  # name: (value at v, derivative at v), keyword arguments as PyTorch's
+    "leaky_relu": (lambda v, negative_slope=0.01: v if v > 0 else negative_slope * v,
+                   lambda v, negative_slope=0.01: 1.0 if v > 0 else negative_slope),
+    "elu": (lambda v, alpha=1.0: v if v > 0 else alpha * math.expm1(v),
+            lambda v, alpha=1.0: 1.0 if v > 0 else alpha * math.exp(v)),
+    "gelu": (_gelu1, _gelu1_grad),
+    "silu": (lambda v: v * _sigmoid1(v), lambda v: _sigmoid1(v) * (1 + v * (1 - _sigmoid1(v)))),
+    "sigmoid": (_sigmoid1, lambda v: _sigmoid1(v) * (1 - _sigmoid1(v))),
+    "tanh": (math.tanh, lambda v: 1 - math.tanh(v) ** 2),
+    "hardswish": (lambda v: v * min(max(v + 3, 0.0), 6.0) / 6,
+                  lambda v: 0.0 if v <= -3 else (v / 3 + 0.5 if v < 3 else 1.0)),
+    "relu6": (lambda v: min(max(v, 0.0), 6.0), lambda v: 1.0 if 0 < v < 6 else 0.0),
+}
+
+
+def activation(name, x, **kw):
+    """Forward of activation ``name`` elementwise, float64."""
+    if name == "gelu" and kw.pop("approximate", "none") == "tanh":
+        return _each(gelu_tanh, x)
+    return _each(lambda v: ACTIVATIONS[name][0](v, **kw), x)
+
+
+def activation_grad(name, x, dy, **kw):
+    """``dy * act'(x)`` elementwise (for the tanh GELU: a central difference of ``gelu_tanh``)."""
+    if name == "gelu" and kw.pop("approximate", "none") == "tanh":
+        d = _each(lambda v: (gelu_tanh(v + 1e-6) - gelu_tanh(v - 1e-6)) / 2e-6, x)
+    else:
+        d = _each(lambda v: ACTIVATIONS[name][1](v, **kw), x)
+    return np.asarray(dy, np.float64) * d
+
+
+def prelu(x, weight):
+    """``x if x > 0 else weight[c] * x``, c = index along dim 1 (or the single weight)."""
+    x = np.asarray(x, np.float64)
+    y = np.empty(x.shape)
+    for idx in np.ndindex(x.shape):
+        a = weight[0] if len(weight) == 1 else weight[idx[1]]
+        y[idx] = x[idx] if x[idx] > 0 else a * x[idx]
+    return y
+
+
+def softmax(x, dim, log=False):
+    """Softmax (or log-softmax) along ``dim``, one slice at a time, via log-sum-exp in float64."""
+    x = np.moveaxis(np.asarray(x, np.float64), dim, -1)
+    y = np.empty(x.shape)
+    for idx in np.ndindex(x.shape[:-1]):
+        row = [float(v) for v in x[idx]]
+        top = max(row)
+        lse = top + math.log(sum(math.exp(v - top) for v in row))
+        y[idx] = [v - lse if log else math.exp(v - lse) for v in row]
+    return np.moveaxis(y, -1, dim)

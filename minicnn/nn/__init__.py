@@ -1,6 +1,7 @@
 """Layers with PyTorch's names; NCHW layout; ``y = layer(x)`` then ``dx = layer.backward(dy)``."""
 from . import init
-from .activation import ReLU
+from .activation import (ELU, GELU, Hardswish, Identity, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid,
+                         SiLU, Softmax, Tanh)
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout

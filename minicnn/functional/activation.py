@@ -1,0 +1,305 @@
+"""Activations: ``F.op(x)``, ``F.op_forward(x) -> (y, ctx)``, ``F.op_backward(dy, ctx) -> dx``.
+
+Elementwise ones (``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``hardswish``,
+``relu6``) take ``x`` of any shape and keep in their :class:`ElementwiseCtx` only the one array their
+backward reads (the input or the output, whichever is enough). ``prelu`` has a learnable slope per
+channel (dim 1); ``softmax`` / ``log_softmax`` work along ``dim``. Formulas, names and defaults are
+PyTorch's.
+"""
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from .._validate import choice, dim_arg, float_array, float_input, grad_array, real_number
+from ..kernels import elementwise as _ew
+from ..kernels.activation import PARALLEL_MIN_SIZE
+from ..kernels.elementwise import _backward, _backward_parallel, _forward, _forward_parallel
+from ..kernels.elementwise import _prelu_backward, _prelu_forward
+from ..kernels.softmax import _softmax_backward, _softmax_forward
+
+__all__ = ["ElementwiseCtx", "leaky_relu", "leaky_relu_forward", "leaky_relu_backward", "elu", "elu_forward",
+           "elu_backward", "gelu", "gelu_forward", "gelu_backward", "silu", "silu_forward", "silu_backward",
+           "sigmoid", "sigmoid_forward", "sigmoid_backward", "tanh", "tanh_forward", "tanh_backward",
+           "hardswish", "hardswish_forward", "hardswish_backward", "relu6", "relu6_forward", "relu6_backward",
+           "PReLUCtx", "prelu", "prelu_forward", "prelu_backward", "SoftmaxCtx", "softmax", "softmax_forward",
+           "softmax_backward", "log_softmax", "log_softmax_forward", "log_softmax_backward"]
+
+
+class ElementwiseCtx(NamedTuple):
+    """What an elementwise activation's backward needs: the kernel's op code, the saved array (the
+    input or the output, see ``minicnn.kernels.elementwise.SAVES``) and the two constants."""
+    op: int
+    saved: np.ndarray
+    a: float
+    b: float
+
+
+def _run_forward(op, x, a=0.0, b=0.0):
+    x = float_input("x", x)
+    y = np.empty_like(x)
+    ta, tb = x.dtype.type(a), x.dtype.type(b)  # constants in x's dtype: float32 stays float32
+    if x.size >= PARALLEL_MIN_SIZE:
+        _forward_parallel(op, x.reshape(-1), y.reshape(-1), ta, tb, numba.get_num_threads())
+    else:
+        _forward(op, x.reshape(-1), y.reshape(-1), ta, tb)
+    return y, ElementwiseCtx(op, x if _ew.SAVES[op] == "x" else y, a, b)
+
+
+def _run_backward(dy, ctx):
+    s = ctx.saved
+    dy = grad_array("dy", dy, s.shape, s.dtype)
+    dx = np.empty_like(s)
+    ta, tb = s.dtype.type(ctx.a), s.dtype.type(ctx.b)
+    if s.size >= PARALLEL_MIN_SIZE:
+        _backward_parallel(ctx.op, dy.reshape(-1), s.reshape(-1), dx.reshape(-1), ta, tb, numba.get_num_threads())
+    else:
+        _backward(ctx.op, dy.reshape(-1), s.reshape(-1), dx.reshape(-1), ta, tb)
+    return dx
+
+
+# -- LeakyReLU --------------------------------------------------------------------------------------
+def leaky_relu_forward(x, negative_slope=0.01):
+    """``y = x if x > 0 else negative_slope * x``; any shape. Returns ``(y, ctx)`` (ctx keeps x)."""
+    return _run_forward(_ew.LEAKY_RELU, x, real_number("negative_slope", negative_slope))
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """``x if x > 0 else negative_slope * x`` elementwise (PyTorch's ``F.leaky_relu``)."""
+    return leaky_relu_forward(x, negative_slope)[0]
+
+
+def leaky_relu_backward(dy, ctx):
+    """``dx = dy`` where x > 0, else ``negative_slope * dy``; ``dy`` of the output's shape."""
+    return _run_backward(dy, ctx)
+
+
+# -- ELU --------------------------------------------------------------------------------------------
+def elu_forward(x, alpha=1.0):
+    """``y = x if x > 0 else alpha * (exp(x) - 1)``. The ctx keeps y (x when alpha < 0)."""
+    alpha = real_number("alpha", alpha)
+    return _run_forward(_ew.ELU if alpha >= 0 else _ew.ELU_FROM_X, x, alpha)
+
+
+def elu(x, alpha=1.0):
+    """PyTorch's ``F.elu``."""
+    return elu_forward(x, alpha)[0]
+
+
+def elu_backward(dy, ctx):
+    """``dx = dy`` where x > 0, else ``dy * alpha * exp(x)`` (``= dy * (y + alpha)``)."""
+    return _run_backward(dy, ctx)
+
+
+# -- GELU -------------------------------------------------------------------------------------------
+def gelu_forward(x, approximate="none"):
+    """``approximate="none"``: ``x * Phi(x)`` (``Phi`` the standard normal CDF, via erfc);
+    ``"tanh"``: ``x / 2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``. The ctx keeps x."""
+    if choice("approximate", approximate, ("none", "tanh")) == "tanh":
+        return _run_forward(_ew.GELU_TANH, x, math.sqrt(2.0 / math.pi), 0.044715)
+    return _run_forward(_ew.GELU, x, 1.0 / math.sqrt(2.0), 1.0 / math.sqrt(2.0 * math.pi))
+
+
+def gelu(x, approximate="none"):
+    """PyTorch's ``F.gelu``."""
+    return gelu_forward(x, approximate)[0]
+
+
+def gelu_backward(dy, ctx):
+    """Exact: ``dy * (Phi(x) + x * phi(x))``; tanh form: the derivative of that formula (PyTorch's)."""
+    return _run_backward(dy, ctx)
+
+
+# -- SiLU, Sigmoid, Tanh, Hardswish, ReLU6 --------------------------------------------------------------
+def silu_forward(x):
+    """``y = x * sigmoid(x)``. The ctx keeps x."""
+    return _run_forward(_ew.SILU, x)
+
+
+def silu(x):
+    """PyTorch's ``F.silu``."""
+    return silu_forward(x)[0]
+
+
+def silu_backward(dy, ctx):
+    """``dy * s * (1 + x * (1 - s))``, ``s = sigmoid(x)``."""
+    return _run_backward(dy, ctx)
+
+
+def sigmoid_forward(x):
+    """``y = 1 / (1 + exp(-x))``, exact 0 and 1 at the extremes, no overflow. The ctx keeps y."""
+    return _run_forward(_ew.SIGMOID, x)
+
+
+def sigmoid(x):
+    """PyTorch's ``torch.sigmoid``."""
+    return sigmoid_forward(x)[0]
+
+
+def sigmoid_backward(dy, ctx):
+    """``dy * y * (1 - y)``."""
+    return _run_backward(dy, ctx)
+
+
+def tanh_forward(x):
+    """``y = tanh(x)``. The ctx keeps y."""
+    return _run_forward(_ew.TANH, x)
+
+
+def tanh(x):
+    """PyTorch's ``torch.tanh``."""
+    return tanh_forward(x)[0]
+
+
+def tanh_backward(dy, ctx):
+    """``dy * (1 - y^2)``."""
+    return _run_backward(dy, ctx)
+
+
+def hardswish_forward(x):
+    """``y = x * min(max(x + 3, 0), 6) / 6``. The ctx keeps x."""
+    return _run_forward(_ew.HARDSWISH, x)
+
+
+def hardswish(x):
+    """PyTorch's ``F.hardswish``."""
+    return hardswish_forward(x)[0]
+
+
+def hardswish_backward(dy, ctx):
+    """``0`` for x <= -3, ``dy * (x / 3 + 1/2)`` for -3 < x < 3, ``dy`` from 3 on (PyTorch's)."""
+    return _run_backward(dy, ctx)
+
+
+def relu6_forward(x):
+    """``y = min(max(x, 0), 6)``. The ctx keeps y."""
+    return _run_forward(_ew.RELU6, x)
+
+
+def relu6(x):
+    """PyTorch's ``F.relu6``."""
+    return relu6_forward(x)[0]
+
+
+def relu6_backward(dy, ctx):
+    """``dy`` where 0 < x < 6, else 0 (PyTorch's hardtanh gradient)."""
+    return _run_backward(dy, ctx)
+
+
+# -- PReLU --------------------------------------------------------------------------------------------
+class PReLUCtx(NamedTuple):
+    """The input (viewed ``(N, C, L)``, C = 1 for a shared slope) and the slopes."""
+    x: np.ndarray
+    weight: np.ndarray
+
+
+def _channel_view(x, num_parameters):
+    if num_parameters == 1:
+        return x.reshape(1, 1, -1)
+    return x.reshape(x.shape[0], x.shape[1], -1)
+
+
+def prelu_forward(x, weight):
+    """``y = x if x > 0 else weight[c] * x``, ``c`` the channel (dim 1); ``weight`` has one entry per
+    channel or a single entry shared by all. Returns ``(y, ctx)`` (ctx keeps x and weight)."""
+    x = float_input("x", x)
+    weight = float_array("weight", weight, x.dtype, ndim=1, shape_hint="(num_parameters,)")
+    P = weight.shape[0]
+    if P != 1 and (x.ndim < 2 or x.shape[1] != P):
+        raise ValueError(f"weight has {P} entries (num_parameters), which must be 1 or the number of "
+                         f"channels (dim 1) of x, got x of shape {x.shape}")
+    y = np.empty_like(x)
+    x3 = _channel_view(x, P)
+    _prelu_forward(x3, weight, y.reshape(x3.shape), numba.get_num_threads())
+    return y, PReLUCtx(x, weight)
+
+
+def prelu(x, weight):
+    """PyTorch's ``F.prelu``."""
+    return prelu_forward(x, weight)[0]
+
+
+def prelu_backward(dy, ctx, dx=True, dweight=True):
+    """Returns ``(dx, dweight)``: ``dx = dy`` where x > 0 else ``weight[c] * dy``;
+    ``dweight[c] = sum(dy * x)`` over the entries of channel ``c`` with x <= 0 (the optional outputs
+    follow ``minicnn.functional``'s convention)."""
+    x, weight = ctx
+    dy = grad_array("dy", dy, x.shape, x.dtype)
+    P = weight.shape[0]
+    x3 = _channel_view(x, P)
+    n_chunks = numba.get_num_threads()
+    dx_out = np.empty(x3.shape if dx is not False else (0, 0, 0), x.dtype)  # empty: not wanted
+    partial = np.zeros((n_chunks, P) if dweight is not False else (0, 0))
+    _prelu_backward(dy.reshape(x3.shape), x3, weight, dx_out, partial, n_chunks)
+    dw = None
+    if dweight is not False:
+        dw = partial.sum(axis=0).astype(x.dtype)
+        if isinstance(dweight, np.ndarray):
+            dweight += dw
+            dw = dweight
+    return (dx_out.reshape(x.shape) if dx is not False else None), dw
+
+
+# -- Softmax, LogSoftmax ------------------------------------------------------------------------------------
+class SoftmaxCtx(NamedTuple):
+    """The output and the softmax axis (the backward of both needs only y)."""
+    y: np.ndarray
+    dim: int
+    log: bool
+
+
+def _oki(shape, dim):
+    O = int(np.prod(shape[:dim], dtype=np.int64))
+    I = int(np.prod(shape[dim + 1:], dtype=np.int64))
+    return O, shape[dim] if shape else 1, I
+
+
+def _softmax_forward_impl(x, dim, log):
+    x = float_input("x", x)
+    dim = dim_arg("dim", dim, x.ndim)
+    y = np.empty_like(x)
+    if x.size:
+        shape = _oki(x.shape, dim)
+        _softmax_forward(x.reshape(shape), y.reshape(shape), log, numba.get_num_threads())
+    return y, SoftmaxCtx(y, dim, log)
+
+
+def _softmax_backward_impl(dy, ctx):
+    y = ctx.y
+    dy = grad_array("dy", dy, y.shape, y.dtype)
+    dx = np.empty_like(y)
+    if y.size:
+        shape = _oki(y.shape, ctx.dim)
+        _softmax_backward(dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log, numba.get_num_threads())
+    return dx
+
+
+def softmax_forward(x, dim):
+    """``y = exp(x - max) / sum(exp(x - max))`` along ``dim`` (negative counts from the end)."""
+    return _softmax_forward_impl(x, dim, False)
+
+
+def softmax(x, dim):
+    """PyTorch's ``F.softmax(x, dim)``."""
+    return softmax_forward(x, dim)[0]
+
+
+def softmax_backward(dy, ctx):
+    """``dx = y * (dy - sum(dy * y))`` along the softmax axis."""
+    return _softmax_backward_impl(dy, ctx)
+
+
+def log_softmax_forward(x, dim):
+    """``y = x - max - log(sum(exp(x - max)))`` along ``dim`` (log-sum-exp: finite for finite x)."""
+    return _softmax_forward_impl(x, dim, True)
+
+
+def log_softmax(x, dim):
+    """PyTorch's ``F.log_softmax(x, dim)``."""
+    return log_softmax_forward(x, dim)[0]
+
+
+def log_softmax_backward(dy, ctx):
+    """``dx = dy - exp(y) * sum(dy)`` along the softmax axis."""
+    return _softmax_backward_impl(dy, ctx)

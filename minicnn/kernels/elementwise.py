@@ -1,0 +1,321 @@
+"""Elementwise activations (LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Hardswish, ReLU6), forward and
+backward, on flat C-contiguous arrays of any float dtype.
+
+One small serial loop per activation and direction (``_<op>_forward(x, y, a, b)``,
+``_<op>_backward(dy, s, dx, a, b)``; ``s`` is what the backward needs: the input ``x`` or the output
+``y``, see ``SAVES``). ``a`` and ``b`` are the activation's constants as scalars of the ARRAY'S dtype
+(passed by the caller), so that float32 arrays are computed in float32 (``math.erfc``/``tanh``/``exp`` of
+a float32 are the single-precision functions) and float64 arrays in float64; a Python float literal
+would promote every float32 value to float64.
+
+``_forward``/``_backward`` dispatch on an op code (one branch per call, outside the loops);
+``_forward_parallel``/``_backward_parallel`` split the flat array into ``n_chunks`` contiguous chunks,
+one per thread, each running the serial loop (the same scheme as ReLU's parallel kernels).
+
+Stability at extreme inputs: the sigmoid is evaluated as ``1 / (1 + exp(-x))`` for ``x >= 0`` and
+``e / (1 + e)``, ``e = exp(x)``, for ``x < 0``, so ``exp`` never overflows (exact 0 and 1 at -+1000);
+``tanh`` saturates to exactly -+1; GELU uses ``erfc`` (no cancellation in ``1 + erf`` in the left tail);
+ELU uses ``expm1``.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from .._config import jit, jit_parallel
+
+# op codes (compile-time constants inside the dispatchers)
+LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH, HARDSWISH, RELU6, ELU_FROM_X = range(10)
+
+# What each backward reads besides dy: "x" (the input) or "y" (the output).
+SAVES = {LEAKY_RELU: "x", ELU: "y", ELU_FROM_X: "x", GELU: "x", GELU_TANH: "x", SILU: "x",
+         SIGMOID: "y", TANH: "y", HARDSWISH: "x", RELU6: "y"}
+
+
+@jit
+def _sigmoid(v):
+    """Logistic function of one value, without overflow for any input."""
+    if v >= 0:
+        return 1 / (1 + np.exp(-v))
+    e = np.exp(v)
+    return e / (1 + e)
+
+
+# -- LeakyReLU: a = negative_slope ---------------------------------------------------------------
+@jit
+def _leaky_relu_forward(x, y, a, b):
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v if v > 0 else v * a
+
+
+@jit
+def _leaky_relu_backward(dy, x, dx, a, b):
+    """PyTorch: slope 1 for x > 0, else negative_slope (at 0 too)."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if x[i] > 0 else dy[i] * a
+
+
+# -- ELU: a = alpha --------------------------------------------------------------------------------
+@jit
+def _elu_forward(x, y, a, b):
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v if v > 0 else a * np.expm1(v)
+
+
+@jit
+def _elu_backward(dy, y, dx, a, b):
+    """From the output (valid for alpha >= 0, where y > 0 exactly when x > 0): ``y + alpha`` for x <= 0."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if y[i] > 0 else dy[i] * (y[i] + a)
+
+
+@jit
+def _elu_backward_from_x(dy, x, dx, a, b):
+    """From the input (alpha < 0, where the output's sign does not tell x's): ``alpha * exp(x)``."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if x[i] > 0 else dy[i] * (a * np.exp(x[i]))
+
+
+# -- GELU exact: a = 1/sqrt(2), b = 1/sqrt(2*pi) -----------------------------------------------------
+@jit
+def _gelu_forward(x, y, a, b):
+    """``x * Phi(x)``, ``Phi(x) = erfc(-x / sqrt(2)) / 2``."""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v * (math.erfc(-v * a) / 2)
+
+
+@jit
+def _gelu_backward(dy, x, dx, a, b):
+    """``Phi(x) + x * phi(x)``, ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)``."""
+    for i in range(dy.size):
+        v = x[i]
+        dx[i] = dy[i] * (math.erfc(-v * a) / 2 + v * (b * np.exp(-(v * v) / 2)))
+
+
+# -- GELU tanh approximation: a = sqrt(2/pi), b = 0.044715 ----------------------------------------
+@jit
+def _gelu_tanh_forward(x, y, a, b):
+    """``x / 2 * (1 + tanh(a * (x + b x^3)))``."""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v / 2 * (1 + np.tanh(a * (v + b * v * v * v)))
+
+
+@jit
+def _gelu_tanh_backward(dy, x, dx, a, b):
+    """``(1 + t) / 2 + x / 2 * (1 - t^2) * a * (1 + 3 b x^2)``, with ``t = tanh(a * (x + b x^3))``; the
+    second term is 0 where ``t`` saturates (so ``0 * inf`` never makes a NaN at huge ``|x|``)."""
+    for i in range(dy.size):
+        v = x[i]
+        t = np.tanh(a * (v + b * v * v * v))
+        sech2 = 1 - t * t
+        d = (1 + t) / 2
+        if sech2 > 0:
+            d += v / 2 * sech2 * (a * (1 + 3 * b * v * v))
+        dx[i] = dy[i] * d
+
+
+# -- SiLU ------------------------------------------------------------------------------------------
+@jit
+def _silu_forward(x, y, a, b):
+    for i in range(x.size):
+        v = x[i]
+        y[i] = v * _sigmoid(v)
+
+
+@jit
+def _silu_backward(dy, x, dx, a, b):
+    """``s * (1 + x * (1 - s))`` with ``s = sigmoid(x)`` (PyTorch's form)."""
+    for i in range(dy.size):
+        v = x[i]
+        s = _sigmoid(v)
+        dx[i] = dy[i] * (s * (1 + v * (1 - s)))
+
+
+# -- Sigmoid, Tanh (backward from the output) ------------------------------------------------------
+@jit
+def _sigmoid_forward(x, y, a, b):
+    for i in range(x.size):
+        y[i] = _sigmoid(x[i])
+
+
+@jit
+def _sigmoid_backward(dy, y, dx, a, b):
+    for i in range(dy.size):
+        dx[i] = dy[i] * (y[i] * (1 - y[i]))
+
+
+@jit
+def _tanh_forward(x, y, a, b):
+    for i in range(x.size):
+        y[i] = np.tanh(x[i])
+
+
+@jit
+def _tanh_backward(dy, y, dx, a, b):
+    for i in range(dy.size):
+        dx[i] = dy[i] * (1 - y[i] * y[i])
+
+
+# -- Hardswish: x * relu6(x + 3) / 6 --------------------------------------------------------------
+@jit
+def _hardswish_forward(x, y, a, b):
+    for i in range(x.size):
+        v = x[i]
+        if v <= -3:
+            y[i] = 0
+        elif v >= 3:
+            y[i] = v
+        else:
+            y[i] = v * (v + 3) / 6
+
+
+@jit
+def _hardswish_backward(dy, x, dx, a, b):
+    """PyTorch's: 0 for x <= -3, ``x / 3 + 1/2`` for -3 < x < 3, 1 from 3 on."""
+    for i in range(dy.size):
+        v = x[i]
+        if v <= -3:
+            dx[i] = 0
+        elif v < 3:
+            dx[i] = dy[i] * (v / 3 + 0.5)
+        else:
+            dx[i] = dy[i]
+
+
+# -- ReLU6: min(max(x, 0), 6) (NaN stays NaN) -----------------------------------------------------
+@jit
+def _relu6_forward(x, y, a, b):
+    for i in range(x.size):
+        v = x[i]
+        if v <= 0:
+            y[i] = 0
+        elif v >= 6:
+            y[i] = 6
+        else:
+            y[i] = v
+
+
+@jit
+def _relu6_backward(dy, y, dx, a, b):
+    """PyTorch's hardtanh gradient: 0 at and outside the corners (y <= 0 or y >= 6)."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if 0 < y[i] < 6 else 0
+
+
+# -- dispatch --------------------------------------------------------------------------------------
+@jit
+def _forward(op, x, y, a, b):
+    """``y = act(x)`` for the activation ``op`` on flat arrays."""
+    if op == LEAKY_RELU:
+        _leaky_relu_forward(x, y, a, b)
+    elif op == ELU or op == ELU_FROM_X:
+        _elu_forward(x, y, a, b)
+    elif op == GELU:
+        _gelu_forward(x, y, a, b)
+    elif op == GELU_TANH:
+        _gelu_tanh_forward(x, y, a, b)
+    elif op == SILU:
+        _silu_forward(x, y, a, b)
+    elif op == SIGMOID:
+        _sigmoid_forward(x, y, a, b)
+    elif op == TANH:
+        _tanh_forward(x, y, a, b)
+    elif op == HARDSWISH:
+        _hardswish_forward(x, y, a, b)
+    elif op == RELU6:
+        _relu6_forward(x, y, a, b)
+
+
+@jit
+def _backward(op, dy, s, dx, a, b):
+    """``dx = dy * act'(x)`` for the activation ``op``; ``s`` is ``x`` or ``y`` as ``SAVES[op]`` says."""
+    if op == LEAKY_RELU:
+        _leaky_relu_backward(dy, s, dx, a, b)
+    elif op == ELU:
+        _elu_backward(dy, s, dx, a, b)
+    elif op == ELU_FROM_X:
+        _elu_backward_from_x(dy, s, dx, a, b)
+    elif op == GELU:
+        _gelu_backward(dy, s, dx, a, b)
+    elif op == GELU_TANH:
+        _gelu_tanh_backward(dy, s, dx, a, b)
+    elif op == SILU:
+        _silu_backward(dy, s, dx, a, b)
+    elif op == SIGMOID:
+        _sigmoid_backward(dy, s, dx, a, b)
+    elif op == TANH:
+        _tanh_backward(dy, s, dx, a, b)
+    elif op == HARDSWISH:
+        _hardswish_backward(dy, s, dx, a, b)
+    elif op == RELU6:
+        _relu6_backward(dy, s, dx, a, b)
+
+
+@jit_parallel
+def _forward_parallel(op, x, y, a, b, n_chunks):
+    """:func:`_forward` on ``n_chunks`` contiguous chunks in parallel."""
+    size = x.size
+    for t in prange(n_chunks):
+        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        _forward(op, x[lo:hi], y[lo:hi], a, b)
+
+
+@jit_parallel
+def _backward_parallel(op, dy, s, dx, a, b, n_chunks):
+    """:func:`_backward` on ``n_chunks`` contiguous chunks in parallel."""
+    size = dy.size
+    for t in prange(n_chunks):
+        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        _backward(op, dy[lo:hi], s[lo:hi], dx[lo:hi], a, b)
+
+
+# -- PReLU: one learnable slope per channel (dim 1) or one for all ----------------------------------
+@jit_parallel
+def _prelu_forward(x, w, y, n_chunks):
+    """``y = x if x > 0 else w[c] * x`` on ``x`` viewed as ``(N, C, L)``; ``w`` has C entries or 1."""
+    N, C, L = x.shape
+    rows = N * C
+    per_channel = w.size > 1
+    for t in prange(n_chunks):
+        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
+            n = r // C
+            c = r - n * C
+            a = w[c] if per_channel else w[0]
+            for i in range(L):
+                v = x[n, c, i]
+                y[n, c, i] = v if v > 0 else a * v
+
+
+@jit_parallel
+def _prelu_backward(dy, x, w, dx, dw_partial, n_chunks):
+    """``dx = dy`` where x > 0 else ``w[c] * dy``; ``dw_partial[t, c] = sum(dy * x)`` over x <= 0 of chunk
+    ``t`` (per-chunk rows, reduced by the caller: threads never add into one entry). An empty ``dx`` or
+    ``dw_partial`` is not computed."""
+    N, C, L = x.shape
+    rows = N * C
+    per_channel = w.size > 1
+    want_dx = dx.size > 0
+    want_dw = dw_partial.size > 0
+    for t in prange(n_chunks):
+        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
+            n = r // C
+            c = r - n * C
+            k = c if per_channel else 0
+            a = w[k]
+            acc = np.float64(0.0)
+            for i in range(L):
+                v = x[n, c, i]
+                g = dy[n, c, i]
+                if v > 0:
+                    if want_dx:
+                        dx[n, c, i] = g
+                else:
+                    if want_dx:
+                        dx[n, c, i] = a * g
+                    acc += v * g
+            if want_dw:
+                dw_partial[t, k] += acc
