@@ -22,11 +22,8 @@ def pair(name, value, minimum=1):
 
 
 def positive_int(name, value, minimum=1):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+    """``value`` as an int >= ``minimum`` (see :func:`integer`)."""
+    return integer(name, value, minimum)
 
 
 def float_dtype(name, dtype):
@@ -99,17 +96,121 @@ def conv_output_size(size, kernel, stride, padding, dilation=1):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def real_number(name, value, minimum=None, maximum=None, strict_minimum=False):
-    """``value`` as a finite float (not a bool), optionally bounded: ``minimum <= value`` (``<`` with
-    ``strict_minimum``) and ``value <= maximum``."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+def grad_request(name, value, shape, dtype):
+    """A backward's optional parameter gradient (the convention of ``minicnn.functional``): for
+    ``True`` a new zeroed array of ``shape`` and ``dtype`` to add into, for ``False`` None (not
+    computed), for an ndarray that array (checked: writable, C-contiguous, ``shape``, ``dtype``), into
+    which the gradient is added in place."""
+    if value is True:
+        return np.zeros(shape, dtype)
+    if value is False or value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return out_array(name, value, shape, dtype)
+    raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
+
+
+# -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
+def integer(name, value, minimum=None):
+    """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _bound(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float, optionally in ``[low, high]`` (``low_open`` / ``high_open``
+    exclude the bound). ``TypeError`` unless a real number (bools excluded); ``ValueError`` for nan,
+    inf, a value out of range, or an array of more than 0 dimensions (a 0-d array is a scalar)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a real scalar, got an array of shape {value.shape}")
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (int or float), got {value!r}")
     value = float(value)
-    if minimum is not None and (value <= minimum if strict_minimum else value < minimum):
-        raise ValueError(f"{name} must be {'>' if strict_minimum else '>='} {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    below = low is not None and (value < low or (low_open and value == low))
+    above = high is not None and (value > high or (high_open and value == high))
+    if below or above:
+        if high is None:
+            expected = f"{'>' if low_open else '>='} {_bound(low)}"
+        elif low is None:
+            expected = f"{'<' if high_open else '<='} {_bound(high)}"
+        else:
+            expected = (f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                        f"{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
+
+
+def boolean(name, value):
+    """``value`` as a Python bool: ``TypeError`` unless a bool (``numpy.bool_`` included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+# -- arrays ---------------------------------------------------------------------------------------
+def at_least_ndim(name, x, ndim, shape_hint):
+    """``ValueError`` unless array ``x`` has at least ``ndim`` dimensions (``shape_hint``, e.g. "(N, C, ...)")."""
+    if x.ndim < ndim:
+        raise ValueError(f"{name} must be {shape_hint} with at least {ndim} dimensions, got shape {x.shape}")
+
+
+def axis_size(name, x, axis, expected, what):
+    """``ValueError`` unless ``x.shape[axis] == expected``; ``what`` names the axis, e.g. ``"channels"``."""
+    if x.shape[axis] != expected:
+        raise ValueError(f"expected {expected} {what}, got {name} of shape {x.shape}")
+
+
+def vector(name, v, length, dtype, what=""):
+    """``v`` as a C-contiguous 1-D float array of ``length`` entries, cast to ``dtype`` (``what`` says
+    what the length is, e.g. ``"one per channel"``)."""
+    v = float_array(name, v, dtype)
+    if v.shape != (length,):
+        hint = f" ({what})" if what else ""
+        raise ValueError(f"{name} must have shape ({length},){hint}, got {v.shape}")
+    return v
+
+
+def buffer(name, v, length):
+    """A per-channel state array updated in place (e.g. running statistics): a writable float
+    ``numpy.ndarray`` of shape ``(length,)``, returned as is (any float dtype; it is never cast)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(v).__name__}")
+    if v.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {v.dtype}")
+    if v.shape != (length,) or not v.flags.writeable:
+        raise ValueError(f"{name} must be a writable array of shape ({length},), got shape {v.shape}"
+                         f"{'' if v.flags.writeable else ' (read-only)'}")
+    return v
+
+
+def class_indices(name, labels, n, num_classes):
+    """``labels`` as a C-contiguous int64 array of ``n`` class indices in ``[0, num_classes)``
+    (any integer dtype; a list is converted)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {labels.shape}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} must hold one class index per row: expected {n} labels, got {labels.shape[0]}")
+    if n:
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
+                             f"got {bad}")
+    return np.ascontiguousarray(labels, dtype=np.int64)
 
 
 def choice(name, value, options):
@@ -120,17 +221,18 @@ def choice(name, value, options):
 
 
 def dim_arg(name, dim, ndim):
-    """An axis index in ``[-ndim, ndim)`` as a non-negative int."""
+    """An axis index in ``[-ndim, ndim)`` (``[-1, 0]`` for 0-D) as a non-negative int."""
     if not _is_int(dim):
         raise TypeError(f"{name} must be an int, got {dim!r}")
-    if not -ndim <= dim < max(ndim, 1):
-        raise ValueError(f"{name} must be in [{-ndim}, {ndim - 1}] for a {ndim}-D input, got {dim}")
-    return int(dim) % max(ndim, 1)
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{name} must be in [{-n}, {n - 1}] for a {ndim}-D input, got {dim}")
+    return int(dim) % n
 
 
-def class_indices(name, target, expected_shape, num_classes, ignore_index=None):
+def class_index_array(name, target, expected_shape, num_classes, ignore_index=None):
     """``target`` as a C-contiguous int64 array of ``expected_shape`` with values in ``[0, num_classes)``
-    (``ignore_index`` allowed too)."""
+    or equal to ``ignore_index`` (when given)."""
     if not isinstance(target, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of class indices, got {type(target).__name__}")
     if target.dtype.kind not in "iu":
@@ -147,14 +249,7 @@ def class_indices(name, target, expected_shape, num_classes, ignore_index=None):
 
 
 def same_shape(name, a, shape):
-    """Raise unless ``a.shape == shape`` (``a`` is an array already validated)."""
+    """``ValueError`` unless ``a.shape == shape``; returns ``a``."""
     if a.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
     return a
-
-
-def integer(name, value):
-    """``value`` as an int (not a bool), any sign."""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    return int(value)

@@ -10,7 +10,7 @@ import naive
 import minicnn.functional.activation as FA
 from minicnn import gradcheck, nn
 from minicnn.grad_mode import no_grad
-from minicnn.kernels.activation import PARALLEL_MIN_SIZE
+from minicnn._config import ELEMENTWISE_PARALLEL_MIN_SIZE as PARALLEL_MIN_SIZE
 from minicnn.nn.module import BackwardBeforeForwardError
 
 # (layer, functional name, keyword arguments, PyTorch function name)

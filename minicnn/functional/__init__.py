@@ -21,3 +21,15 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .activation import relu, relu_backward, relu_forward
+from .activation import (elu, elu_backward, elu_forward, gelu, gelu_backward, gelu_forward, hardswish,
+                         hardswish_backward, hardswish_forward, leaky_relu, leaky_relu_backward, leaky_relu_forward,
+                         log_softmax, log_softmax_backward, log_softmax_forward, prelu, prelu_backward, prelu_forward,
+                         relu6, relu6_backward, relu6_forward, sigmoid, sigmoid_backward, sigmoid_forward, silu,
+                         silu_backward, silu_forward, softmax, softmax_backward, softmax_forward, tanh, tanh_backward,
+                         tanh_forward)
+from .linear import linear, linear_backward, linear_forward
+from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
+from .dropout import dropout, dropout_backward, dropout_forward
+from .shape import flatten, flatten_backward, flatten_forward
+from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward

@@ -1,30 +1,62 @@
 """Activations: ``F.op(x)``, ``F.op_forward(x) -> (y, ctx)``, ``F.op_backward(dy, ctx) -> dx``.
 
-Elementwise ones (``leaky_relu``, ``elu``, ``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``hardswish``,
-``relu6``) take ``x`` of any shape and keep in their :class:`ElementwiseCtx` only the one array their
-backward reads (the input or the output, whichever is enough). ``prelu`` has a learnable slope per
-channel (dim 1); ``softmax`` / ``log_softmax`` work along ``dim``. Formulas, names and defaults are
+``relu`` (kernels in ``minicnn.kernels.activation``) and the elementwise ``leaky_relu``, ``elu``,
+``gelu``, ``silu``, ``sigmoid``, ``tanh``, ``hardswish``, ``relu6`` (``minicnn.kernels.elementwise``) take
+``x`` of any shape and keep in their ctx only the one array their backward reads (the input or the
+output, whichever is enough). ``prelu`` has a learnable slope per channel (dim 1); ``softmax`` /
+``log_softmax`` work along ``dim`` (``minicnn.kernels.softmax``). Formulas, names and defaults are
 PyTorch's.
 """
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 
-from .._validate import choice, dim_arg, float_array, float_input, grad_array, real_number
+from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE, get_num_threads
+from .._validate import boolean, choice, dim_arg, float_array, float_input, grad_array, grad_request, real
 from ..kernels import elementwise as _ew
-from ..kernels.activation import PARALLEL_MIN_SIZE
-from ..kernels.elementwise import _backward, _backward_parallel, _forward, _forward_parallel
-from ..kernels.elementwise import _prelu_backward, _prelu_forward
+from ..kernels.activation import _relu_backward, _relu_backward_parallel, _relu_forward, _relu_forward_parallel
+from ..kernels.elementwise import (_backward, _backward_parallel, _forward, _forward_parallel, _prelu_backward,
+                                   _prelu_forward)
 from ..kernels.softmax import _softmax_backward, _softmax_forward
 
-__all__ = ["ElementwiseCtx", "leaky_relu", "leaky_relu_forward", "leaky_relu_backward", "elu", "elu_forward",
-           "elu_backward", "gelu", "gelu_forward", "gelu_backward", "silu", "silu_forward", "silu_backward",
-           "sigmoid", "sigmoid_forward", "sigmoid_backward", "tanh", "tanh_forward", "tanh_backward",
-           "hardswish", "hardswish_forward", "hardswish_backward", "relu6", "relu6_forward", "relu6_backward",
-           "PReLUCtx", "prelu", "prelu_forward", "prelu_backward", "SoftmaxCtx", "softmax", "softmax_forward",
-           "softmax_backward", "log_softmax", "log_softmax_forward", "log_softmax_backward"]
+
+def run_elementwise(serial, parallel, *arrays, args=()):
+    """Run an elementwise kernel on same-sized arrays, flattened: ``serial(*flat, *args)`` below
+    ``ELEMENTWISE_PARALLEL_MIN_SIZE`` values, else ``parallel(*flat, *args, n_threads)`` (one chunk per
+    thread); ``args`` are the kernel's scalar arguments after the arrays."""
+    flat = [a.reshape(-1) for a in arrays]
+    if flat[0].size >= ELEMENTWISE_PARALLEL_MIN_SIZE:
+        parallel(*flat, *args, get_num_threads())
+    else:
+        serial(*flat, *args)
+
+
+class ReLUCtx(NamedTuple):
+    """What ``relu_backward`` needs: the forward output ``y`` (``y > 0`` exactly where ``x > 0``)."""
+    y: np.ndarray
+
+
+def relu_forward(x):
+    """``y = max(x, 0)`` elementwise on ``x`` of any shape (NaN stays NaN); returns ``(y, ReLUCtx)``."""
+    x = float_input("x", x)
+    y = np.empty_like(x)
+    run_elementwise(_relu_forward, _relu_forward_parallel, x, y)
+    return y, ReLUCtx(y)
+
+
+def relu(x):
+    """``max(x, 0)`` elementwise, of ``x``'s shape (see :func:`relu_forward`)."""
+    return relu_forward(x)[0]
+
+
+def relu_backward(dy, ctx):
+    """``dx = dy * (y > 0)`` (the gradient at 0 is 0, as PyTorch), ``dy`` of the output's shape."""
+    y = ctx.y
+    dy = grad_array("dy", dy, y.shape, y.dtype)
+    dx = np.empty_like(y)
+    run_elementwise(_relu_backward, _relu_backward_parallel, dy, y, dx)
+    return dx
 
 
 class ElementwiseCtx(NamedTuple):
@@ -39,11 +71,8 @@ class ElementwiseCtx(NamedTuple):
 def _run_forward(op, x, a=0.0, b=0.0):
     x = float_input("x", x)
     y = np.empty_like(x)
-    ta, tb = x.dtype.type(a), x.dtype.type(b)  # constants in x's dtype: float32 stays float32
-    if x.size >= PARALLEL_MIN_SIZE:
-        _forward_parallel(op, x.reshape(-1), y.reshape(-1), ta, tb, numba.get_num_threads())
-    else:
-        _forward(op, x.reshape(-1), y.reshape(-1), ta, tb)
+    # the constants as scalars of x's dtype: float32 stays float32 inside the kernels
+    run_elementwise(_forward, _forward_parallel, x, y, args=(op, x.dtype.type(a), x.dtype.type(b)))
     return y, ElementwiseCtx(op, x if _ew.SAVES[op] == "x" else y, a, b)
 
 
@@ -51,18 +80,14 @@ def _run_backward(dy, ctx):
     s = ctx.saved
     dy = grad_array("dy", dy, s.shape, s.dtype)
     dx = np.empty_like(s)
-    ta, tb = s.dtype.type(ctx.a), s.dtype.type(ctx.b)
-    if s.size >= PARALLEL_MIN_SIZE:
-        _backward_parallel(ctx.op, dy.reshape(-1), s.reshape(-1), dx.reshape(-1), ta, tb, numba.get_num_threads())
-    else:
-        _backward(ctx.op, dy.reshape(-1), s.reshape(-1), dx.reshape(-1), ta, tb)
+    run_elementwise(_backward, _backward_parallel, dy, s, dx, args=(ctx.op, s.dtype.type(ctx.a), s.dtype.type(ctx.b)))
     return dx
 
 
 # -- LeakyReLU --------------------------------------------------------------------------------------
 def leaky_relu_forward(x, negative_slope=0.01):
     """``y = x if x > 0 else negative_slope * x``; any shape. Returns ``(y, ctx)`` (ctx keeps x)."""
-    return _run_forward(_ew.LEAKY_RELU, x, real_number("negative_slope", negative_slope))
+    return _run_forward(_ew.LEAKY_RELU, x, real("negative_slope", negative_slope))
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -78,7 +103,7 @@ def leaky_relu_backward(dy, ctx):
 # -- ELU --------------------------------------------------------------------------------------------
 def elu_forward(x, alpha=1.0):
     """``y = x if x > 0 else alpha * (exp(x) - 1)``. The ctx keeps y (x when alpha < 0)."""
-    alpha = real_number("alpha", alpha)
+    alpha = real("alpha", alpha)
     return _run_forward(_ew.ELU if alpha >= 0 else _ew.ELU_FROM_X, x, alpha)
 
 
@@ -211,7 +236,7 @@ def prelu_forward(x, weight):
                          f"channels (dim 1) of x, got x of shape {x.shape}")
     y = np.empty_like(x)
     x3 = _channel_view(x, P)
-    _prelu_forward(x3, weight, y.reshape(x3.shape), numba.get_num_threads())
+    _prelu_forward(x3, weight, y.reshape(x3.shape), get_num_threads())
     return y, PReLUCtx(x, weight)
 
 
@@ -220,25 +245,23 @@ def prelu(x, weight):
     return prelu_forward(x, weight)[0]
 
 
-def prelu_backward(dy, ctx, dx=True, dweight=True):
+def prelu_backward(dy, ctx, *, dx=True, dweight=True):
     """Returns ``(dx, dweight)``: ``dx = dy`` where x > 0 else ``weight[c] * dy``;
-    ``dweight[c] = sum(dy * x)`` over the entries of channel ``c`` with x <= 0 (the optional outputs
-    follow ``minicnn.functional``'s convention)."""
+    ``dweight[c] = sum(dy * x)`` over the entries of channel ``c`` with x <= 0 (flags as in
+    ``minicnn.functional``)."""
     x, weight = ctx
     dy = grad_array("dy", dy, x.shape, x.dtype)
+    want_input = boolean("dx", dx)
+    dweight = grad_request("dweight", dweight, weight.shape, x.dtype)
     P = weight.shape[0]
     x3 = _channel_view(x, P)
-    n_chunks = numba.get_num_threads()
-    dx_out = np.empty(x3.shape if dx is not False else (0, 0, 0), x.dtype)  # empty: not wanted
-    partial = np.zeros((n_chunks, P) if dweight is not False else (0, 0))
-    _prelu_backward(dy.reshape(x3.shape), x3, weight, dx_out, partial, n_chunks)
-    dw = None
-    if dweight is not False:
-        dw = partial.sum(axis=0).astype(x.dtype)
-        if isinstance(dweight, np.ndarray):
-            dweight += dw
-            dw = dweight
-    return (dx_out.reshape(x.shape) if dx is not False else None), dw
+    n_chunks = get_num_threads()
+    dx = np.empty(x3.shape if want_input else (0, 0, 0), x.dtype)  # empty: not wanted
+    partial = np.zeros((n_chunks, P) if dweight is not None else (0, 0))  # float64, one row per chunk
+    _prelu_backward(dy.reshape(x3.shape), x3, weight, dx, partial, n_chunks)
+    if dweight is not None:
+        dweight += partial.sum(axis=0).astype(x.dtype)
+    return (dx.reshape(x.shape) if want_input else None), dweight
 
 
 # -- Softmax, LogSoftmax ------------------------------------------------------------------------------------
@@ -261,7 +284,7 @@ def _softmax_forward_impl(x, dim, log):
     y = np.empty_like(x)
     if x.size:
         shape = _oki(x.shape, dim)
-        _softmax_forward(x.reshape(shape), y.reshape(shape), log, numba.get_num_threads())
+        _softmax_forward(x.reshape(shape), y.reshape(shape), log, get_num_threads())
     return y, SoftmaxCtx(y, dim, log)
 
 
@@ -271,7 +294,7 @@ def _softmax_backward_impl(dy, ctx):
     dx = np.empty_like(y)
     if y.size:
         shape = _oki(y.shape, ctx.dim)
-        _softmax_backward(dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log, numba.get_num_threads())
+        _softmax_backward(dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log, get_num_threads())
     return dx
 
 

@@ -8,9 +8,10 @@ One small serial loop per activation and direction (``_<op>_forward(x, y, a, b)`
 a float32 are the single-precision functions) and float64 arrays in float64; a Python float literal
 would promote every float32 value to float64.
 
-``_forward``/``_backward`` dispatch on an op code (one branch per call, outside the loops);
-``_forward_parallel``/``_backward_parallel`` split the flat array into ``n_chunks`` contiguous chunks,
-one per thread, each running the serial loop (the same scheme as ReLU's parallel kernels).
+``_forward(x, y, op, a, b)`` / ``_backward(dy, s, dx, op, a, b)`` dispatch on an op code (one branch per
+call, outside the loops); ``_forward_parallel`` / ``_backward_parallel`` (same arguments, then
+``n_chunks``) split the flat arrays into ``n_chunks`` contiguous chunks, one per thread, each running
+the serial loop (the same scheme as ReLU's parallel kernels).
 
 Stability at extreme inputs: the sigmoid is evaluated as ``1 / (1 + exp(-x))`` for ``x >= 0`` and
 ``e / (1 + e)``, ``e = exp(x)``, for ``x < 0``, so ``exp`` never overflows (exact 0 and 1 at -+1000);
@@ -208,7 +209,7 @@ def _relu6_backward(dy, y, dx, a, b):
 
 # -- dispatch --------------------------------------------------------------------------------------
 @jit
-def _forward(op, x, y, a, b):
+def _forward(x, y, op, a, b):
     """``y = act(x)`` for the activation ``op`` on flat arrays."""
     if op == LEAKY_RELU:
         _leaky_relu_forward(x, y, a, b)
@@ -231,7 +232,7 @@ def _forward(op, x, y, a, b):
 
 
 @jit
-def _backward(op, dy, s, dx, a, b):
+def _backward(dy, s, dx, op, a, b):
     """``dx = dy * act'(x)`` for the activation ``op``; ``s`` is ``x`` or ``y`` as ``SAVES[op]`` says."""
     if op == LEAKY_RELU:
         _leaky_relu_backward(dy, s, dx, a, b)
@@ -256,21 +257,21 @@ def _backward(op, dy, s, dx, a, b):
 
 
 @jit_parallel
-def _forward_parallel(op, x, y, a, b, n_chunks):
+def _forward_parallel(x, y, op, a, b, n_chunks):
     """:func:`_forward` on ``n_chunks`` contiguous chunks in parallel."""
     size = x.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _forward(op, x[lo:hi], y[lo:hi], a, b)
+        _forward(x[lo:hi], y[lo:hi], op, a, b)
 
 
 @jit_parallel
-def _backward_parallel(op, dy, s, dx, a, b, n_chunks):
+def _backward_parallel(dy, s, dx, op, a, b, n_chunks):
     """:func:`_backward` on ``n_chunks`` contiguous chunks in parallel."""
     size = dy.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _backward(op, dy[lo:hi], s[lo:hi], dx[lo:hi], a, b)
+        _backward(dy[lo:hi], s[lo:hi], dx[lo:hi], op, a, b)
 
 
 # -- PReLU: one learnable slope per channel (dim 1) or one for all ----------------------------------

@@ -10,54 +10,36 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
+from .loss import _row_max, _softmax_row
 
 
 @jit
-def _row_max(x, o, i):
-    K = x.shape[1]
-    top = x[o, 0, i]
-    for k in range(1, K):
-        if x[o, k, i] > top:
-            top = x[o, k, i]
-    return top
-
-
-@jit
-def _softmax_row(x, y, o, i, log):
-    """One row: ``y = softmax(x)`` or, with ``log``, ``y = x - max - log(sum(exp(x - max)))``."""
-    K = x.shape[1]
-    top = _row_max(x, o, i)
-    total = np.float64(0.0)
-    for k in range(K):
-        e = np.exp(x[o, k, i] - top)
-        total += e
-        if not log:
-            y[o, k, i] = e
+def _softmax_slice(z, y, log):
+    """One row ``z`` (a 1-D view, strided when the axis is not the last): ``y = softmax(z)`` or, with
+    ``log``, ``y = z - max - log(sum(exp(z - max)))``."""
+    top = _row_max(z)
+    log_total, _ = _softmax_row(z, top, y)
     if log:
-        shift = top + np.log(total)
-        for k in range(K):
-            y[o, k, i] = x[o, k, i] - shift
-    else:
-        inv = 1.0 / total
-        for k in range(K):
-            y[o, k, i] *= inv
+        shift = top + log_total
+        for k in range(z.shape[0]):
+            y[k] = z[k] - shift
 
 
 @jit
-def _softmax_backward_row(dy, y, dx, o, i, log):
-    """Softmax: ``dx = y * (dy - sum(dy * y))``; log-softmax: ``dx = dy - exp(y) * sum(dy)``."""
-    K = y.shape[1]
+def _softmax_backward_slice(g, y, dx, log):
+    """One row (1-D views): softmax ``dx = y * (g - sum(g * y))``; log-softmax ``dx = g - exp(y) * sum(g)``."""
+    K = y.shape[0]
     acc = np.float64(0.0)
     if log:
         for k in range(K):
-            acc += dy[o, k, i]
+            acc += g[k]
         for k in range(K):
-            dx[o, k, i] = dy[o, k, i] - np.exp(y[o, k, i]) * acc
+            dx[k] = g[k] - np.exp(y[k]) * acc
     else:
         for k in range(K):
-            acc += dy[o, k, i] * y[o, k, i]
+            acc += g[k] * y[k]
         for k in range(K):
-            dx[o, k, i] = y[o, k, i] * (dy[o, k, i] - acc)
+            dx[k] = y[k] * (g[k] - acc)
 
 
 @jit_parallel
@@ -68,7 +50,8 @@ def _softmax_forward(x, y, log, n_chunks):
     for t in prange(n_chunks):
         for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
             o = r // I
-            _softmax_row(x, y, o, r - o * I, log)
+            i = r - o * I
+            _softmax_slice(x[o, :, i], y[o, :, i], log)
 
 
 @jit_parallel
@@ -79,4 +62,5 @@ def _softmax_backward(dy, y, dx, log, n_chunks):
     for t in prange(n_chunks):
         for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
             o = r // I
-            _softmax_backward_row(dy, y, dx, o, r - o * I, log)
+            i = r - o * I
+            _softmax_backward_slice(dy[o, :, i], y[o, :, i], dx[o, :, i], log)

@@ -1,13 +1,10 @@
-"""ReLU: ``y = max(x, 0)`` elementwise (Numba kernels in ``minicnn.kernels.activation``)."""
-import numba
+"""Activations: thin layers over ``minicnn.functional``'s activations (ReLU, LeakyReLU, ELU, GELU, SiLU,
+Sigmoid, Tanh, Hardswish, ReLU6, PReLU, Softmax, LogSoftmax) and Identity."""
 import numpy as np
 
-from .._validate import float_input, grad_array
-from ..kernels.activation import (PARALLEL_MIN_SIZE, _relu_backward, _relu_backward_parallel, _relu_forward,
-                                  _relu_forward_parallel)
-from .._validate import choice, float_dtype, integer, positive_int, real_number
-from ..functional import activation as _F
-from .module import BackwardBeforeForwardError, Module, Parameter, grad_target
+from .. import functional as F
+from .._validate import choice, float_dtype, integer, positive_int, real
+from .module import Module, Parameter, grad_target
 
 
 class ReLU(Module):
@@ -16,31 +13,13 @@ class ReLU(Module):
     Backward uses the saved output (``y > 0`` exactly where ``x > 0``); the gradient at 0 is 0.
     """
 
-    def __init__(self):
-        super().__init__()
-        self._y = None
-
     def forward(self, x):
-        x = float_input("x", x)
-        y = np.empty_like(x)
-        if x.size >= PARALLEL_MIN_SIZE:
-            _relu_forward_parallel(x.reshape(-1), y.reshape(-1), numba.get_num_threads())
-        else:
-            _relu_forward(x.reshape(-1), y.reshape(-1))
-        self._y = y
+        y, ctx = F.relu_forward(x)
+        self._save_ctx(ctx)
         return y
 
     def backward(self, dy):
-        if self._y is None:
-            raise BackwardBeforeForwardError("ReLU.backward called before forward")
-        y = self._y
-        dy = grad_array("dy", dy, y.shape, y.dtype)
-        dx = np.empty_like(y)
-        if y.size >= PARALLEL_MIN_SIZE:
-            _relu_backward_parallel(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), numba.get_num_threads())
-        else:
-            _relu_backward(dy.reshape(-1), y.reshape(-1), dx.reshape(-1))
-        return dx
+        return F.relu_backward(dy, self._pop_ctx())
 
 
 # -- activations over minicnn.functional.activation ------------------------------------------------
@@ -53,12 +32,12 @@ class _Elementwise(Module):
         return {}
 
     def forward(self, x):
-        y, ctx = getattr(_F, self._name + "_forward")(x, **self._args())
+        y, ctx = getattr(F, self._name + "_forward")(x, **self._args())
         self._save_ctx(ctx)
         return y
 
     def backward(self, dy):
-        return getattr(_F, self._name + "_backward")(dy, self._pop_ctx())
+        return getattr(F, self._name + "_backward")(dy, self._pop_ctx())
 
     def extra_repr(self):
         return ", ".join(f"{k}={v!r}" for k, v in self._args().items())
@@ -70,7 +49,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = real_number("negative_slope", negative_slope)
+        self.negative_slope = real("negative_slope", negative_slope)
 
     def _args(self):
         return {"negative_slope": self.negative_slope}
@@ -82,7 +61,7 @@ class ELU(_Elementwise):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = real_number("alpha", alpha)
+        self.alpha = real("alpha", alpha)
 
     def _args(self):
         return {"alpha": self.alpha}
@@ -137,7 +116,7 @@ class Softmax(_Elementwise):
         dim = self.dim
         if dim is None:
             dim = 0 if np.ndim(x) in (0, 1, 3) else 1
-        y, ctx = getattr(_F, self._name + "_forward")(x, dim)
+        y, ctx = getattr(F, self._name + "_forward")(x, dim)
         self._save_ctx(ctx)
         return y
 
@@ -176,16 +155,16 @@ class PReLU(Module):
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
         self.num_parameters = positive_int("num_parameters", num_parameters)
-        init = real_number("init", init)
+        init = real("init", init)
         self.weight = Parameter(np.full(self.num_parameters, init, float_dtype("dtype", dtype)))
 
     def forward(self, x):
-        y, ctx = _F.prelu_forward(x, self.weight.data)
+        y, ctx = F.prelu_forward(x, self.weight.data)
         self._save_ctx(ctx)
         return y
 
     def backward(self, dy):
-        dx, _ = _F.prelu_backward(dy, self._pop_ctx(), dweight=grad_target(self.weight))
+        dx, _ = F.prelu_backward(dy, self._pop_ctx(), dweight=grad_target(self.weight))
         return dx
 
     def extra_repr(self):
