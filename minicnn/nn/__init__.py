@@ -2,11 +2,12 @@
 from . import init
 from .activation import (ELU, GELU, Hardswish, Identity, LeakyReLU, LogSoftmax, PReLU, ReLU, ReLU6, Sigmoid,
                          SiLU, Softmax, Tanh)
-from .batchnorm import BatchNorm2d
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss
+from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
 from .module import BackwardBeforeForwardError, Module, Parameter, Sequential
 from .pool import AvgPool2d, MaxPool2d

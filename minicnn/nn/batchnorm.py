@@ -7,8 +7,9 @@ from .._validate import axis_size, float_array, float_dtype, positive_int, real
 from .module import Module, Parameter, grad_target
 
 
-class BatchNorm2d(Module):
-    """``BatchNorm2d(num_features)`` on input ``(N, num_features, H, W)``.
+class _BatchNorm(Module):
+    """Batch normalisation over dim 1 (the channels) of ``(N, num_features, ...)`` input; the
+    subclasses say which input shapes they take (``_input_ndims``).
 
     Training mode (or ``track_running_stats=False``): normalise with the batch's per-channel mean and
     biased variance; with ``track_running_stats`` the buffers are updated as
@@ -18,6 +19,8 @@ class BatchNorm2d(Module):
     ``affine=True`` adds the learnable per-channel ``weight`` (ones) and ``bias`` (zeros).
     The input is cast to the layer's dtype.
     """
+    _input_ndims = (4,)
+    _shape_hint = "4-D (N, C, H, W)"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  dtype=np.float32):
@@ -48,7 +51,9 @@ class BatchNorm2d(Module):
             self.num_batches_tracked = np.array(0, dtype=np.int64)
 
     def forward(self, x):
-        x = float_array("x", x, self.dtype, ndim=4, shape_hint="(N, C, H, W)")
+        x = float_array("x", x, self.dtype)
+        if x.ndim not in self._input_ndims:
+            raise ValueError(f"x must be {self._shape_hint}, got shape {x.shape}")
         axis_size("x", x, 1, self.num_features, "channels (num_features)")
         update = self.training and self.track_running_stats
         momentum = self.momentum
@@ -64,7 +69,7 @@ class BatchNorm2d(Module):
         return y
 
     def backward(self, dy):
-        """``dy (N, C, H, W)`` -> ``dx``; adds into ``weight.grad`` / ``bias.grad`` when affine.
+        """``dy`` (the output's shape) -> ``dx``; adds into ``weight.grad`` / ``bias.grad`` when affine.
 
         Differentiates the statistics when they came from the batch (training mode), and treats
         the running statistics as constants in eval mode.
@@ -76,3 +81,14 @@ class BatchNorm2d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm2d(_BatchNorm):
+    """``BatchNorm2d(num_features)`` on input ``(N, num_features, H, W)`` (see :class:`_BatchNorm`)."""
+
+
+class BatchNorm1d(_BatchNorm):
+    """``BatchNorm1d(num_features)`` on input ``(N, num_features)`` or ``(N, num_features, L)``
+    (statistics over N, and L when present; see :class:`_BatchNorm`)."""
+    _input_ndims = (2, 3)
+    _shape_hint = "2-D (N, C) or 3-D (N, C, L)"

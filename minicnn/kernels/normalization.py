@@ -1,0 +1,195 @@
+"""Per-row normalisation kernels: LayerNorm, GroupNorm and InstanceNorm (GroupNorm with one channel
+per group), forward and backward. ``minicnn.functional.layer_norm`` / ``group_norm`` /
+``instance_norm`` call them.
+
+Every one of these normalises ROWS that are contiguous in memory: LayerNorm's rows are the trailing
+``normalized_shape`` values of each sample (``x`` viewed ``(R, D)``); GroupNorm's are the
+``C / G * L`` values of one group of one sample (``x`` viewed ``(N * G, C / G * L)``, or
+``(N, G, C / G, L)`` where the affine parameters are per channel). Rows are split into
+``n_chunks`` contiguous ranges run in parallel (``prange``), so no two threads write one value.
+
+Statistics in ONE pass per row with float64 accumulators: ``sum(x - s)`` and ``sum((x - s)^2)`` with
+the shift ``s = row[0]``, then ``var = E[(x-s)^2] - E[x-s]^2``. Why float64: a float32 running sum
+over a row of 65536 values (LayerNorm over (64, 32, 32)) loses about log2(65536) = 16 of float32's 24
+bits, and the one-pass variance subtracts two such sums; why the shift: it removes the row's offset
+before squaring, so the subtraction does not cancel when ``|mean| >> std``. Four independent
+accumulators per sum, as in ``batchnorm._channel_mean_var`` (a single one serialises on the add latency).
+
+Backward (standard closed form, ``K`` values per row, ``xhat = (x - mean) * rstd``, ``g = dy * weight``):
+``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``; ``dweight = sum(dy * xhat)``, ``dbias = sum(dy)``
+over the rows. An EMPTY output array means "not wanted" (its work is skipped).
+"""
+import numpy as np
+from numba import prange
+
+from .._config import jit, jit_parallel
+
+
+@jit
+def _shifted_moments(row):
+    """``(sum(row - s), sum((row - s)^2))`` in float64 with ``s = row[0]``, for a 1-D row of >= 1 values."""
+    n = row.shape[0]
+    s = row[0]
+    a0 = a1 = a2 = a3 = np.float64(0.0)
+    q0 = q1 = q2 = q3 = np.float64(0.0)
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        d0 = np.float64(row[i] - s)
+        d1 = np.float64(row[i + 1] - s)
+        d2 = np.float64(row[i + 2] - s)
+        d3 = np.float64(row[i + 3] - s)
+        a0 += d0
+        a1 += d1
+        a2 += d2
+        a3 += d3
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+        q3 += d3 * d3
+    for i in range(n4, n):
+        d = np.float64(row[i] - s)
+        a0 += d
+        q0 += d * d
+    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+
+
+@jit_parallel
+def _row_mean_var(x2, mean, var, n_chunks):
+    """Per row of ``x2 (R, K)``: ``mean[r]`` and the biased ``var[r]`` (float64 arrays ``(R,)``)."""
+    R, K = x2.shape
+    for t in prange(n_chunks):
+        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
+            a, q = _shifted_moments(x2[r])
+            d = a / K
+            mean[r] = x2[r, 0] + d
+            var[r] = max(q / K - d * d, 0.0)
+
+
+# -- LayerNorm: x2 (R, D), weight / bias (D,) or empty -------------------------------------------------
+@jit_parallel
+def _layer_norm_forward(x2, mean, rstd, weight, bias, y2, n_chunks):
+    """``y = (x - mean[r]) * rstd[r] * weight[j] + bias[j]`` (no affine when ``weight`` is empty;
+    ``mean``/``rstd`` in x's dtype)."""
+    R, D = x2.shape
+    affine = weight.size > 0
+    for t in prange(n_chunks):
+        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
+            m = mean[r]
+            s = rstd[r]
+            if affine:
+                for j in range(D):
+                    y2[r, j] = (x2[r, j] - m) * s * weight[j] + bias[j]
+            else:
+                for j in range(D):
+                    y2[r, j] = (x2[r, j] - m) * s
+
+
+@jit
+def _layer_norm_row_sums(dy, x, m, s, weight, dw, db):
+    """One row: returns ``(sum(g), sum(g * xhat))`` (float64) and, when ``dw`` is not empty, adds
+    ``dy * xhat`` into ``dw`` and ``dy`` into ``db`` (this chunk's rows)."""
+    D = x.shape[0]
+    affine = weight.size > 0
+    want_dw = dw.size > 0
+    sg = np.float64(0.0)
+    sgx = np.float64(0.0)
+    for j in range(D):
+        xh = (x[j] - m) * s
+        g = dy[j] * weight[j] if affine else dy[j]
+        sg += g
+        sgx += g * xh
+        if want_dw:
+            dw[j] += dy[j] * xh
+            db[j] += dy[j]
+    return sg, sgx
+
+
+@jit_parallel
+def _layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial, n_chunks):
+    """Input gradient into ``dx2`` (if not empty) and, per chunk ``t``, ``dw_partial[t]`` /
+    ``db_partial[t]`` (float64 ``(n_chunks, D)``, zeroed by the caller, summed over t by it;
+    ``(n_chunks, 0)``: not wanted)."""
+    R, D = x2.shape
+    affine = weight.size > 0
+    want_dx = dx2.size > 0
+    for t in prange(n_chunks):
+        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
+            m = mean[r]
+            s = rstd[r]
+            sg, sgx = _layer_norm_row_sums(dy2[r], x2[r], m, s, weight, dw_partial[t], db_partial[t])
+            if want_dx:
+                a = sg / D
+                b = sgx / D
+                for j in range(D):
+                    xh = (x2[r, j] - m) * s
+                    g = dy2[r, j] * weight[j] if affine else dy2[r, j]
+                    dx2[r, j] = s * (g - a - xh * b)
+
+
+# -- GroupNorm: x4 (N, G, Cg, L), weight / bias (G * Cg,) or empty ------------------------------------------
+@jit_parallel
+def _group_norm_forward(x4, mean, rstd, weight, bias, y4, n_chunks):
+    """``y[n, g, c, l] = (x - mean[n, g]) * rstd[n, g] * weight[g*Cg + c] + bias[g*Cg + c]``
+    (``mean``/``rstd`` ``(N, G)`` in x's dtype; no affine when ``weight`` is empty)."""
+    N, G, Cg, L = x4.shape
+    rows = N * G
+    affine = weight.size > 0
+    for t in prange(n_chunks):
+        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
+            n = r // G
+            g = r - n * G
+            m = mean[n, g]
+            for c in range(Cg):
+                scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
+                shift = bias[g * Cg + c] if affine else 0
+                for i in range(L):
+                    y4[n, g, c, i] = (x4[n, g, c, i] - m) * scale + shift
+
+
+@jit_parallel
+def _group_norm_channel_sums(dy4, x4, mean, sum_dy, sum_dy_xc, n_chunks):
+    """Per sample and channel (float64 ``(N, G * Cg)``): ``sum_dy = sum_l dy`` and
+    ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no cancellation when |mean| >> std)."""
+    N, G, Cg, L = x4.shape
+    rows = N * G
+    for t in prange(n_chunks):
+        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
+            n = r // G
+            g = r - n * G
+            m = mean[n, g]
+            for c in range(Cg):
+                s0 = s1 = p0 = p1 = np.float64(0.0)
+                L2 = L - L % 2
+                for i in range(0, L2, 2):
+                    g0 = dy4[n, g, c, i]
+                    g1 = dy4[n, g, c, i + 1]
+                    s0 += g0
+                    s1 += g1
+                    p0 += g0 * (x4[n, g, c, i] - m)
+                    p1 += g1 * (x4[n, g, c, i + 1] - m)
+                for i in range(L2, L):
+                    g0 = dy4[n, g, c, i]
+                    s0 += g0
+                    p0 += g0 * (x4[n, g, c, i] - m)
+                sum_dy[n, g * Cg + c] = s0 + s1
+                sum_dy_xc[n, g * Cg + c] = p0 + p1
+
+
+@jit_parallel
+def _group_norm_backward_input(dy4, x4, mean, rstd, weight, q, k, dx4, n_chunks):
+    """``dx = rstd * weight[c] * dy - q[n, g] * (x - mean[n, g]) + k[n, g]``: the closed form with the
+    row constants ``q = rstd^3 * sum(g * (x - mean)) / K`` and ``k = -rstd * sum(g) / K``."""
+    N, G, Cg, L = x4.shape
+    rows = N * G
+    affine = weight.size > 0
+    for t in prange(n_chunks):
+        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
+            n = r // G
+            g = r - n * G
+            m = mean[n, g]
+            a = q[n, g]
+            b = k[n, g]
+            for c in range(Cg):
+                scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
+                for i in range(L):
+                    dx4[n, g, c, i] = scale * dy4[n, g, c, i] - a * (x4[n, g, c, i] - m) + b
