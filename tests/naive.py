@@ -304,3 +304,45 @@ def softmax(x, dim, log=False):
         lse = top + math.log(sum(math.exp(v - top) for v in row))
         y[idx] = [v - lse if log else math.exp(v - lse) for v in row]
     return np.moveaxis(y, -1, dim)
+
+
+# -- normalisations: statistics by loops in float64 -------------------------------------------------
+def _normalize_rows(rows, eps):
+    """Each row of the list of lists normalised by its mean and biased variance."""
+    out = []
+    for row in rows:
+        m = sum(row) / len(row)
+        v = sum((t - m) ** 2 for t in row) / len(row)
+        out.append([(t - m) / math.sqrt(v + eps) for t in row])
+    return out
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Each sample's trailing ``normalized_shape`` values normalised, then ``* weight + bias``."""
+    D = int(np.prod(normalized_shape))
+    x2 = np.asarray(x, np.float64).reshape(-1, D)
+    y = np.array(_normalize_rows([[float(v) for v in r] for r in x2], eps))
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64).reshape(1, D)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(1, D)
+    return y.reshape(np.shape(x))
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Statistics over each group of C / num_groups channels (and H, W) per sample; affine per channel."""
+    x = np.asarray(x, np.float64)
+    N, C = x.shape[:2]
+    Cg = C // num_groups
+    y = np.empty(x.shape)
+    for n in range(N):
+        for g in range(num_groups):
+            block = x[n, g * Cg:(g + 1) * Cg]
+            y[n, g * Cg:(g + 1) * Cg] = np.array(_normalize_rows([[float(v) for v in block.reshape(-1)]], eps)
+                                                  ).reshape(block.shape)
+        for c in range(C):
+            if weight is not None:
+                y[n, c] *= weight[c]
+            if bias is not None:
+                y[n, c] += bias[c]
+    return y
