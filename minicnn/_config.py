@@ -8,6 +8,8 @@ import os
 
 import numba
 
+from ._validate import _is_int
+
 # No bounds checks (the Python layer validates shapes once); NumPy's error model so that division by
 # zero gives inf/nan like NumPy instead of raising inside a kernel.
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
@@ -37,9 +39,9 @@ def set_num_threads(n):
     ``NUMBA_NUM_THREADS``, default: the number of cores).
     """
     limit = numba.config.NUMBA_NUM_THREADS
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= limit:
+    if not _is_int(n) or not 1 <= n <= limit:
         raise ValueError(f"threads must be an integer from 1 to {limit} (NUMBA_NUM_THREADS), got {n!r}")
-    numba.set_num_threads(n)
+    numba.set_num_threads(int(n))
     kernel_blas_single_threaded()
 
 
