@@ -244,7 +244,7 @@ def class_index_array(name, target, expected_shape, num_classes, ignore_index=No
     if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
         bad = valid.min() if valid.min() < 0 else valid.max()
         extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
-        raise ValueError(f"{name} must hold class indices in [0, {num_classes}){extra}, got {bad}")
+        raise ValueError(f"{name} must be class indices in [0, {num_classes}){extra}, got {bad}")
     return target
 
 

@@ -91,7 +91,7 @@ def _elementwise_loss_forward(x, t, w, pw, op, p, losses):
 def _elementwise_loss_backward(x, t, w, pw, op, p, dloss, scale, dx):
     """``dx[i] = scale * dloss[i or 0] * w[i] * d loss_i / d x_i``; ``dloss`` holds one value per
     element (reduction "none") or one for all."""
-    per_element = dloss.size > 1 or x.size == 1
+    per_element = dloss.size == x.size
     weighted = w.size > 0
     positive = pw.size > 0
     for i in range(x.size):

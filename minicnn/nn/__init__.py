@@ -7,7 +7,7 @@ from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
-from .loss import CrossEntropyLoss
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss)
 from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
 from .module import BackwardBeforeForwardError, Module, Parameter, Sequential
 from .pool import AvgPool2d, MaxPool2d
