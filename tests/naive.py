@@ -346,3 +346,81 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
             if bias is not None:
                 y[n, c] += bias[c]
     return y
+
+
+# -- losses: per element / per sample in Python floats ------------------------------------------------
+def elementwise_loss(name, x, t, beta=1.0, delta=1.0, weight=None, pos_weight=None):
+    """Per-element losses (float64 array of x's shape) by PyTorch's formulas."""
+    x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    w = np.broadcast_to(1.0 if weight is None else weight, x.shape)
+    pw = np.broadcast_to(1.0 if pos_weight is None else pos_weight, x.shape)
+    out = np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        a, b = float(x[i]), float(t[i])
+        d = a - b
+        if name == "mse":
+            v = d * d
+        elif name == "l1":
+            v = abs(d)
+        elif name == "smooth_l1":
+            v = 0.5 * d * d / beta if abs(d) < beta else abs(d) - 0.5 * beta
+        elif name == "huber":
+            v = 0.5 * d * d if abs(d) < delta else delta * (abs(d) - 0.5 * delta)
+        elif name == "bce":
+            log_a = max(math.log(a), -100.0) if a > 0 else -100.0
+            log_1ma = max(math.log(1 - a), -100.0) if a < 1 else -100.0
+            v = -(b * log_a + (1 - b) * log_1ma)
+        else:  # bce_with_logits, textbook: -(pw * t * log sigmoid(x) + (1 - t) * log(1 - sigmoid(x)))
+            log_sig = -math.log1p(math.exp(-a)) if a >= 0 else a - math.log1p(math.exp(a))
+            log_1msig = log_sig - a
+            v = -(float(pw[i]) * b * log_sig + (1 - b) * log_1msig)
+        out[i] = v * float(w[i])
+    return out
+
+
+def reduce(losses, reduction, divisor=None):
+    if reduction == "none":
+        return losses
+    total = float(np.sum(losses))
+    return total if reduction == "sum" else total / (losses.size if divisor is None else divisor)
+
+
+def cross_entropy_general(logits, target, weight=None, ignore_index=-100, reduction="mean", smoothing=0.0):
+    """PyTorch's cross_entropy on (N, C, ...) logits: class indices (with weight / ignore_index /
+    label smoothing) or class probabilities (a float target of the logits' shape)."""
+    x = np.moveaxis(np.asarray(logits, np.float64), 1, -1)  # (N, ..., C)
+    C = x.shape[-1]
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    soft = np.asarray(target).dtype.kind == "f"
+    t = np.moveaxis(np.asarray(target, np.float64), 1, -1) if soft else np.asarray(target)
+    losses = np.zeros(x.shape[:-1])
+    wsum = 0.0
+    for idx in np.ndindex(x.shape[:-1]):
+        row = [float(v) for v in x[idx]]
+        top = max(row)
+        lse = top + math.log(sum(math.exp(v - top) for v in row))
+        logp = [v - lse for v in row]
+        if soft:
+            tt = [(1 - smoothing) * float(p) + smoothing / C for p in t[idx]]
+            losses[idx] = -sum(w[c] * tt[c] * logp[c] for c in range(C))
+            continue
+        y = int(t[idx])
+        if y == ignore_index:
+            continue
+        wsum += w[y]
+        losses[idx] = -(1 - smoothing) * w[y] * logp[y] - smoothing / C * sum(w[c] * logp[c] for c in range(C))
+    return reduce(losses, reduction, losses.size if soft else wsum)
+
+
+def nll(logp, target, weight=None, ignore_index=-100, reduction="mean"):
+    """``-weight[y] * logp[n, y, ...]``, ignored entries 0 and left out of the weighted mean."""
+    x = np.moveaxis(np.asarray(logp, np.float64), 1, -1)
+    w = np.ones(x.shape[-1]) if weight is None else np.asarray(weight, np.float64)
+    losses = np.zeros(x.shape[:-1])
+    wsum = 0.0
+    for idx in np.ndindex(x.shape[:-1]):
+        y = int(target[idx])
+        if y != ignore_index:
+            losses[idx] = -w[y] * x[idx + (y,)]
+            wsum += w[y]
+    return reduce(losses, reduction, wsum)

@@ -182,10 +182,10 @@ def binary_cross_entropy_backward(ctx, dloss=1.0):
 
 
 def binary_cross_entropy_with_logits_forward(input, target, weight=None, reduction="mean", pos_weight=None):
-    """``-weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))`` computed as
-    ``(1 - t) * x + (1 + (pos_weight - 1) * t) * (log1p(exp(-|x|)) + max(-x, 0))`` (finite for any
-    finite logits); ``weight`` and ``pos_weight`` broadcast to the input's shape (``pos_weight``
-    usually one per class, the last dimension). Returns ``(loss, ctx)``."""
+    """``-weight * (pos_weight * t * log(sigmoid(x)) + (1 - t) * log(1 - sigmoid(x)))``, computed as
+    ``weight * (pos_weight * t * softplus(-x) + (1 - t) * softplus(x))`` with a stable softplus (finite
+    for any finite logits, no cancellation); ``weight`` and ``pos_weight`` broadcast to the input's
+    shape (``pos_weight`` usually one per class, the last dimension). Returns ``(loss, ctx)``."""
     return _elementwise_forward(_el.BCE_WITH_LOGITS, input, target, reduction, weight=weight,
                                 pos_weight=pos_weight)
 
@@ -222,7 +222,8 @@ def _reduce_rows(losses, total_weight, reduction, dtype, shape):
     if reduction == "sum":
         return np.float64(total), 1.0
     with np.errstate(divide="ignore", invalid="ignore"):  # every row ignored: nan, as PyTorch
-        return np.float64(total / total_weight), 1.0 / total_weight
+        total_weight = np.float64(total_weight)
+        return total / total_weight, 1.0 / total_weight
 
 
 class NLLLossCtx(NamedTuple):

@@ -11,7 +11,9 @@ Formulas (PyTorch's): ``d = x - t``;
 MSE ``d^2``; L1 ``|d|``; SmoothL1 ``d^2 / (2 beta)`` if ``|d| < beta`` else ``|d| - beta / 2``;
 Huber ``d^2 / 2`` if ``|d| < delta`` else ``delta * (|d| - delta / 2)``;
 BCE ``-(t * max(log x, -100) + (1 - t) * max(log(1 - x), -100))``;
-BCE with logits ``(1 - t) * x + (1 + (pw - 1) * t) * (log1p(exp(-|x|)) + max(-x, 0))`` (never overflows).
+BCE with logits ``pw * t * softplus(-x) + (1 - t) * softplus(x)``, ``softplus(z) = max(z, 0) +
+log1p(exp(-|z|))``: never overflows, and no cancellation (PyTorch's equivalent
+``(1 - t) * x + (1 + (pw - 1) t) * softplus(-x)`` gives 0 instead of 1.9e-22 at x = -50, t = 0).
 """
 import numpy as np
 
@@ -43,8 +45,9 @@ def _loss_value(op, x, t, p, pw):
         log_x = max(np.log(x), -100.0) if x > 0 else -100.0
         log_1mx = max(np.log1p(-x), -100.0) if x < 1 else -100.0
         return -(t * log_x + (1.0 - t) * log_1mx)
-    # BCE_WITH_LOGITS
-    return (1.0 - t) * x + (1.0 + (pw - 1.0) * t) * (np.log1p(np.exp(-abs(x))) + max(-x, 0.0))
+    # BCE_WITH_LOGITS: pw * t * softplus(-x) + (1 - t) * softplus(x), softplus(z) = max(z, 0) + log1p(exp(-|z|))
+    tail = np.log1p(np.exp(-abs(x)))
+    return pw * t * (max(-x, 0.0) + tail) + (1.0 - t) * (max(x, 0.0) + tail)
 
 
 @jit
