@@ -7,7 +7,8 @@ bandwidth measured in the same run (issue 13's speed target: at least as fast as
 Layers: ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, BatchNorm2d, GroupNorm(8), LayerNorm over (C, H, W),
 InstanceNorm2d and the residual add (``nn.Residual(nn.Identity())`` when minicnn has it), float32.
 One sample = one ``y = layer(x); dx = layer.backward(dy)`` (PyTorch: ``y = layer(x); y.backward(dy)``
-with ``x.grad`` reset). The contenders alternate within each round, the first one rotating.
+with ``x.grad`` reset), built by ``bench_layers.contenders``. The contenders alternate within each
+round, the first one rotating.
 
 The copy baseline is a Numba parallel kernel (one contiguous chunk per thread, as minicnn's elementwise
 kernels) copying one array of the input's size: ``copy`` reads and writes it once (2 array passes).
@@ -26,6 +27,7 @@ import numpy as np
 from numba import prange
 
 import bench_common as bc
+from bench_layers import contenders
 
 
 @numba.njit(parallel=True, cache=True)
@@ -50,8 +52,7 @@ def cases(shape):
            ("GroupNorm(8)", lambda nn: nn.GroupNorm(8, C), lambda tnn: tnn.GroupNorm(8, C), 5),
            ("LayerNorm(C,H,W)", lambda nn: nn.LayerNorm((C, H, W)), lambda tnn: tnn.LayerNorm((C, H, W)), 5),
            ("InstanceNorm2d", lambda nn: nn.InstanceNorm2d(C), lambda tnn: tnn.InstanceNorm2d(C), 5)]
-    out.append(("residual add", lambda nn: nn.Residual(nn.Identity()) if hasattr(nn, "Residual") else None,
-                lambda tnn: _TorchResidual(), 4))
+    out.append(("residual add", lambda nn: nn.Residual(nn.Identity()), lambda tnn: _TorchResidual(), 4))
     return out
 
 
@@ -60,27 +61,6 @@ class _TorchResidual:
 
     def __call__(self, x):
         return x + x
-
-
-def contenders(mc, torch, make_ours, make_theirs, x, dy):
-    result = {}
-    ours = make_ours(mc.nn)
-    if ours is not None:
-        def run_ours():
-            ours(x)
-            return ours.backward(dy)
-        result["minicnn"] = run_ours
-    if torch is not None:
-        theirs = make_theirs(torch.nn)
-        xt = torch.from_numpy(x).requires_grad_(True)
-        dyt = torch.from_numpy(dy)
-
-        def run_theirs():
-            xt.grad = None
-            theirs(xt).backward(dyt)
-            return xt.grad
-        result["torch"] = run_theirs
-    return result
 
 
 def main(argv=None):
@@ -101,11 +81,9 @@ def main(argv=None):
     if torch is None:
         print(f"- {why_not}: minicnn and the copy baseline only")
     shape = tuple(args.shape)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(shape).astype(np.float32)
-    dy = rng.standard_normal(shape).astype(np.float32)
-    src, dst = x.reshape(-1), np.empty(x.size, np.float32)
-    print(f"shape {shape} float32 ({x.nbytes / 2**20:.0f} MiB per array), {args.threads} threads")
+    src = np.random.default_rng(0).standard_normal(int(np.prod(shape))).astype(np.float32)
+    dst = np.empty_like(src)
+    print(f"shape {shape} float32 ({src.nbytes / 2**20:.0f} MiB per array), {args.threads} threads")
 
     def copy_once():
         _copy(src, dst, numba.get_num_threads())
@@ -115,7 +93,10 @@ def main(argv=None):
     for name, make_ours, make_theirs, passes in cases(shape):
         if args.only and name not in args.only:
             continue
-        runs = contenders(mc, torch, make_ours, make_theirs, x, dy)
+        if name == "residual add" and not hasattr(mc.nn, "Residual"):
+            print(f"  {name}: skipped (this minicnn has no nn.Residual)")
+            continue
+        runs = contenders(mc, torch, make_ours, make_theirs, shape, shape, np.random.default_rng(0))
         runs["copy"] = copy_once
         names = [n for n in ("minicnn", "torch", "copy") if n in runs]
 

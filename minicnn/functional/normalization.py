@@ -29,6 +29,15 @@ class BatchNormCtx(NamedTuple):
     batch_stats: bool
 
 
+def _running_buffers(running_mean, running_var, C):
+    """Both running statistics checked as writable ``(C,)`` float arrays, or both None."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
+    if running_mean is None:
+        return None, None
+    return buffer("running_mean", running_mean, C), buffer("running_var", running_var, C)
+
+
 def _update_running(running, factor, batch):
     """``running = (1 - factor) * running + factor * batch``, in place in running's dtype."""
     np.copyto(running, (1.0 - factor) * running + factor * batch, casting="unsafe")
@@ -53,12 +62,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     N, C = x.shape[:2]
     x3 = x.reshape(N, C, math.prod(x.shape[2:]))
     count = N * x3.shape[2]
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must be given together (or both None)")
-    if running_mean is not None:
-        running_mean = buffer("running_mean", running_mean, C)
-        running_var = buffer("running_var", running_var, C)
-    elif not training:
+    running_mean, running_var = _running_buffers(running_mean, running_var, C)
+    if running_mean is None and not training:
         raise ValueError("batch_norm with training=False needs running_mean and running_var")
     weight = None if weight is None else vector("weight", weight, C, np.float64, "one per channel of x")
     bias = None if bias is None else vector("bias", bias, C, x.dtype, "one per channel of x")
@@ -321,12 +326,9 @@ def instance_norm_forward(x, running_mean=None, running_var=None, weight=None, b
     if L <= 1:
         raise ValueError(f"instance_norm with input statistics needs more than 1 value per channel, "
                          f"got x of shape {x.shape}")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must be given together (or both None)")
+    running_mean, running_var = _running_buffers(running_mean, running_var, C)
     y, ctx = group_norm_forward(x, C, weight, bias, eps)
     if running_mean is not None:
-        running_mean = buffer("running_mean", running_mean, C)
-        running_var = buffer("running_var", running_var, C)
         var = 1.0 / ctx.rstd ** 2 - eps  # (N, C) biased per-instance variances
         _update_running(running_mean, momentum, ctx.mean.mean(axis=0))
         _update_running(running_var, momentum, (var * (L / (L - 1))).mean(axis=0))

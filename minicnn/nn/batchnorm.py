@@ -7,20 +7,10 @@ from .._validate import axis_size, float_array, float_dtype, positive_int, real
 from .module import Module, Parameter, grad_target
 
 
-class _BatchNorm(Module):
-    """Batch normalisation over dim 1 (the channels) of ``(N, num_features, ...)`` input; the
-    subclasses say which input shapes they take (``_input_ndims``).
-
-    Training mode (or ``track_running_stats=False``): normalise with the batch's per-channel mean and
-    biased variance; with ``track_running_stats`` the buffers are updated as
-    ``running = (1 - momentum) * running + momentum * batch`` using the *unbiased* batch variance,
-    and ``num_batches_tracked`` counts the updates (``momentum=None``: cumulative average,
-    ``momentum = 1 / num_batches_tracked``). Eval mode: normalise with the running statistics.
-    ``affine=True`` adds the learnable per-channel ``weight`` (ones) and ``bias`` (zeros).
-    The input is cast to the layer's dtype.
-    """
-    _input_ndims = (4,)
-    _shape_hint = "4-D (N, C, H, W)"
+class _NormBase(Module):
+    """What batch and instance normalisation share (as PyTorch's ``_NormBase``): ``num_features``,
+    ``eps``, ``momentum``, the optional per-channel ``weight`` (ones) / ``bias`` (zeros) and the
+    running statistics buffers (``running_mean`` zeros, ``running_var`` ones, ``num_batches_tracked``)."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  dtype=np.float32):
@@ -49,6 +39,22 @@ class _BatchNorm(Module):
             self.running_mean = np.zeros(self.num_features, self.dtype)
             self.running_var = np.ones(self.num_features, self.dtype)
             self.num_batches_tracked = np.array(0, dtype=np.int64)
+
+
+class _BatchNorm(_NormBase):
+    """Batch normalisation over dim 1 (the channels) of ``(N, num_features, ...)`` input; the
+    subclasses say which input shapes they take (``_input_ndims``).
+
+    Training mode (or ``track_running_stats=False``): normalise with the batch's per-channel mean and
+    biased variance; with ``track_running_stats`` the buffers are updated as
+    ``running = (1 - momentum) * running + momentum * batch`` using the *unbiased* batch variance,
+    and ``num_batches_tracked`` counts the updates (``momentum=None``: cumulative average,
+    ``momentum = 1 / num_batches_tracked``). Eval mode: normalise with the running statistics.
+    ``affine=True`` adds the learnable per-channel ``weight`` (ones) and ``bias`` (zeros).
+    The input is cast to the layer's dtype.
+    """
+    _input_ndims = (4,)
+    _shape_hint = "4-D (N, C, H, W)"
 
     def forward(self, x):
         x = float_array("x", x, self.dtype)

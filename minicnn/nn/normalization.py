@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import functional as F
 from .._validate import axis_size, boolean, float_array, float_dtype, positive_int, real
+from .batchnorm import _NormBase
 from .module import Module, Parameter, grad_target
 
 
@@ -88,7 +89,7 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
-class InstanceNorm2d(Module):
+class InstanceNorm2d(_NormBase):
     """``InstanceNorm2d(num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False)``
     on ``(N, C, H, W)``: each channel of each sample normalised over (H, W). With
     ``track_running_stats`` the running mean / unbiased variance (batch averages of the per-sample
@@ -97,25 +98,7 @@ class InstanceNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
                  dtype=np.float32):
-        super().__init__()
-        self.num_features = positive_int("num_features", num_features)
-        self.eps = real("eps", eps, 0.0, low_open=True)
-        self.momentum = None if momentum is None else real("momentum", momentum, 0.0, 1.0)
-        self.affine = boolean("affine", affine)
-        self.track_running_stats = boolean("track_running_stats", track_running_stats)
-        self.dtype = float_dtype("dtype", dtype)
-        C = self.num_features
-        if self.affine:
-            self.weight = Parameter(np.ones(C, self.dtype))
-            self.bias = Parameter(np.zeros(C, self.dtype))
-        else:
-            self.weight = self.bias = None
-        if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(C, self.dtype))
-            self.register_buffer("running_var", np.ones(C, self.dtype))
-            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
 
     def forward(self, x):
         x = float_array("x", x, self.dtype, ndim=4, shape_hint="(N, C, H, W)")
