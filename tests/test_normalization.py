@@ -206,3 +206,23 @@ def test_batch_norm_1d_against_pytorch(rng, shape):
         np.testing.assert_allclose(y, ty, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(dx, tdx, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(layer.running_var, tlayer.running_var.numpy(), rtol=1e-12)
+
+
+def test_parallel_row_kernels_match_the_serial_ones(rng):
+    # from ELEMENTWISE_PARALLEL_MIN_SIZE values on, rows are split across threads (per-range weight
+    # gradient buffers); samples are independent, so halves of the batch (serial) must agree
+    from minicnn._config import ELEMENTWISE_PARALLEL_MIN_SIZE as LIMIT
+    x = rng.standard_normal((8, 4, 64, 65)).astype(np.float64)
+    assert x.size >= LIMIT and x.size // 2 < LIMIT
+    dy = rng.standard_normal(x.shape)
+    for make in (lambda: nn.LayerNorm((4, 64, 65), dtype=np.float64), lambda: nn.GroupNorm(2, 4, dtype=np.float64),
+                 lambda: nn.InstanceNorm2d(4, affine=True, dtype=np.float64),
+                 lambda: nn.PReLU(4, dtype=np.float64), lambda: nn.PReLU(dtype=np.float64),
+                 lambda: nn.Softmax(1), lambda: nn.LogSoftmax(-1)):
+        big, half = make(), make()
+        y, dx = big(x), big.backward(dy)
+        for part in (slice(0, 4), slice(4, 8)):
+            np.testing.assert_allclose(half(x[part]), y[part], rtol=1e-12, atol=1e-13)
+            np.testing.assert_allclose(half.backward(dy[part]), dx[part], rtol=1e-12, atol=1e-13)
+        for pb, ph in zip(big.parameters(), half.parameters()):
+            np.testing.assert_allclose(pb.grad, ph.grad, rtol=1e-10)  # the halves' gradients accumulated

@@ -17,8 +17,8 @@ from .._validate import boolean, choice, dim_arg, float_array, float_input, grad
 from ..kernels import elementwise as _ew
 from ..kernels.activation import _relu_backward, _relu_backward_parallel, _relu_forward, _relu_forward_parallel
 from ..kernels.elementwise import (_backward, _backward_parallel, _forward, _forward_parallel, _prelu_backward,
-                                   _prelu_forward)
-from ..kernels.softmax import _softmax_backward, _softmax_forward
+                                   _prelu_backward_rows, _prelu_forward, _prelu_forward_rows)
+from ..kernels.softmax import _softmax_backward, _softmax_backward_rows, _softmax_forward, _softmax_forward_rows
 
 
 def run_elementwise(serial, parallel, *arrays, args=()):
@@ -30,6 +30,21 @@ def run_elementwise(serial, parallel, *arrays, args=()):
         parallel(*flat, *args, get_num_threads())
     else:
         serial(*flat, *args)
+
+
+def run_rows(serial_rows, parallel, n_rows, size, *args):
+    """Run a row kernel: ``serial_rows(*args, 0, n_rows)`` below ``ELEMENTWISE_PARALLEL_MIN_SIZE`` values
+    (``size``), else ``parallel(*args, n_threads)`` (the rows split into one range per thread)."""
+    if size >= ELEMENTWISE_PARALLEL_MIN_SIZE:
+        parallel(*args, get_num_threads())
+    else:
+        serial_rows(*args, 0, n_rows)
+
+
+def parallel_chunks(size):
+    """How many row ranges a row kernel that reduces into per-range buffers splits into: 1 when
+    :func:`run_rows` runs it serially."""
+    return get_num_threads() if size >= ELEMENTWISE_PARALLEL_MIN_SIZE else 1
 
 
 class ReLUCtx(NamedTuple):
@@ -220,8 +235,10 @@ class PReLUCtx(NamedTuple):
 
 
 def _channel_view(x, num_parameters):
+    """x as ``(N, C, L)`` rows for the kernels: channels on dim 1, or, for one shared slope, one row per
+    sample ``(N, 1, L)`` (rows to split across threads)."""
     if num_parameters == 1:
-        return x.reshape(1, 1, -1)
+        return x.reshape(x.shape[0] if x.ndim else 1, 1, -1)
     return x.reshape(x.shape[0], x.shape[1], -1)
 
 
@@ -236,7 +253,8 @@ def prelu_forward(x, weight):
                          f"channels (dim 1) of x, got x of shape {x.shape}")
     y = np.empty_like(x)
     x3 = _channel_view(x, P)
-    _prelu_forward(x3, weight, y.reshape(x3.shape), get_num_threads())
+    run_rows(_prelu_forward_rows, _prelu_forward, x3.shape[0] * x3.shape[1], x.size, x3, weight,
+             y.reshape(x3.shape))
     return y, PReLUCtx(x, weight)
 
 
@@ -255,10 +273,14 @@ def prelu_backward(dy, ctx, *, dx=True, dweight=True):
     dweight = grad_request("dweight", dweight, weight.shape, x.dtype)
     P = weight.shape[0]
     x3 = _channel_view(x, P)
-    n_chunks = get_num_threads()
+    n_chunks = parallel_chunks(x.size)
     dx = np.empty(x3.shape if want_input else (0, 0, 0), x.dtype)  # empty: not wanted
-    partial = np.zeros((n_chunks, P) if dweight is not None else (0, 0))  # float64, one row per chunk
-    _prelu_backward(dy.reshape(x3.shape), x3, weight, dx, partial, n_chunks)
+    partial = np.zeros((n_chunks, P if dweight is not None else 0))  # float64, one row per range
+    args = (dy.reshape(x3.shape), x3, weight, dx)
+    if n_chunks == 1:
+        _prelu_backward_rows(*args, partial[0], 0, x3.shape[0] * x3.shape[1])
+    else:
+        _prelu_backward(*args, partial, n_chunks)
     if dweight is not None:
         dweight += partial.sum(axis=0).astype(x.dtype)
     return (dx.reshape(x.shape) if want_input else None), dweight
@@ -284,7 +306,8 @@ def _softmax_forward_impl(x, dim, log):
     y = np.empty_like(x)
     if x.size:
         shape = _oki(x.shape, dim)
-        _softmax_forward(x.reshape(shape), y.reshape(shape), log, get_num_threads())
+        run_rows(_softmax_forward_rows, _softmax_forward, shape[0] * shape[2], x.size, x.reshape(shape),
+                 y.reshape(shape), log)
     return y, SoftmaxCtx(y, dim, log)
 
 
@@ -294,7 +317,8 @@ def _softmax_backward_impl(dy, ctx):
     dx = np.empty_like(y)
     if y.size:
         shape = _oki(y.shape, ctx.dim)
-        _softmax_backward(dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log, get_num_threads())
+        run_rows(_softmax_backward_rows, _softmax_backward, shape[0] * shape[2], y.size, dy.reshape(shape),
+                 y.reshape(shape), dx.reshape(shape), ctx.log)
     return dx
 
 

@@ -13,13 +13,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .._config import get_num_threads
 from .._validate import choice, class_index_array, float_array, float_input, integer, real, same_shape, vector
 from ..kernels import elementwise_loss as _el
 from ..kernels.elementwise_loss import _elementwise_loss_backward, _elementwise_loss_forward
 from ..kernels.loss import (_cross_entropy_backward, _cross_entropy_general_backward, _nll_backward, _nll_forward,
                             _soft_cross_entropy_backward, _soft_cross_entropy_forward, _softmax_cross_entropy)
-from ..kernels.softmax import _softmax_forward
+from .activation import log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")
 _EMPTY = np.empty(0)
@@ -317,8 +316,7 @@ def cross_entropy_forward(input, target, weight=None, *, ignore_index=-100, redu
             loss = np.float64(total / N) if reduction == "mean" else np.float64(total)
             return loss, CrossEntropyCtx(probs, target_nd, label_smoothing, reduction=reduction,
                                          scale=1.0 / N if reduction == "mean" else 1.0)
-    logp = np.empty_like(x3)
-    _softmax_forward(x3, logp, True, get_num_threads())
+    logp = log_softmax(x3, 1)
     losses = np.empty((N, L))
     if soft:
         t3 = _target_like(target, x).reshape(x3.shape)

@@ -275,48 +275,62 @@ def _backward_parallel(dy, s, dx, op, a, b, n_chunks):
 
 
 # -- PReLU: one learnable slope per channel (dim 1) or one for all ----------------------------------
+@jit
+def _prelu_forward_rows(x, w, y, lo, hi):
+    """Rows ``r = n * C + c`` in ``lo:hi`` of ``x (N, C, L)``: ``y = x if x > 0 else w[c] * x`` (``w`` has C
+    entries, or 1 shared by all)."""
+    C, L = x.shape[1], x.shape[2]
+    per_channel = w.size > 1
+    for r in range(lo, hi):
+        n = r // C
+        c = r - n * C
+        a = w[c] if per_channel else w[0]
+        for i in range(L):
+            v = x[n, c, i]
+            y[n, c, i] = v if v > 0 else a * v
+
+
 @jit_parallel
 def _prelu_forward(x, w, y, n_chunks):
-    """``y = x if x > 0 else w[c] * x`` on ``x`` viewed as ``(N, C, L)``; ``w`` has C entries or 1."""
-    N, C, L = x.shape
-    rows = N * C
-    per_channel = w.size > 1
+    """:func:`_prelu_forward_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
+    rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            n = r // C
-            c = r - n * C
-            a = w[c] if per_channel else w[0]
-            for i in range(L):
-                v = x[n, c, i]
-                y[n, c, i] = v if v > 0 else a * v
+        _prelu_forward_rows(x, w, y, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+
+
+@jit
+def _prelu_backward_rows(dy, x, w, dx, dw, lo, hi):
+    """Rows ``lo:hi``: ``dx = dy`` where x > 0 else ``w[c] * dy``; ``sum(dy * x)`` over x <= 0 added into
+    the float64 ``dw[c]`` (``dw[0]`` for a shared slope). An empty ``dx`` / ``dw`` is not computed."""
+    C, L = x.shape[1], x.shape[2]
+    per_channel = w.size > 1
+    want_dx = dx.size > 0
+    want_dw = dw.size > 0
+    for r in range(lo, hi):
+        n = r // C
+        c = r - n * C
+        k = c if per_channel else 0
+        a = w[k]
+        acc = np.float64(0.0)
+        for i in range(L):
+            v = x[n, c, i]
+            g = dy[n, c, i]
+            if v > 0:
+                if want_dx:
+                    dx[n, c, i] = g
+            else:
+                if want_dx:
+                    dx[n, c, i] = a * g
+                acc += v * g
+        if want_dw:
+            dw[k] += acc
 
 
 @jit_parallel
 def _prelu_backward(dy, x, w, dx, dw_partial, n_chunks):
-    """``dx = dy`` where x > 0 else ``w[c] * dy``; ``dw_partial[t, c] = sum(dy * x)`` over x <= 0 of chunk
-    ``t`` (per-chunk rows, reduced by the caller: threads never add into one entry). An empty ``dx`` or
-    ``dw_partial`` is not computed."""
-    N, C, L = x.shape
-    rows = N * C
-    per_channel = w.size > 1
-    want_dx = dx.size > 0
-    want_dw = dw_partial.size > 0
+    """:func:`_prelu_backward_rows` over all N * C rows, ``n_chunks`` ranges in parallel, range ``t``
+    adding into ``dw_partial[t]`` (float64 ``(n_chunks, P)``, reduced by the caller: threads never add
+    into one entry; ``(n_chunks, 0)``: not wanted)."""
+    rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            n = r // C
-            c = r - n * C
-            k = c if per_channel else 0
-            a = w[k]
-            acc = np.float64(0.0)
-            for i in range(L):
-                v = x[n, c, i]
-                g = dy[n, c, i]
-                if v > 0:
-                    if want_dx:
-                        dx[n, c, i] = g
-                else:
-                    if want_dx:
-                        dx[n, c, i] = a * g
-                    acc += v * g
-            if want_dw:
-                dw_partial[t, k] += acc
+        _prelu_backward_rows(dy, x, w, dx, dw_partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks)

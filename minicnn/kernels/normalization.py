@@ -5,8 +5,10 @@ per group), forward and backward. ``minicnn.functional.layer_norm`` / ``group_no
 Every one of these normalises ROWS that are contiguous in memory: LayerNorm's rows are the trailing
 ``normalized_shape`` values of each sample (``x`` viewed ``(R, D)``); GroupNorm's are the
 ``C / G * L`` values of one group of one sample (``x`` viewed ``(N * G, C / G * L)``, or
-``(N, G, C / G, L)`` where the affine parameters are per channel). Rows are split into
-``n_chunks`` contiguous ranges run in parallel (``prange``), so no two threads write one value.
+``(N, G, C / G, L)`` where the affine parameters are per channel). Each kernel is a serial
+``_<name>_rows(..., lo, hi)`` over a range of rows (called directly for small inputs, where starting
+a parallel region costs more than it saves) and a parallel ``_<name>(..., n_chunks)`` that splits the
+rows into ``n_chunks`` contiguous ranges (``prange``), so no two threads write one value.
 
 Statistics in ONE pass per row with float64 accumulators: ``sum(x - s)`` and ``sum((x - s)^2)`` with
 the shift ``s = row[0]``, then ``var = E[(x-s)^2] - E[x-s]^2``. Why float64: a float32 running sum
@@ -53,35 +55,49 @@ def _shifted_moments(row):
     return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
 
 
+@jit
+def _row_mean_var_rows(x2, mean, var, lo, hi):
+    """Rows ``lo:hi`` of ``x2 (R, K)``: ``mean[r]`` and the biased ``var[r]`` (float64 arrays ``(R,)``)."""
+    K = x2.shape[1]
+    for r in range(lo, hi):
+        a, q = _shifted_moments(x2[r])
+        d = a / K
+        mean[r] = x2[r, 0] + d
+        var[r] = max(q / K - d * d, 0.0)
+
+
 @jit_parallel
 def _row_mean_var(x2, mean, var, n_chunks):
-    """Per row of ``x2 (R, K)``: ``mean[r]`` and the biased ``var[r]`` (float64 arrays ``(R,)``)."""
-    R, K = x2.shape
+    """:func:`_row_mean_var_rows` over all rows, ``n_chunks`` ranges in parallel."""
+    R = x2.shape[0]
     for t in prange(n_chunks):
-        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
-            a, q = _shifted_moments(x2[r])
-            d = a / K
-            mean[r] = x2[r, 0] + d
-            var[r] = max(q / K - d * d, 0.0)
+        _row_mean_var_rows(x2, mean, var, t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 # -- LayerNorm: x2 (R, D), weight / bias (D,) or empty -------------------------------------------------
+@jit
+def _layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, lo, hi):
+    """Rows ``lo:hi``: ``y = (x - mean[r]) * rstd[r] * weight[j] + bias[j]`` (no affine when ``weight`` is
+    empty; ``mean``/``rstd`` in x's dtype)."""
+    D = x2.shape[1]
+    affine = weight.size > 0
+    for r in range(lo, hi):
+        m = mean[r]
+        s = rstd[r]
+        if affine:
+            for j in range(D):
+                y2[r, j] = (x2[r, j] - m) * s * weight[j] + bias[j]
+        else:
+            for j in range(D):
+                y2[r, j] = (x2[r, j] - m) * s
+
+
 @jit_parallel
 def _layer_norm_forward(x2, mean, rstd, weight, bias, y2, n_chunks):
-    """``y = (x - mean[r]) * rstd[r] * weight[j] + bias[j]`` (no affine when ``weight`` is empty;
-    ``mean``/``rstd`` in x's dtype)."""
-    R, D = x2.shape
-    affine = weight.size > 0
+    """:func:`_layer_norm_forward_rows` over all rows, ``n_chunks`` ranges in parallel."""
+    R = x2.shape[0]
     for t in prange(n_chunks):
-        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
-            m = mean[r]
-            s = rstd[r]
-            if affine:
-                for j in range(D):
-                    y2[r, j] = (x2[r, j] - m) * s * weight[j] + bias[j]
-            else:
-                for j in range(D):
-                    y2[r, j] = (x2[r, j] - m) * s
+        _layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 @jit
@@ -104,92 +120,124 @@ def _layer_norm_row_sums(dy, x, m, s, weight, dw, db):
     return sg, sgx
 
 
-@jit_parallel
-def _layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial, n_chunks):
-    """Input gradient into ``dx2`` (if not empty) and, per chunk ``t``, ``dw_partial[t]`` /
-    ``db_partial[t]`` (float64 ``(n_chunks, D)``, zeroed by the caller, summed over t by it;
-    ``(n_chunks, 0)``: not wanted)."""
-    R, D = x2.shape
+@jit
+def _layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw, db, lo, hi):
+    """Rows ``lo:hi``: the input gradient into ``dx2`` (if not empty); ``dy * xhat`` and ``dy`` added into
+    the float64 ``dw`` / ``db`` ``(D,)`` (empty: not wanted)."""
+    D = x2.shape[1]
     affine = weight.size > 0
     want_dx = dx2.size > 0
+    for r in range(lo, hi):
+        m = mean[r]
+        s = rstd[r]
+        sg, sgx = _layer_norm_row_sums(dy2[r], x2[r], m, s, weight, dw, db)
+        if want_dx:
+            a = sg / D
+            b = sgx / D
+            for j in range(D):
+                xh = (x2[r, j] - m) * s
+                g = dy2[r, j] * weight[j] if affine else dy2[r, j]
+                dx2[r, j] = s * (g - a - xh * b)
+
+
+@jit_parallel
+def _layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial, n_chunks):
+    """:func:`_layer_norm_backward_rows` over all rows, ``n_chunks`` ranges in parallel, range ``t``
+    adding into ``dw_partial[t]`` / ``db_partial[t]`` (float64 ``(n_chunks, D)``, zeroed and summed over
+    t by the caller, so threads never add into one entry; ``(n_chunks, 0)``: not wanted)."""
+    R = x2.shape[0]
     for t in prange(n_chunks):
-        for r in range(t * R // n_chunks, (t + 1) * R // n_chunks):
-            m = mean[r]
-            s = rstd[r]
-            sg, sgx = _layer_norm_row_sums(dy2[r], x2[r], m, s, weight, dw_partial[t], db_partial[t])
-            if want_dx:
-                a = sg / D
-                b = sgx / D
-                for j in range(D):
-                    xh = (x2[r, j] - m) * s
-                    g = dy2[r, j] * weight[j] if affine else dy2[r, j]
-                    dx2[r, j] = s * (g - a - xh * b)
+        _layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw_partial[t], db_partial[t],
+                                  t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 # -- GroupNorm: x4 (N, G, Cg, L), weight / bias (G * Cg,) or empty ------------------------------------------
+@jit
+def _group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, lo, hi):
+    """Rows ``r = n * G + g`` in ``lo:hi``: ``y[n, g, c, l] = (x - mean[n, g]) * rstd[n, g] * weight[g*Cg + c]
+    + bias[g*Cg + c]`` (``mean``/``rstd`` ``(N, G)`` in x's dtype; no affine when ``weight`` is empty)."""
+    N, G, Cg, L = x4.shape
+    affine = weight.size > 0
+    for r in range(lo, hi):
+        n = r // G
+        g = r - n * G
+        m = mean[n, g]
+        for c in range(Cg):
+            scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
+            shift = bias[g * Cg + c] if affine else 0
+            for i in range(L):
+                y4[n, g, c, i] = (x4[n, g, c, i] - m) * scale + shift
+
+
 @jit_parallel
 def _group_norm_forward(x4, mean, rstd, weight, bias, y4, n_chunks):
-    """``y[n, g, c, l] = (x - mean[n, g]) * rstd[n, g] * weight[g*Cg + c] + bias[g*Cg + c]``
-    (``mean``/``rstd`` ``(N, G)`` in x's dtype; no affine when ``weight`` is empty)."""
-    N, G, Cg, L = x4.shape
-    rows = N * G
-    affine = weight.size > 0
+    """:func:`_group_norm_forward_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+    rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            n = r // G
-            g = r - n * G
-            m = mean[n, g]
-            for c in range(Cg):
-                scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
-                shift = bias[g * Cg + c] if affine else 0
-                for i in range(L):
-                    y4[n, g, c, i] = (x4[n, g, c, i] - m) * scale + shift
+        _group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, t * rows // n_chunks,
+                                 (t + 1) * rows // n_chunks)
+
+
+@jit
+def _group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, lo, hi):
+    """Rows ``r = n * G + g`` in ``lo:hi``, per channel of the group (float64 ``(N, G * Cg)``):
+    ``sum_dy = sum_l dy`` and ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no cancellation
+    when |mean| >> std)."""
+    N, G, Cg, L = x4.shape
+    for r in range(lo, hi):
+        n = r // G
+        g = r - n * G
+        m = mean[n, g]
+        for c in range(Cg):
+            s0 = s1 = p0 = p1 = np.float64(0.0)
+            L2 = L - L % 2
+            for i in range(0, L2, 2):
+                g0 = dy4[n, g, c, i]
+                g1 = dy4[n, g, c, i + 1]
+                s0 += g0
+                s1 += g1
+                p0 += g0 * (x4[n, g, c, i] - m)
+                p1 += g1 * (x4[n, g, c, i + 1] - m)
+            for i in range(L2, L):
+                g0 = dy4[n, g, c, i]
+                s0 += g0
+                p0 += g0 * (x4[n, g, c, i] - m)
+            sum_dy[n, g * Cg + c] = s0 + s1
+            sum_dy_xc[n, g * Cg + c] = p0 + p1
 
 
 @jit_parallel
 def _group_norm_channel_sums(dy4, x4, mean, sum_dy, sum_dy_xc, n_chunks):
-    """Per sample and channel (float64 ``(N, G * Cg)``): ``sum_dy = sum_l dy`` and
-    ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no cancellation when |mean| >> std)."""
-    N, G, Cg, L = x4.shape
-    rows = N * G
+    """:func:`_group_norm_channel_sums_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+    rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            n = r // G
-            g = r - n * G
-            m = mean[n, g]
-            for c in range(Cg):
-                s0 = s1 = p0 = p1 = np.float64(0.0)
-                L2 = L - L % 2
-                for i in range(0, L2, 2):
-                    g0 = dy4[n, g, c, i]
-                    g1 = dy4[n, g, c, i + 1]
-                    s0 += g0
-                    s1 += g1
-                    p0 += g0 * (x4[n, g, c, i] - m)
-                    p1 += g1 * (x4[n, g, c, i + 1] - m)
-                for i in range(L2, L):
-                    g0 = dy4[n, g, c, i]
-                    s0 += g0
-                    p0 += g0 * (x4[n, g, c, i] - m)
-                sum_dy[n, g * Cg + c] = s0 + s1
-                sum_dy_xc[n, g * Cg + c] = p0 + p1
+        _group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, t * rows // n_chunks,
+                                      (t + 1) * rows // n_chunks)
+
+
+@jit
+def _group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, lo, hi):
+    """Rows ``r = n * G + g`` in ``lo:hi``: ``dx = rstd * weight[c] * dy - q[n, g] * (x - mean[n, g]) + k[n, g]``,
+    the closed form with the row constants ``q = rstd^3 * sum(g * (x - mean)) / K`` and
+    ``k = -rstd * sum(g) / K``."""
+    N, G, Cg, L = x4.shape
+    affine = weight.size > 0
+    for r in range(lo, hi):
+        n = r // G
+        g = r - n * G
+        m = mean[n, g]
+        a = q[n, g]
+        b = k[n, g]
+        for c in range(Cg):
+            scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
+            for i in range(L):
+                dx4[n, g, c, i] = scale * dy4[n, g, c, i] - a * (x4[n, g, c, i] - m) + b
 
 
 @jit_parallel
 def _group_norm_backward_input(dy4, x4, mean, rstd, weight, q, k, dx4, n_chunks):
-    """``dx = rstd * weight[c] * dy - q[n, g] * (x - mean[n, g]) + k[n, g]``: the closed form with the
-    row constants ``q = rstd^3 * sum(g * (x - mean)) / K`` and ``k = -rstd * sum(g) / K``."""
-    N, G, Cg, L = x4.shape
-    rows = N * G
-    affine = weight.size > 0
+    """:func:`_group_norm_backward_input_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+    rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            n = r // G
-            g = r - n * G
-            m = mean[n, g]
-            a = q[n, g]
-            b = k[n, g]
-            for c in range(Cg):
-                scale = rstd[n, g] * weight[g * Cg + c] if affine else rstd[n, g]
-                for i in range(L):
-                    dx4[n, g, c, i] = scale * dy4[n, g, c, i] - a * (x4[n, g, c, i] - m) + b
+        _group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, t * rows // n_chunks,
+                                        (t + 1) * rows // n_chunks)

@@ -2,7 +2,9 @@
 
 The array is viewed as ``(O, K, I)``: ``K`` is the softmax axis, ``O`` the axes before it, ``I`` those
 after it (``I = 1`` for the last axis, where each row is contiguous). One row is the ``K`` values at
-one ``(o, i)``; rows are split into ``n_chunks`` contiguous ranges run in parallel. Each row is
+one ``(o, i)``. A serial ``_<name>_rows(..., lo, hi)`` over a range of rows (called directly for
+small inputs) and a parallel ``_<name>(..., n_chunks)`` splitting the rows into ``n_chunks``
+contiguous ranges. Each row is
 shifted by its maximum before ``exp`` (log-sum-exp), so any finite input gives a finite result; the
 sums are float64 (``K`` can be large, and the log-softmax backward subtracts ``exp(y) * sum(dy)``).
 """
@@ -42,25 +44,37 @@ def _softmax_backward_slice(g, y, dx, log):
             dx[k] = y[k] * (g[k] - acc)
 
 
+@jit
+def _softmax_forward_rows(x, y, log, lo, hi):
+    """Rows ``r = o * I + i`` in ``lo:hi`` of ``x (O, K, I)`` into ``y``; ``log`` selects log-softmax."""
+    I = x.shape[2]
+    for r in range(lo, hi):
+        o = r // I
+        i = r - o * I
+        _softmax_slice(x[o, :, i], y[o, :, i], log)
+
+
 @jit_parallel
 def _softmax_forward(x, y, log, n_chunks):
-    """Every row of ``x (O, K, I)`` into ``y``; ``log`` selects log-softmax."""
-    O, K, I = x.shape
-    rows = O * I
+    """:func:`_softmax_forward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
+    rows = x.shape[0] * x.shape[2]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            o = r // I
-            i = r - o * I
-            _softmax_slice(x[o, :, i], y[o, :, i], log)
+        _softmax_forward_rows(x, y, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+
+
+@jit
+def _softmax_backward_rows(dy, y, dx, log, lo, hi):
+    """Rows ``lo:hi``: the input gradient from the output ``y`` (all ``(O, K, I)``)."""
+    I = y.shape[2]
+    for r in range(lo, hi):
+        o = r // I
+        i = r - o * I
+        _softmax_backward_slice(dy[o, :, i], y[o, :, i], dx[o, :, i], log)
 
 
 @jit_parallel
 def _softmax_backward(dy, y, dx, log, n_chunks):
-    """Input gradient from the output ``y`` (both ``(O, K, I)``)."""
-    O, K, I = y.shape
-    rows = O * I
+    """:func:`_softmax_backward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
+    rows = y.shape[0] * y.shape[2]
     for t in prange(n_chunks):
-        for r in range(t * rows // n_chunks, (t + 1) * rows // n_chunks):
-            o = r // I
-            i = r - o * I
-            _softmax_backward_slice(dy[o, :, i], y[o, :, i], dx[o, :, i], log)
+        _softmax_backward_rows(dy, y, dx, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
