@@ -25,6 +25,15 @@ def jit_parallel(fn):
     return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
 
 
+def jit_reassoc(fn=None, *, parallel=False):
+    """Compile ``fn`` (serial, or parallel with ``@jit_reassoc(parallel=True)``) allowing floating-point
+    reassociation and contraction (FMA), so that its sums vectorise: only for kernels whose sums may run
+    in any order (their docstrings say so). The flags do not pass to the kernels it calls."""
+    if fn is None:
+        return lambda f: jit_reassoc(f, parallel=parallel)
+    return numba.njit(parallel=parallel, fastmath={"reassoc", "contract"}, **JIT_OPTIONS)(fn)
+
+
 def set_num_threads(n):
     """Use ``n`` threads for minicnn's kernels (Numba's thread pool).
 
@@ -78,6 +87,16 @@ def get_num_threads():
     """The number of threads Numba kernels use."""
     return numba.get_num_threads()
 
+
+# -- tuning constants of the convolution kernels, each with the measurement that set it ---------------
+# The im2col algorithm computes outputs of up to this many values per sample (F*OH*OW; LeNet's conv2:
+# 1600) as y[n].T = cols[n].T @ W2.T, transposed in cache: measured 10-20% faster than W2 @ cols[n],
+# whose 16-row result BLAS handles poorly; larger ones (64 channels of 32x32) directly, where the copy
+# costs more.
+IM2COL_TRANSPOSED_PRODUCT_MAX = 4096
+# The tiled stride-1 input gradient sums over kernel rows in passes over this many values of dy
+# (F channels x positions): chosen so that they stay in a 32 KiB L1 cache, not tuned by measurement.
+TILED_INPUT_GRAD_DY_VALUES = 4096
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 

@@ -1,4 +1,14 @@
-"""Argument checks shared by the layers. Each error names the argument and what was expected."""
+"""Every argument check of minicnn, with one contract (functional, layers, optimizers, schedulers, gradcheck).
+
+- Errors: ``TypeError`` for a wrong type or dtype, ``ValueError`` for a wrong shape or value (nan and
+  inf included), each naming the argument and what was expected: ``"p must be in [0, 1], got 1.5"``.
+- Numbers: an int is a ``numbers.Integral`` that is not a bool; a real is a ``numbers.Real`` that is
+  not a bool, finite, returned as a Python float (:func:`integer`, :func:`real`, :func:`boolean`).
+- Arrays: float32 and float64 are computed in; another float dtype is cast (4 bytes or fewer to float32,
+  longer to float64: :func:`float_input`), or to a given dtype (a layer's: :func:`float_array`);
+  integer, bool and complex arrays are refused. Arrays written in place (``out``, gradients to add
+  into, running statistics) are never cast: they must already fit.
+"""
 import numbers
 
 import numpy as np
@@ -110,6 +120,29 @@ def grad_request(name, value, shape, dtype):
     raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
 
 
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
+    """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W)."""
+    kh, kw = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride)
+    ph, pw = pair("padding", padding, minimum=0)
+    dh, dw = pair("dilation", dilation)
+    H, W = input_shape[2], input_shape[3]
+    if dh * (kh - 1) + 1 > H + 2 * ph or dw * (kw - 1) + 1 > W + 2 * pw:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
+    OH = conv_output_size(H, kh, sh, ph, dh)
+    OW = conv_output_size(W, kw, sw, pw, dw)
+    return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+def choice(name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value
 # -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
 def integer(name, value, minimum=None):
     """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""

@@ -25,3 +25,13 @@ def no_grad():
         yield
     finally:
         set_grad_enabled(previous)
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Within this block, layers keep what backward needs again (inside an outer ``no_grad()``)."""
+    previous = set_grad_enabled(True)
+    try:
+        yield
+    finally:
+        set_grad_enabled(previous)

@@ -21,6 +21,8 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .conv import (CONV_ALGORITHMS, Conv2dCtx, col2im, conv2d, conv2d_backward, conv2d_forward, conv_autotune_report,
+                   fold, im2col, set_conv_autotune, unfold)
 from .activation import relu, relu_backward, relu_forward
 from .activation import (elu, elu_backward, elu_forward, gelu, gelu_backward, gelu_forward, hardswish,
                          hardswish_backward, hardswish_forward, leaky_relu, leaky_relu_backward, leaky_relu_forward,

@@ -1,4 +1,5 @@
 """Parameter, Module and Sequential: the containers every layer is built from, with PyTorch's names."""
+import functools
 from collections import OrderedDict
 
 import numpy as np
@@ -44,6 +45,19 @@ def grad_target(param):
     return param.grad
 
 
+def _restoring_ctx(backward):
+    """``backward`` that puts the ctx back if it raises (a bad ``dy`` leaves the module as it was)."""
+    @functools.wraps(backward)
+    def wrapped(self, *args, **kwargs):
+        ctx = getattr(self, "_ctx", None)
+        try:
+            return backward(self, *args, **kwargs)
+        except BaseException:
+            self._ctx = ctx
+            raise
+    return wrapped
+
+
 class Module:
     """Base class of layers and models.
 
@@ -56,6 +70,11 @@ class Module:
         self.training = True
         self._buffer_names = []
         self._ctx = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "backward" in cls.__dict__:
+            cls.backward = _restoring_ctx(cls.__dict__["backward"])
 
     # -- what backward needs: kept by forward, taken by backward -------------------------------
     def _save_ctx(self, ctx):
