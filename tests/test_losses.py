@@ -275,8 +275,8 @@ def test_against_pytorch(rng, reduction, dtype):
                       {"weight": weight, "label_smoothing": s, "ignore_index": -100},
                       {"weight": None if weight is None else torch.tensor(weight), "label_smoothing": s,
                        "ignore_index": -100}, dl_rows)
-        check("cross_entropy", "cross_entropy", logits, np.where(target < 0, 3, target), {"ignore_index": 3}, {"ignore_index": 3},
-              dl_rows)
+        check("cross_entropy", "cross_entropy", logits, np.where(target < 0, 3, target), {"ignore_index": 3},
+              {"ignore_index": 3}, dl_rows)
         probs = np.moveaxis(rng.dirichlet(np.ones(5), target.shape), -1, 1).astype(dtype).copy()
         check("cross_entropy", "cross_entropy", logits, probs, {"weight": cw, "label_smoothing": 0.1},
               {"weight": torch.tensor(cw), "label_smoothing": 0.1}, dl_rows)

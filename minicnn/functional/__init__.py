@@ -39,6 +39,6 @@ from .shape import flatten, flatten_backward, flatten_forward
 from .loss import (binary_cross_entropy, binary_cross_entropy_backward, binary_cross_entropy_forward,
                    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
                    binary_cross_entropy_with_logits_forward, cross_entropy, cross_entropy_backward,
-                   cross_entropy_forward, huber_loss, huber_loss_backward, huber_loss_forward, l1_loss, l1_loss_backward,
-                   l1_loss_forward, mse_loss, mse_loss_backward, mse_loss_forward, nll_loss, nll_loss_backward,
-                   nll_loss_forward, smooth_l1_loss, smooth_l1_loss_backward, smooth_l1_loss_forward)
+                   cross_entropy_forward, huber_loss, huber_loss_backward, huber_loss_forward, l1_loss,
+                   l1_loss_backward, l1_loss_forward, mse_loss, mse_loss_backward, mse_loss_forward, nll_loss,
+                   nll_loss_backward, nll_loss_forward, smooth_l1_loss, smooth_l1_loss_backward, smooth_l1_loss_forward)

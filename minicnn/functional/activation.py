@@ -16,9 +16,7 @@ from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE, get_num_threads
 from .._validate import boolean, choice, dim_arg, float_array, float_input, grad_array, grad_request, real
 from ..kernels import elementwise as _ew
 from ..kernels.activation import _relu_backward, _relu_backward_parallel, _relu_forward, _relu_forward_parallel
-from ..kernels.elementwise import (_backward, _backward_parallel, _forward, _forward_parallel, _prelu_backward,
-                                   _prelu_backward_rows, _prelu_forward, _prelu_forward_rows)
-from ..kernels.softmax import _softmax_backward, _softmax_backward_rows, _softmax_forward, _softmax_forward_rows
+from ..kernels import softmax as _softmax_k
 
 
 def run_elementwise(serial, parallel, *arrays, args=()):
@@ -87,7 +85,8 @@ def _run_forward(op, x, a=0.0, b=0.0):
     x = float_input("x", x)
     y = np.empty_like(x)
     # the constants as scalars of x's dtype: float32 stays float32 inside the kernels
-    run_elementwise(_forward, _forward_parallel, x, y, args=(op, x.dtype.type(a), x.dtype.type(b)))
+    run_elementwise(_ew.elementwise_forward, _ew.elementwise_forward_parallel, x, y,
+                    args=(op, x.dtype.type(a), x.dtype.type(b)))
     return y, ElementwiseCtx(op, x if _ew.SAVES[op] == "x" else y, a, b)
 
 
@@ -95,7 +94,8 @@ def _run_backward(dy, ctx):
     s = ctx.saved
     dy = grad_array("dy", dy, s.shape, s.dtype)
     dx = np.empty_like(s)
-    run_elementwise(_backward, _backward_parallel, dy, s, dx, args=(ctx.op, s.dtype.type(ctx.a), s.dtype.type(ctx.b)))
+    run_elementwise(_ew.elementwise_backward, _ew.elementwise_backward_parallel, dy, s, dx,
+                    args=(ctx.op, s.dtype.type(ctx.a), s.dtype.type(ctx.b)))
     return dx
 
 
@@ -253,7 +253,7 @@ def prelu_forward(x, weight):
                          f"channels (dim 1) of x, got x of shape {x.shape}")
     y = np.empty_like(x)
     x3 = _channel_view(x, P)
-    run_rows(_prelu_forward_rows, _prelu_forward, x3.shape[0] * x3.shape[1], x.size, x3, weight,
+    run_rows(_ew.prelu_forward_rows, _ew.prelu_forward, x3.shape[0] * x3.shape[1], x.size, x3, weight,
              y.reshape(x3.shape))
     return y, PReLUCtx(x, weight)
 
@@ -278,9 +278,9 @@ def prelu_backward(dy, ctx, *, dx=True, dweight=True):
     partial = np.zeros((n_chunks, P if dweight is not None else 0))  # float64, one row per range
     args = (dy.reshape(x3.shape), x3, weight, dx)
     if n_chunks == 1:
-        _prelu_backward_rows(*args, partial[0], 0, x3.shape[0] * x3.shape[1])
+        _ew.prelu_backward_rows(*args, partial[0], 0, x3.shape[0] * x3.shape[1])
     else:
-        _prelu_backward(*args, partial, n_chunks)
+        _ew.prelu_backward(*args, partial, n_chunks)
     if dweight is not None:
         dweight += partial.sum(axis=0).astype(x.dtype)
     return (dx.reshape(x.shape) if want_input else None), dweight
@@ -306,8 +306,8 @@ def _softmax_forward_impl(x, dim, log):
     y = np.empty_like(x)
     if x.size:
         shape = _oki(x.shape, dim)
-        run_rows(_softmax_forward_rows, _softmax_forward, shape[0] * shape[2], x.size, x.reshape(shape),
-                 y.reshape(shape), log)
+        run_rows(_softmax_k.softmax_forward_rows, _softmax_k.softmax_forward, shape[0] * shape[2], x.size,
+                 x.reshape(shape), y.reshape(shape), log)
     return y, SoftmaxCtx(y, dim, log)
 
 
@@ -317,8 +317,8 @@ def _softmax_backward_impl(dy, ctx):
     dx = np.empty_like(y)
     if y.size:
         shape = _oki(y.shape, ctx.dim)
-        run_rows(_softmax_backward_rows, _softmax_backward, shape[0] * shape[2], y.size, dy.reshape(shape),
-                 y.reshape(shape), dx.reshape(shape), ctx.log)
+        run_rows(_softmax_k.softmax_backward_rows, _softmax_k.softmax_backward, shape[0] * shape[2], y.size,
+                 dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log)
     return dx
 
 

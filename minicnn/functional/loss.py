@@ -15,9 +15,9 @@ import numpy as np
 
 from .._validate import choice, class_index_array, float_array, float_input, integer, real, same_shape, vector
 from ..kernels import elementwise_loss as _el
-from ..kernels.elementwise_loss import _elementwise_loss_backward, _elementwise_loss_forward
-from ..kernels.loss import (_cross_entropy_backward, _cross_entropy_general_backward, _nll_backward, _nll_forward,
-                            _soft_cross_entropy_backward, _soft_cross_entropy_forward, _softmax_cross_entropy)
+from ..kernels.elementwise_loss import elementwise_loss_backward, elementwise_loss_forward
+from ..kernels.loss import (_cross_entropy_backward, _softmax_cross_entropy, cross_entropy_general_backward, nll_backward,
+                            nll_forward, soft_cross_entropy_backward, soft_cross_entropy_forward)
 from .activation import log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -83,7 +83,7 @@ def _elementwise_forward(op, input, target, reduction, param=0.0, weight=None, p
     w = _broadcast("weight", weight, x)
     pw = _broadcast("pos_weight", pos_weight, x)
     losses = np.empty(x.shape if reduction == "none" else 0)
-    total = _elementwise_loss_forward(x.reshape(-1), t.reshape(-1), w.reshape(-1), pw.reshape(-1), op, param,
+    total = elementwise_loss_forward(x.reshape(-1), t.reshape(-1), w.reshape(-1), pw.reshape(-1), op, param,
                                       losses.reshape(-1))
     if reduction == "none":
         loss = losses.astype(x.dtype)
@@ -97,7 +97,7 @@ def _elementwise_backward(ctx, dloss=1.0):
     d = _dloss(dloss, ctx.reduction, x.shape)
     scale = 1.0 / x.size if ctx.reduction == "mean" and x.size else 1.0
     dx = np.empty_like(x)
-    _elementwise_loss_backward(x.reshape(-1), ctx.target.reshape(-1), ctx.weight.reshape(-1),
+    elementwise_loss_backward(x.reshape(-1), ctx.target.reshape(-1), ctx.weight.reshape(-1),
                                ctx.pos_weight.reshape(-1), ctx.op, ctx.param, d, scale, dx.reshape(-1))
     return dx
 
@@ -249,7 +249,7 @@ def nll_loss_forward(input, target, weight=None, ignore_index=-100, reduction="m
     target = class_index_array("target", target, (N,) + x.shape[2:], C, ignore_index).reshape(N, L)
     w = _class_weights(weight, C)
     losses = np.empty((N, L))
-    total_weight = _nll_forward(x3, target, w, ignore_index, 0.0, losses)
+    total_weight = nll_forward(x3, target, w, ignore_index, 0.0, losses)
     loss, scale = _reduce_rows(losses, total_weight, reduction, x.dtype, (N,) + x.shape[2:])
     return loss, NLLLossCtx(x.shape, x.dtype, target, w, ignore_index, reduction, scale)
 
@@ -265,7 +265,7 @@ def nll_loss_backward(ctx, dloss=1.0):
     N, C = ctx.shape[:2]
     d = _dloss(dloss, ctx.reduction, (N,) + ctx.shape[2:])
     dx = np.zeros(ctx.shape, ctx.dtype)
-    _nll_backward(ctx.target, ctx.weight, ctx.ignore_index, d, ctx.reduction == "none", ctx.scale,
+    nll_backward(ctx.target, ctx.weight, ctx.ignore_index, d, ctx.reduction == "none", ctx.scale,
                   dx.reshape(N, C, -1))
     return dx
 
@@ -320,11 +320,11 @@ def cross_entropy_forward(input, target, weight=None, *, ignore_index=-100, redu
     losses = np.empty((N, L))
     if soft:
         t3 = _target_like(target, x).reshape(x3.shape)
-        _soft_cross_entropy_forward(logp, t3, w, label_smoothing, losses)
+        soft_cross_entropy_forward(logp, t3, w, label_smoothing, losses)
         loss, scale = _reduce_rows(losses, N * L, reduction, x.dtype, (N,) + x.shape[2:])
         return loss, CrossEntropyCtx(None, t3, label_smoothing, logp, x.shape, w, ignore_index, reduction, scale)
     target2 = target_nd.reshape(N, L)
-    total_weight = _nll_forward(logp, target2, w, ignore_index, label_smoothing, losses)
+    total_weight = nll_forward(logp, target2, w, ignore_index, label_smoothing, losses)
     loss, scale = _reduce_rows(losses, total_weight, reduction, x.dtype, (N,) + x.shape[2:])
     return loss, CrossEntropyCtx(None, target2, label_smoothing, logp, x.shape, w, ignore_index, reduction, scale)
 
@@ -350,9 +350,9 @@ def cross_entropy_backward(ctx, dloss=1.0):
     per_row = ctx.reduction == "none"
     dx = np.empty(ctx.logits_shape, logp.dtype)
     if ctx.target.ndim == 3:
-        _soft_cross_entropy_backward(logp, ctx.target, ctx.weight, ctx.label_smoothing, d, per_row, ctx.scale,
+        soft_cross_entropy_backward(logp, ctx.target, ctx.weight, ctx.label_smoothing, d, per_row, ctx.scale,
                                      dx.reshape(logp.shape))
     else:
-        _cross_entropy_general_backward(logp, ctx.target, ctx.weight, ctx.ignore_index, ctx.label_smoothing, d,
+        cross_entropy_general_backward(logp, ctx.target, ctx.weight, ctx.ignore_index, ctx.label_smoothing, d,
                                         per_row, ctx.scale, dx.reshape(logp.shape))
     return dx

@@ -10,10 +10,7 @@ import numpy as np
 from .._validate import (at_least_ndim, boolean, buffer, float_array, float_input, grad_array, grad_request, integer,
                          real, vector)
 from ..kernels.batchnorm import _backward_input, _backward_sums, _channel_mean_var, _normalize
-from ..kernels.normalization import (_group_norm_backward_input, _group_norm_backward_input_rows,
-                                     _group_norm_channel_sums, _group_norm_channel_sums_rows, _group_norm_forward,
-                                     _group_norm_forward_rows, _layer_norm_backward, _layer_norm_backward_rows,
-                                     _layer_norm_forward, _layer_norm_forward_rows, _row_mean_var, _row_mean_var_rows)
+from ..kernels import normalization as _norm_k
 from .activation import parallel_chunks, run_rows
 
 
@@ -133,7 +130,7 @@ def _row_stats(x2, eps):
     """Per row of ``x2 (R, K)``: float64 ``(mean, var, rstd)``."""
     R = x2.shape[0]
     mean, var = np.empty(R), np.empty(R)
-    run_rows(_row_mean_var_rows, _row_mean_var, R, x2.size, x2, mean, var)
+    run_rows(_norm_k.row_mean_var_rows, _norm_k.row_mean_var, R, x2.size, x2, mean, var)
     return mean, var, 1.0 / np.sqrt(var + eps)
 
 
@@ -191,7 +188,7 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     mean, rstd = mean.astype(dt), rstd.astype(dt)
     y = np.empty(x.shape, dt)
     wk, bk = _affine_pair(w, b, D, dt)
-    run_rows(_layer_norm_forward_rows, _layer_norm_forward, x2.shape[0], x2.size, x2, mean, rstd, wk, bk,
+    run_rows(_norm_k.layer_norm_forward_rows, _norm_k.layer_norm_forward, x2.shape[0], x2.size, x2, mean, rstd, wk, bk,
              y.reshape(x2.shape))
     return y, LayerNormCtx(x2, x.shape, shape, mean, rstd, None if w is None else w.reshape(-1), b is not None)
 
@@ -218,9 +215,9 @@ def layer_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     weight = np.empty(0, dt) if ctx.weight is None else ctx.weight
     args = (dy2, x2, ctx.mean, ctx.rstd, weight, out.reshape(x2.shape if want_input else (0, 0)))
     if n_chunks == 1:
-        _layer_norm_backward_rows(*args, dw_partial[0], db_partial[0], 0, R)
+        _norm_k.layer_norm_backward_rows(*args, dw_partial[0], db_partial[0], 0, R)
     else:
-        _layer_norm_backward(*args, dw_partial, db_partial, n_chunks)
+        _norm_k.layer_norm_backward(*args, dw_partial, db_partial, n_chunks)
     if dweight is not None:
         dweight += dw_partial.sum(axis=0).astype(dt).reshape(ns)
     if dbias is not None:
@@ -263,8 +260,8 @@ def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5):
     mean, rstd = mean.reshape(N, G), rstd.reshape(N, G)
     y = np.empty(x.shape, dt)
     wk, bk = _affine_pair(w, b, C, dt)
-    run_rows(_group_norm_forward_rows, _group_norm_forward, N * G, x.size, x4, mean.astype(dt), rstd.astype(dt), wk,
-             bk, y.reshape(x4.shape))
+    run_rows(_norm_k.group_norm_forward_rows, _norm_k.group_norm_forward, N * G, x.size, x4, mean.astype(dt),
+             rstd.astype(dt), wk, bk, y.reshape(x4.shape))
     return y, GroupNormCtx(x4, x.shape, mean, rstd, w, b is not None)
 
 
@@ -284,8 +281,8 @@ def group_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dweight = grad_request("dweight", dweight, (C,), dt) if ctx.weight is not None else None
     dbias = grad_request("dbias", dbias, (C,), dt) if ctx.has_bias else None
     sum_dy, sum_dy_xc = np.empty((N, C)), np.empty((N, C))
-    run_rows(_group_norm_channel_sums_rows, _group_norm_channel_sums, N * G, x4.size, dy4, x4, ctx.mean.astype(dt),
-             sum_dy, sum_dy_xc)
+    run_rows(_norm_k.group_norm_channel_sums_rows, _norm_k.group_norm_channel_sums, N * G, x4.size, dy4, x4,
+             ctx.mean.astype(dt), sum_dy, sum_dy_xc)
     rstd_c = np.repeat(ctx.rstd, Cg, axis=1)  # (N, C): each channel's group rstd
     if dweight is not None:
         dweight += (sum_dy_xc * rstd_c).sum(axis=0).astype(dt)
@@ -300,7 +297,7 @@ def group_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     q = ctx.rstd ** 3 * sum_gxc / K
     k = -ctx.rstd * sum_g / K
     out = np.empty(ctx.shape, dt)
-    run_rows(_group_norm_backward_input_rows, _group_norm_backward_input, N * G, x4.size, dy4, x4,
+    run_rows(_norm_k.group_norm_backward_input_rows, _norm_k.group_norm_backward_input, N * G, x4.size, dy4, x4,
              ctx.mean.astype(dt), ctx.rstd.astype(dt), np.empty(0, dt) if ctx.weight is None else ctx.weight,
              q.astype(dt), k.astype(dt), out.reshape(x4.shape))
     return out, dweight, dbias

@@ -1,17 +1,17 @@
 """Elementwise activations (LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Hardswish, ReLU6), forward and
 backward, on flat C-contiguous arrays of any float dtype.
 
-One small serial loop per activation and direction (``_<op>_forward(x, y, a, b)``,
+One small serial loop per activation and direction (helpers ``_<op>_forward(x, y, a, b)``,
 ``_<op>_backward(dy, s, dx, a, b)``; ``s`` is what the backward needs: the input ``x`` or the output
 ``y``, see ``SAVES``). ``a`` and ``b`` are the activation's constants as scalars of the ARRAY'S dtype
 (passed by the caller), so that float32 arrays are computed in float32 (``math.erfc``/``tanh``/``exp`` of
 a float32 are the single-precision functions) and float64 arrays in float64; a Python float literal
 would promote every float32 value to float64.
 
-``_forward(x, y, op, a, b)`` / ``_backward(dy, s, dx, op, a, b)`` dispatch on an op code (one branch per
-call, outside the loops); ``_forward_parallel`` / ``_backward_parallel`` (same arguments, then
-``n_chunks``) split the flat arrays into ``n_chunks`` contiguous chunks, one per thread, each running
-the serial loop (the same scheme as ReLU's parallel kernels).
+``elementwise_forward(x, y, op, a, b)`` / ``elementwise_backward(dy, s, dx, op, a, b)`` dispatch on an
+op code (one branch per call, outside the loops); ``elementwise_forward_parallel`` /
+``elementwise_backward_parallel`` (same arguments, then ``n_chunks``) split the flat arrays into
+``n_chunks`` contiguous chunks, one per thread, each running the serial loop (ReLU's scheme).
 
 Stability at extreme inputs: the sigmoid is evaluated as ``1 / (1 + exp(-x))`` for ``x >= 0`` and
 ``e / (1 + e)``, ``e = exp(x)``, for ``x < 0``, so ``exp`` never overflows (exact 0 and 1 at -+1000);
@@ -209,7 +209,7 @@ def _relu6_backward(dy, y, dx, a, b):
 
 # -- dispatch --------------------------------------------------------------------------------------
 @jit
-def _forward(x, y, op, a, b):
+def elementwise_forward(x, y, op, a, b):
     """``y = act(x)`` for the activation ``op`` on flat arrays."""
     if op == LEAKY_RELU:
         _leaky_relu_forward(x, y, a, b)
@@ -232,7 +232,7 @@ def _forward(x, y, op, a, b):
 
 
 @jit
-def _backward(dy, s, dx, op, a, b):
+def elementwise_backward(dy, s, dx, op, a, b):
     """``dx = dy * act'(x)`` for the activation ``op``; ``s`` is ``x`` or ``y`` as ``SAVES[op]`` says."""
     if op == LEAKY_RELU:
         _leaky_relu_backward(dy, s, dx, a, b)
@@ -257,26 +257,26 @@ def _backward(dy, s, dx, op, a, b):
 
 
 @jit_parallel
-def _forward_parallel(x, y, op, a, b, n_chunks):
-    """:func:`_forward` on ``n_chunks`` contiguous chunks in parallel."""
+def elementwise_forward_parallel(x, y, op, a, b, n_chunks):
+    """:func:`elementwise_forward` on ``n_chunks`` contiguous chunks in parallel."""
     size = x.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _forward(x[lo:hi], y[lo:hi], op, a, b)
+        elementwise_forward(x[lo:hi], y[lo:hi], op, a, b)
 
 
 @jit_parallel
-def _backward_parallel(dy, s, dx, op, a, b, n_chunks):
-    """:func:`_backward` on ``n_chunks`` contiguous chunks in parallel."""
+def elementwise_backward_parallel(dy, s, dx, op, a, b, n_chunks):
+    """:func:`elementwise_backward` on ``n_chunks`` contiguous chunks in parallel."""
     size = dy.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _backward(dy[lo:hi], s[lo:hi], dx[lo:hi], op, a, b)
+        elementwise_backward(dy[lo:hi], s[lo:hi], dx[lo:hi], op, a, b)
 
 
 # -- PReLU: one learnable slope per channel (dim 1) or one for all ----------------------------------
 @jit
-def _prelu_forward_rows(x, w, y, lo, hi):
+def prelu_forward_rows(x, w, y, lo, hi):
     """Rows ``r = n * C + c`` in ``lo:hi`` of ``x (N, C, L)``: ``y = x if x > 0 else w[c] * x`` (``w`` has C
     entries, or 1 shared by all)."""
     C, L = x.shape[1], x.shape[2]
@@ -291,15 +291,15 @@ def _prelu_forward_rows(x, w, y, lo, hi):
 
 
 @jit_parallel
-def _prelu_forward(x, w, y, n_chunks):
-    """:func:`_prelu_forward_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
+def prelu_forward(x, w, y, n_chunks):
+    """:func:`prelu_forward_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        _prelu_forward_rows(x, w, y, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        prelu_forward_rows(x, w, y, t * rows // n_chunks, (t + 1) * rows // n_chunks)
 
 
 @jit
-def _prelu_backward_rows(dy, x, w, dx, dw, lo, hi):
+def prelu_backward_rows(dy, x, w, dx, dw, lo, hi):
     """Rows ``lo:hi``: ``dx = dy`` where x > 0 else ``w[c] * dy``; ``sum(dy * x)`` over x <= 0 added into
     the float64 ``dw[c]`` (``dw[0]`` for a shared slope). An empty ``dx`` / ``dw`` is not computed."""
     C, L = x.shape[1], x.shape[2]
@@ -327,10 +327,10 @@ def _prelu_backward_rows(dy, x, w, dx, dw, lo, hi):
 
 
 @jit_parallel
-def _prelu_backward(dy, x, w, dx, dw_partial, n_chunks):
-    """:func:`_prelu_backward_rows` over all N * C rows, ``n_chunks`` ranges in parallel, range ``t``
+def prelu_backward(dy, x, w, dx, dw_partial, n_chunks):
+    """:func:`prelu_backward_rows` over all N * C rows, ``n_chunks`` ranges in parallel, range ``t``
     adding into ``dw_partial[t]`` (float64 ``(n_chunks, P)``, reduced by the caller: threads never add
     into one entry; ``(n_chunks, 0)``: not wanted)."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        _prelu_backward_rows(dy, x, w, dx, dw_partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        prelu_backward_rows(dy, x, w, dx, dw_partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks)

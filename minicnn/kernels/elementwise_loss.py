@@ -73,7 +73,7 @@ def _loss_grad(op, x, t, p, pw):
 
 
 @jit
-def _elementwise_loss_forward(x, t, w, pw, op, p, losses):
+def elementwise_loss_forward(x, t, w, pw, op, p, losses):
     """Returns the float64 sum of the per-element losses (times ``w``) and writes them into
     ``losses`` (float64, unless empty)."""
     keep = losses.size > 0
@@ -91,7 +91,7 @@ def _elementwise_loss_forward(x, t, w, pw, op, p, losses):
 
 
 @jit
-def _elementwise_loss_backward(x, t, w, pw, op, p, dloss, scale, dx):
+def elementwise_loss_backward(x, t, w, pw, op, p, dloss, scale, dx):
     """``dx[i] = scale * dloss[i or 0] * w[i] * d loss_i / d x_i``; ``dloss`` holds one value per
     element (reduction "none") or one for all."""
     per_element = dloss.size == x.size

@@ -72,7 +72,7 @@ def _class_weight(w, c):
 
 
 @jit
-def _nll_forward(logp, target, w, ignore_index, smoothing, losses):
+def nll_forward(logp, target, w, ignore_index, smoothing, losses):
     """Per row: ``losses[n, l] = (1 - s) * -w[y] * logp[y] + s / C * sum_c -w[c] * logp[c]`` (0 where
     ``y == ignore_index``); returns the sum of ``w[y]`` over the rows not ignored (the mean's divisor)."""
     N, C, L = logp.shape
@@ -96,7 +96,7 @@ def _nll_forward(logp, target, w, ignore_index, smoothing, losses):
 
 
 @jit
-def _nll_backward(target, w, ignore_index, dloss, per_row, scale, dlogp):
+def nll_backward(target, w, ignore_index, dloss, per_row, scale, dlogp):
     """``dlogp[n, y, l] = -scale * dloss * w[y]`` at each row's target (``dlogp`` zeroed by the caller)."""
     N, C, L = dlogp.shape
     for n in range(N):
@@ -108,8 +108,8 @@ def _nll_backward(target, w, ignore_index, dloss, per_row, scale, dlogp):
 
 
 @jit
-def _cross_entropy_general_backward(logp, target, w, ignore_index, smoothing, dloss, per_row, scale, dx):
-    """Gradient w.r.t. the LOGITS of :func:`_nll_forward` applied to ``logp = log_softmax(logits)``:
+def cross_entropy_general_backward(logp, target, w, ignore_index, smoothing, dloss, per_row, scale, dx):
+    """Gradient w.r.t. the LOGITS of :func:`nll_forward` applied to ``logp = log_softmax(logits)``:
     ``dx[c] = g * (p[c] * S - (1 - s) * w[y] * [c == y] - s / C * w[c])`` with ``p = exp(logp)``,
     ``S = (1 - s) * w[y] + s / C * sum_k w[k]`` and ``g = scale * dloss`` (0 for ignored rows)."""
     N, C, L = logp.shape
@@ -134,7 +134,7 @@ def _cross_entropy_general_backward(logp, target, w, ignore_index, smoothing, dl
 
 
 @jit
-def _soft_cross_entropy_forward(logp, target, w, smoothing, losses):
+def soft_cross_entropy_forward(logp, target, w, smoothing, losses):
     """Class-probability targets ``target (N, C, L)``: ``losses[n, l] = -sum_c w[c] * t'[c] * logp[c]``
     with ``t' = (1 - s) * t + s / C``."""
     N, C, L = logp.shape
@@ -147,7 +147,7 @@ def _soft_cross_entropy_forward(logp, target, w, smoothing, losses):
 
 
 @jit
-def _soft_cross_entropy_backward(logp, target, w, smoothing, dloss, per_row, scale, dx):
+def soft_cross_entropy_backward(logp, target, w, smoothing, dloss, per_row, scale, dx):
     """``dx[c] = g * (p[c] * sum_k w[k] t'[k] - w[c] t'[c])``, ``g = scale * dloss``."""
     N, C, L = logp.shape
     for n in range(N):

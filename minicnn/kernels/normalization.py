@@ -56,7 +56,7 @@ def _shifted_moments(row):
 
 
 @jit
-def _row_mean_var_rows(x2, mean, var, lo, hi):
+def row_mean_var_rows(x2, mean, var, lo, hi):
     """Rows ``lo:hi`` of ``x2 (R, K)``: ``mean[r]`` and the biased ``var[r]`` (float64 arrays ``(R,)``)."""
     K = x2.shape[1]
     for r in range(lo, hi):
@@ -67,16 +67,16 @@ def _row_mean_var_rows(x2, mean, var, lo, hi):
 
 
 @jit_parallel
-def _row_mean_var(x2, mean, var, n_chunks):
-    """:func:`_row_mean_var_rows` over all rows, ``n_chunks`` ranges in parallel."""
+def row_mean_var(x2, mean, var, n_chunks):
+    """:func:`row_mean_var_rows` over all rows, ``n_chunks`` ranges in parallel."""
     R = x2.shape[0]
     for t in prange(n_chunks):
-        _row_mean_var_rows(x2, mean, var, t * R // n_chunks, (t + 1) * R // n_chunks)
+        row_mean_var_rows(x2, mean, var, t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 # -- LayerNorm: x2 (R, D), weight / bias (D,) or empty -------------------------------------------------
 @jit
-def _layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, lo, hi):
+def layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, lo, hi):
     """Rows ``lo:hi``: ``y = (x - mean[r]) * rstd[r] * weight[j] + bias[j]`` (no affine when ``weight`` is
     empty; ``mean``/``rstd`` in x's dtype)."""
     D = x2.shape[1]
@@ -93,11 +93,11 @@ def _layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, lo, hi):
 
 
 @jit_parallel
-def _layer_norm_forward(x2, mean, rstd, weight, bias, y2, n_chunks):
-    """:func:`_layer_norm_forward_rows` over all rows, ``n_chunks`` ranges in parallel."""
+def layer_norm_forward(x2, mean, rstd, weight, bias, y2, n_chunks):
+    """:func:`layer_norm_forward_rows` over all rows, ``n_chunks`` ranges in parallel."""
     R = x2.shape[0]
     for t in prange(n_chunks):
-        _layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, t * R // n_chunks, (t + 1) * R // n_chunks)
+        layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 @jit
@@ -121,7 +121,7 @@ def _layer_norm_row_sums(dy, x, m, s, weight, dw, db):
 
 
 @jit
-def _layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw, db, lo, hi):
+def layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw, db, lo, hi):
     """Rows ``lo:hi``: the input gradient into ``dx2`` (if not empty); ``dy * xhat`` and ``dy`` added into
     the float64 ``dw`` / ``db`` ``(D,)`` (empty: not wanted)."""
     D = x2.shape[1]
@@ -141,19 +141,19 @@ def _layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw, db, lo, hi):
 
 
 @jit_parallel
-def _layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial, n_chunks):
-    """:func:`_layer_norm_backward_rows` over all rows, ``n_chunks`` ranges in parallel, range ``t``
+def layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial, n_chunks):
+    """:func:`layer_norm_backward_rows` over all rows, ``n_chunks`` ranges in parallel, range ``t``
     adding into ``dw_partial[t]`` / ``db_partial[t]`` (float64 ``(n_chunks, D)``, zeroed and summed over
     t by the caller, so threads never add into one entry; ``(n_chunks, 0)``: not wanted)."""
     R = x2.shape[0]
     for t in prange(n_chunks):
-        _layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw_partial[t], db_partial[t],
+        layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw_partial[t], db_partial[t],
                                   t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
 # -- GroupNorm: x4 (N, G, Cg, L), weight / bias (G * Cg,) or empty ------------------------------------------
 @jit
-def _group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, lo, hi):
+def group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, lo, hi):
     """Rows ``r = n * G + g`` in ``lo:hi``: ``y[n, g, c, l] = (x - mean[n, g]) * rstd[n, g] * weight[g*Cg + c]
     + bias[g*Cg + c]`` (``mean``/``rstd`` ``(N, G)`` in x's dtype; no affine when ``weight`` is empty)."""
     N, G, Cg, L = x4.shape
@@ -170,16 +170,16 @@ def _group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, lo, hi):
 
 
 @jit_parallel
-def _group_norm_forward(x4, mean, rstd, weight, bias, y4, n_chunks):
-    """:func:`_group_norm_forward_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+def group_norm_forward(x4, mean, rstd, weight, bias, y4, n_chunks):
+    """:func:`group_norm_forward_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
     rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        _group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, t * rows // n_chunks,
+        group_norm_forward_rows(x4, mean, rstd, weight, bias, y4, t * rows // n_chunks,
                                  (t + 1) * rows // n_chunks)
 
 
 @jit
-def _group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, lo, hi):
+def group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, lo, hi):
     """Rows ``r = n * G + g`` in ``lo:hi``, per channel of the group (float64 ``(N, G * Cg)``):
     ``sum_dy = sum_l dy`` and ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no cancellation
     when |mean| >> std)."""
@@ -207,16 +207,16 @@ def _group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, lo, hi):
 
 
 @jit_parallel
-def _group_norm_channel_sums(dy4, x4, mean, sum_dy, sum_dy_xc, n_chunks):
-    """:func:`_group_norm_channel_sums_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+def group_norm_channel_sums(dy4, x4, mean, sum_dy, sum_dy_xc, n_chunks):
+    """:func:`group_norm_channel_sums_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
     rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        _group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, t * rows // n_chunks,
+        group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, t * rows // n_chunks,
                                       (t + 1) * rows // n_chunks)
 
 
 @jit
-def _group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, lo, hi):
+def group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, lo, hi):
     """Rows ``r = n * G + g`` in ``lo:hi``: ``dx = rstd * weight[c] * dy - q[n, g] * (x - mean[n, g]) + k[n, g]``,
     the closed form with the row constants ``q = rstd^3 * sum(g * (x - mean)) / K`` and
     ``k = -rstd * sum(g) / K``."""
@@ -235,9 +235,9 @@ def _group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, lo, 
 
 
 @jit_parallel
-def _group_norm_backward_input(dy4, x4, mean, rstd, weight, q, k, dx4, n_chunks):
-    """:func:`_group_norm_backward_input_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
+def group_norm_backward_input(dy4, x4, mean, rstd, weight, q, k, dx4, n_chunks):
+    """:func:`group_norm_backward_input_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
     rows = x4.shape[0] * x4.shape[1]
     for t in prange(n_chunks):
-        _group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, t * rows // n_chunks,
+        group_norm_backward_input_rows(dy4, x4, mean, rstd, weight, q, k, dx4, t * rows // n_chunks,
                                         (t + 1) * rows // n_chunks)

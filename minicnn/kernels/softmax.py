@@ -45,7 +45,7 @@ def _softmax_backward_slice(g, y, dx, log):
 
 
 @jit
-def _softmax_forward_rows(x, y, log, lo, hi):
+def softmax_forward_rows(x, y, log, lo, hi):
     """Rows ``r = o * I + i`` in ``lo:hi`` of ``x (O, K, I)`` into ``y``; ``log`` selects log-softmax."""
     I = x.shape[2]
     for r in range(lo, hi):
@@ -55,15 +55,15 @@ def _softmax_forward_rows(x, y, log, lo, hi):
 
 
 @jit_parallel
-def _softmax_forward(x, y, log, n_chunks):
-    """:func:`_softmax_forward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
+def softmax_forward(x, y, log, n_chunks):
+    """:func:`softmax_forward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[2]
     for t in prange(n_chunks):
-        _softmax_forward_rows(x, y, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        softmax_forward_rows(x, y, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
 
 
 @jit
-def _softmax_backward_rows(dy, y, dx, log, lo, hi):
+def softmax_backward_rows(dy, y, dx, log, lo, hi):
     """Rows ``lo:hi``: the input gradient from the output ``y`` (all ``(O, K, I)``)."""
     I = y.shape[2]
     for r in range(lo, hi):
@@ -73,8 +73,8 @@ def _softmax_backward_rows(dy, y, dx, log, lo, hi):
 
 
 @jit_parallel
-def _softmax_backward(dy, y, dx, log, n_chunks):
-    """:func:`_softmax_backward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
+def softmax_backward(dy, y, dx, log, n_chunks):
+    """:func:`softmax_backward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
     rows = y.shape[0] * y.shape[2]
     for t in prange(n_chunks):
-        _softmax_backward_rows(dy, y, dx, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        softmax_backward_rows(dy, y, dx, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
