@@ -134,28 +134,18 @@ def _is_float32(v):
     return isinstance(v, types.Float) and v.bitwidth == 32
 
 
-@overload(exp, jit_options=JIT_OPTIONS, inline="always")
-def _exp_impl(v):
-    return (lambda v: _exp32(v)) if _is_float32(v) else (lambda v: np.exp(v))
+def _register(python_fn, fast32, fallback):
+    """Compile calls of ``python_fn`` inside kernels as ``fast32`` for a float32 argument, else as
+    ``fallback`` (both inlined)."""
+    @overload(python_fn, jit_options=JIT_OPTIONS, inline="always")
+    def _impl(v):
+        return (lambda v: fast32(v)) if _is_float32(v) else fallback
 
 
-@overload(expm1, jit_options=JIT_OPTIONS, inline="always")
-def _expm1_impl(v):
-    return (lambda v: _expm1_32(v)) if _is_float32(v) else (lambda v: np.expm1(v))
+_sigmoid64 = jit_inline(sigmoid)  # the Python definition above, compiled (float64)
 
-
-@overload(tanh, jit_options=JIT_OPTIONS, inline="always")
-def _tanh_impl(v):
-    return (lambda v: _tanh32(v)) if _is_float32(v) else (lambda v: np.tanh(v))
-
-
-@overload(erfc, jit_options=JIT_OPTIONS, inline="always")
-def _erfc_impl(v):
-    return (lambda v: _erfc32(v)) if _is_float32(v) else (lambda v: math.erfc(v))
-
-
-@overload(sigmoid, jit_options=JIT_OPTIONS, inline="always")
-def _sigmoid_impl(v):
-    if _is_float32(v):
-        return lambda v: _sigmoid32(v)
-    return lambda v: 1 / (1 + np.exp(-v)) if v >= 0 else np.exp(v) / (1 + np.exp(v))
+_register(exp, _exp32, lambda v: np.exp(v))
+_register(expm1, _expm1_32, lambda v: np.expm1(v))
+_register(tanh, _tanh32, lambda v: np.tanh(v))
+_register(erfc, _erfc32, lambda v: math.erfc(v))
+_register(sigmoid, _sigmoid32, lambda v: _sigmoid64(v))
