@@ -14,8 +14,9 @@ Statistics in ONE pass per row with float64 accumulators: ``sum(x - s)`` and ``s
 the shift ``s = row[0]``, then ``var = E[(x-s)^2] - E[x-s]^2``. Why float64: a float32 running sum
 over a row of 65536 values (LayerNorm over (64, 32, 32)) loses about log2(65536) = 16 of float32's 24
 bits, and the one-pass variance subtracts two such sums; why the shift: it removes the row's offset
-before squaring, so the subtraction does not cancel when ``|mean| >> std``. Four independent
-accumulators per sum, as in ``batchnorm._channel_mean_var`` (a single one serialises on the add latency).
+before squaring, so the subtraction does not cancel when ``|mean| >> std``. The reductions are
+compiled with ``jit_reassoc`` (any summation order), so they vectorise instead of serialising on the
+add latency.
 
 Backward (standard closed form, ``K`` values per row, ``xhat = (x - mean) * rstd``, ``g = dy * weight``):
 ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``; ``dweight = sum(dy * xhat)``, ``dbias = sum(dy)``
@@ -24,35 +25,21 @@ over the rows. An EMPTY output array means "not wanted" (its work is skipped).
 import numpy as np
 from numba import prange
 
-from .._config import jit, jit_parallel
+from .._config import jit, jit_parallel, jit_reassoc
 
 
-@jit
+@jit_reassoc
 def _shifted_moments(row):
-    """``(sum(row - s), sum((row - s)^2))`` in float64 with ``s = row[0]``, for a 1-D row of >= 1 values."""
-    n = row.shape[0]
+    """``(sum(row - s), sum((row - s)^2))`` in float64 with ``s = row[0]``, for a 1-D row of >= 1 values
+    (summed in any order: ``jit_reassoc`` lets the loop vectorise)."""
     s = row[0]
-    a0 = a1 = a2 = a3 = np.float64(0.0)
-    q0 = q1 = q2 = q3 = np.float64(0.0)
-    n4 = n - n % 4
-    for i in range(0, n4, 4):
-        d0 = np.float64(row[i] - s)
-        d1 = np.float64(row[i + 1] - s)
-        d2 = np.float64(row[i + 2] - s)
-        d3 = np.float64(row[i + 3] - s)
-        a0 += d0
-        a1 += d1
-        a2 += d2
-        a3 += d3
-        q0 += d0 * d0
-        q1 += d1 * d1
-        q2 += d2 * d2
-        q3 += d3 * d3
-    for i in range(n4, n):
+    a = np.float64(0.0)
+    q = np.float64(0.0)
+    for i in range(row.shape[0]):
         d = np.float64(row[i] - s)
-        a0 += d
-        q0 += d * d
-    return (a0 + a1) + (a2 + a3), (q0 + q1) + (q2 + q3)
+        a += d
+        q += d * d
+    return a, q
 
 
 @jit
@@ -100,10 +87,10 @@ def layer_norm_forward(x2, mean, rstd, weight, bias, y2, n_chunks):
         layer_norm_forward_rows(x2, mean, rstd, weight, bias, y2, t * R // n_chunks, (t + 1) * R // n_chunks)
 
 
-@jit
+@jit_reassoc
 def _layer_norm_row_sums(dy, x, m, s, weight, dw, db):
-    """One row: returns ``(sum(g), sum(g * xhat))`` (float64) and, when ``dw`` is not empty, adds
-    ``dy * xhat`` into ``dw`` and ``dy`` into ``db`` (this chunk's rows)."""
+    """One row: returns ``(sum(g), sum(g * xhat))`` (float64, summed in any order) and, when ``dw`` is not
+    empty, adds ``dy * xhat`` into ``dw`` and ``dy`` into ``db`` (this chunk's rows)."""
     D = x.shape[0]
     affine = weight.size > 0
     want_dw = dw.size > 0
@@ -178,32 +165,25 @@ def group_norm_forward(x4, mean, rstd, weight, bias, y4, n_chunks):
                                  (t + 1) * rows // n_chunks)
 
 
-@jit
+@jit_reassoc
 def group_norm_channel_sums_rows(dy4, x4, mean, sum_dy, sum_dy_xc, lo, hi):
-    """Rows ``r = n * G + g`` in ``lo:hi``, per channel of the group (float64 ``(N, G * Cg)``):
-    ``sum_dy = sum_l dy`` and ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no cancellation
-    when |mean| >> std)."""
+    """Rows ``r = n * G + g`` in ``lo:hi``, per channel of the group (float64 ``(N, G * Cg)``, summed in any
+    order): ``sum_dy = sum_l dy`` and ``sum_dy_xc = sum_l dy * (x - mean[n, g])`` (centred: no
+    cancellation when |mean| >> std)."""
     N, G, Cg, L = x4.shape
     for r in range(lo, hi):
         n = r // G
         g = r - n * G
         m = mean[n, g]
         for c in range(Cg):
-            s0 = s1 = p0 = p1 = np.float64(0.0)
-            L2 = L - L % 2
-            for i in range(0, L2, 2):
-                g0 = dy4[n, g, c, i]
-                g1 = dy4[n, g, c, i + 1]
-                s0 += g0
-                s1 += g1
-                p0 += g0 * (x4[n, g, c, i] - m)
-                p1 += g1 * (x4[n, g, c, i + 1] - m)
-            for i in range(L2, L):
-                g0 = dy4[n, g, c, i]
-                s0 += g0
-                p0 += g0 * (x4[n, g, c, i] - m)
-            sum_dy[n, g * Cg + c] = s0 + s1
-            sum_dy_xc[n, g * Cg + c] = p0 + p1
+            s = np.float64(0.0)
+            p = np.float64(0.0)
+            for i in range(L):
+                d = dy4[n, g, c, i]
+                s += d
+                p += d * (x4[n, g, c, i] - m)
+            sum_dy[n, g * Cg + c] = s
+            sum_dy_xc[n, g * Cg + c] = p
 
 
 @jit_parallel
