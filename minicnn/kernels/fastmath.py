@@ -21,6 +21,10 @@ float32 lanes with AVX-512):
   (PyTorch's float32 GELU, ``1 + erf(x)``, cancels in the left tail instead: 0 at x = -10.)
 - ``sigmoid``: ``1 / (1 + exp(-x))``, exact 0 and 1 at the extremes (``exp`` gives inf and 0).
 
+Caching: the kernels that call these functions inline them, and Numba's cache checks only the
+caller's source file, so after editing this file clear the cache (``__pycache__/*.nbi``, ``*.nbc``)
+of ``elementwise.py``.
+
 NaN stays NaN. float64 values (and every value when the JIT is disabled) go to NumPy's / libm's
 functions, so float64, used for gradient checks, keeps full precision: the choice is made per type at
 compile time (``numba.extending.overload``).
