@@ -93,6 +93,13 @@ def input_shape_arg(input_shape):
     return tuple(int(s) for s in input_shape)
 
 
+def shape_arg(name, shape):
+    """``shape`` as a non-empty tuple of positive ints (any number of dimensions)."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) >= 1 and all(_is_int(s) and s >= 1 for s in shape)):
+        raise ValueError(f"{name} must be a tuple of positive ints, e.g. (64, 1, 28, 28), got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
 def grad_array(name, dy, expected_shape, dtype):
     """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
     dy = float_array(name, dy, dtype)
@@ -267,4 +274,16 @@ def same_shape(name, a, shape):
     """``ValueError`` unless ``a.shape == shape``; returns ``a``."""
     if a.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    return a
+
+
+def inplace_array(name, a):
+    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
+                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
     return a

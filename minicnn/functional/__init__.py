@@ -34,6 +34,7 @@ from .linear import linear, linear_backward, linear_forward
 from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
 from .normalization import (group_norm, group_norm_backward, group_norm_forward, instance_norm, instance_norm_backward,
                             instance_norm_forward, layer_norm, layer_norm_backward, layer_norm_forward)
+from .normalization import batch_norm_stats
 from .dropout import dropout, dropout_backward, dropout_forward
 from .shape import flatten, flatten_backward, flatten_forward
 from .loss import (binary_cross_entropy, binary_cross_entropy_backward, binary_cross_entropy_forward,

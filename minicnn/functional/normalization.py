@@ -125,6 +125,21 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     return dx, dweight, dbias
 
 
+def batch_norm_stats(x):
+    """Per-channel ``(mean, var)`` of ``x (N, C, ...)`` over N and the trailing dimensions: float64
+    arrays ``(C,)``, the biased variance (what ``batch_norm`` normalises with in training mode). For
+    statistics pooled from several parts of a batch (e.g. ``nn.SyncBatchNorm`` over MPI ranks)."""
+    x = float_input("x", x)
+    at_least_ndim("x", x, 2, "(N, C, ...)")
+    N, C = x.shape[:2]
+    x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+    if N * x3.shape[2] == 0:
+        raise ValueError(f"x must have at least one value per channel, got shape {x.shape}")
+    mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
+    _channel_mean_var(x3, mean, var)
+    return mean, var
+
+
 # -- LayerNorm, GroupNorm, InstanceNorm (per-row statistics, kernels in minicnn.kernels.normalization) --
 def _row_stats(x2, eps):
     """Per row of ``x2 (R, K)``: float64 ``(mean, var, rstd)``."""

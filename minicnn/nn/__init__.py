@@ -11,3 +11,4 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Lo
 from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
 from .module import BackwardBeforeForwardError, Module, Parameter, Sequential
 from .pool import AvgPool2d, MaxPool2d
+from .sync_batchnorm import SyncBatchNorm
