@@ -226,3 +226,19 @@ def test_parallel_row_kernels_match_the_serial_ones(rng):
             np.testing.assert_allclose(half.backward(dy[part]), dx[part], rtol=1e-12, atol=1e-13)
         for pb, ph in zip(big.parameters(), half.parameters()):
             np.testing.assert_allclose(pb.grad, ph.grad, rtol=1e-10)  # the halves' gradients accumulated
+
+
+def test_batch_norm_parallel_kernels(rng):
+    # above ELEMENTWISE_PARALLEL_MIN_SIZE values the batch-norm passes run across threads (channel
+    # ranges for the sums, (n, c) rows for the elementwise passes)
+    from minicnn._config import ELEMENTWISE_PARALLEL_MIN_SIZE as LIMIT
+    x = rng.standard_normal((4, 8, 64, 65)) * 2 + 3
+    assert x.size >= LIMIT
+    layer = _randomize(nn.BatchNorm2d(8, dtype=np.float64), rng)
+    y = layer(x)
+    ref, means, variances = naive.batch_norm_train(x, layer.weight.data, layer.bias.data, 1e-5)
+    np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-11)
+    layer.backward(np.ones_like(x))
+    gradcheck(layer, (x,), samples=12)
+    layer.eval()
+    gradcheck(layer, (x,), samples=12)

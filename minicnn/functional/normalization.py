@@ -9,7 +9,7 @@ import numpy as np
 
 from .._validate import (at_least_ndim, boolean, buffer, float_array, float_input, grad_array, grad_request, integer,
                          real, vector)
-from ..kernels.batchnorm import _backward_input, _backward_sums, _channel_mean_var, _normalize
+from ..kernels import batchnorm as _bn_k
 from ..kernels import normalization as _norm_k
 from .activation import parallel_chunks, run_rows
 
@@ -71,7 +71,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
             raise ValueError(f"batch_norm in training mode needs more than 1 value per channel "
                              f"(N * H * W > 1), got input of shape {x.shape}")
         mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
-        _channel_mean_var(x3, mean, var)
+        run_rows(_bn_k.channel_mean_var_rows, _bn_k.channel_mean_var, C, x3.size, x3, mean, var)
         if running_mean is not None:
             _update_running(running_mean, momentum, mean)
             _update_running(running_var, momentum, var * (count / (count - 1)))
@@ -81,8 +81,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     scale = invstd if weight is None else invstd * weight
     mean = mean.astype(x.dtype)
     y = np.empty(x.shape, x.dtype)
-    _normalize(x3, mean, scale.astype(x.dtype), np.zeros(C, x.dtype) if bias is None else bias,
-               y.reshape(x3.shape))
+    run_rows(_bn_k.normalize_rows, _bn_k.normalize, N * C, x3.size, x3, mean, scale.astype(x.dtype),
+             np.zeros(C, x.dtype) if bias is None else bias, y.reshape(x3.shape))
     return y, BatchNormCtx(x3, x.shape, mean, invstd, weight, bias is not None, training)
 
 
@@ -106,7 +106,8 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dbias = grad_request("dbias", dbias, (C,), dtype) if ctx.has_bias else None
     if dweight is not None or dbias is not None or (want_input and ctx.batch_stats):
         sum_dy, sum_dy_xhat = np.empty(C, np.float64), np.empty(C, np.float64)
-        _backward_sums(dy3, x3, ctx.mean, ctx.invstd, sum_dy, sum_dy_xhat)
+        run_rows(_bn_k.backward_sums_rows, _bn_k.backward_sums, C, x3.size, dy3, x3, ctx.mean, ctx.invstd, sum_dy,
+                 sum_dy_xhat)
         if dweight is not None:
             dweight += sum_dy_xhat.astype(dtype)
         if dbias is not None:
@@ -120,8 +121,8 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     else:
         dy_mean = slope = np.zeros(C)
     dx = np.empty(ctx.shape, dtype)
-    _backward_input(dy3, x3, ctx.mean, scale.astype(dtype), dy_mean.astype(dtype), slope.astype(dtype),
-                    dx.reshape(x3.shape))
+    run_rows(_bn_k.backward_input_rows, _bn_k.backward_input, N * C, x3.size, dy3, x3, ctx.mean, scale.astype(dtype),
+             dy_mean.astype(dtype), slope.astype(dtype), dx.reshape(x3.shape))
     return dx, dweight, dbias
 
 
@@ -136,7 +137,7 @@ def batch_norm_stats(x):
     if N * x3.shape[2] == 0:
         raise ValueError(f"x must have at least one value per channel, got shape {x.shape}")
     mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
-    _channel_mean_var(x3, mean, var)
+    run_rows(_bn_k.channel_mean_var_rows, _bn_k.channel_mean_var, C, x3.size, x3, mean, var)
     return mean, var
 
 
