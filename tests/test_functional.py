@@ -233,8 +233,8 @@ def test_cross_entropy_backward_against_finite_differences(rng):
     target = rng.integers(0, 7, 5)
     for s in (0.0, 0.2):
         _, ctx = F.cross_entropy_forward(logits, target, label_smoothing=s)
-        check_grad(lambda: float(F.cross_entropy(logits, target, label_smoothing=s)), logits, F.cross_entropy_backward(ctx),
-                   atol=1e-9)
+        check_grad(lambda: float(F.cross_entropy(logits, target, label_smoothing=s)), logits,
+                   F.cross_entropy_backward(ctx), atol=1e-9)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +286,8 @@ BAD = [
     (lambda: F.flatten(np.ones((2, 3, 4)), 2, 1), ValueError, "must not come after"),
     (lambda: F.cross_entropy(np.zeros((3, 4)), np.zeros(3)), ValueError, r"target must have the input's shape \(3, 4\)"),
     (lambda: F.cross_entropy(np.zeros((3, 4)), np.zeros(3, bool)), TypeError, "target must be an integer array"),
-    (lambda: F.cross_entropy(np.zeros((3, 4)), np.zeros(2, int)), ValueError, r"target must have shape \(3,\), got \(2,\)"),
+    (lambda: F.cross_entropy(np.zeros((3, 4)), np.zeros(2, int)), ValueError,
+     r"target must have shape \(3,\), got \(2,\)"),
     (lambda: F.cross_entropy(np.zeros((3, 4)), np.array([0, 4, 1])), ValueError, r"target must be .*\[0, 4\).*got 4"),
     (lambda: F.cross_entropy(np.zeros(4), np.zeros(4, int)), ValueError, r"input must be \(N, C\) or \(N, C, d1, ...\)"),
     (lambda: F.cross_entropy(np.full((1, 2), np.nan), np.zeros(1, int)), ValueError, "input must be finite"),

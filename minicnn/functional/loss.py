@@ -16,8 +16,8 @@ import numpy as np
 from .._validate import choice, class_index_array, float_array, float_input, integer, real, same_shape, vector
 from ..kernels import elementwise_loss as _el
 from ..kernels.elementwise_loss import elementwise_loss_backward, elementwise_loss_forward
-from ..kernels.loss import (_cross_entropy_backward, _softmax_cross_entropy, cross_entropy_general_backward, nll_backward,
-                            nll_forward, soft_cross_entropy_backward, soft_cross_entropy_forward)
+from ..kernels.loss import (_cross_entropy_backward, _softmax_cross_entropy, cross_entropy_general_backward,
+                            nll_backward, nll_forward, soft_cross_entropy_backward, soft_cross_entropy_forward)
 from .activation import log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")
