@@ -294,9 +294,10 @@ class SoftmaxCtx(NamedTuple):
     log: bool
 
 
-def _oki(shape, dim):
-    O = int(np.prod(shape[:dim], dtype=np.int64))
-    I = int(np.prod(shape[dim + 1:], dtype=np.int64))
+def _around_axis(shape, dim):
+    """``(O, K, I)``: the sizes before the axis ``dim``, along it and after it (the kernels' view)."""
+    O = math.prod(shape[:dim])
+    I = math.prod(shape[dim + 1:])
     return O, shape[dim] if shape else 1, I
 
 
@@ -305,7 +306,7 @@ def _softmax_forward_impl(x, dim, log):
     dim = dim_arg("dim", dim, x.ndim)
     y = np.empty_like(x)
     if x.size:
-        shape = _oki(x.shape, dim)
+        shape = _around_axis(x.shape, dim)
         run_rows(_softmax_k.softmax_forward_rows, _softmax_k.softmax_forward, shape[0] * shape[2], x.size,
                  x.reshape(shape), y.reshape(shape), log)
     return y, SoftmaxCtx(y, dim, log)
@@ -316,7 +317,7 @@ def _softmax_backward_impl(dy, ctx):
     dy = grad_array("dy", dy, y.shape, y.dtype)
     dx = np.empty_like(y)
     if y.size:
-        shape = _oki(y.shape, ctx.dim)
+        shape = _around_axis(y.shape, ctx.dim)
         run_rows(_softmax_k.softmax_backward_rows, _softmax_k.softmax_backward, shape[0] * shape[2], y.size,
                  dy.reshape(shape), y.reshape(shape), dx.reshape(shape), ctx.log)
     return dx
