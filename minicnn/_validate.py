@@ -245,23 +245,47 @@ def buffer(name, v, length):
     return v
 
 
-def class_indices(name, labels, n, num_classes):
-    """``labels`` as a C-contiguous int64 array of ``n`` class indices in ``[0, num_classes)``
-    (any integer dtype; a list is converted)."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (N,), got shape {labels.shape}")
-    if labels.shape[0] != n:
-        raise ValueError(f"{name} must hold one class index per row: expected {n} labels, got {labels.shape[0]}")
-    if n:
-        low, high = labels.min(), labels.max()
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
-                             f"got {bad}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+def choice(name, value, options):
+    """``value`` checked to be one of ``options`` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
+    return value
+
+
+def dim_arg(name, dim, ndim):
+    """An axis index in ``[-ndim, ndim)`` (``[-1, 0]`` for 0-D) as a non-negative int."""
+    if not _is_int(dim):
+        raise TypeError(f"{name} must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{name} must be in [{-n}, {n - 1}] for a {ndim}-D input, got {dim}")
+    return int(dim) % n
+
+
+def class_index_array(name, target, expected_shape, num_classes, ignore_index=None):
+    """``target`` (an integer array, or a list) as a C-contiguous int64 array of ``expected_shape`` with
+    values in ``[0, num_classes)`` or equal to ``ignore_index`` (when given)."""
+    if not isinstance(target, (np.ndarray, list, tuple)):
+        raise TypeError(f"{name} must be a numpy.ndarray of class indices, got {type(target).__name__}")
+    target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {target.dtype}")
+    if target.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {target.shape}")
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    valid = target if ignore_index is None else target[target != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+        bad = valid.min() if valid.min() < 0 else valid.max()
+        extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"{name} must be class indices in [0, {num_classes}){extra}, got {bad}")
+    return target
+
+
+def same_shape(name, a, shape):
+    """``ValueError`` unless ``a.shape == shape``; returns ``a``."""
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    return a
 
 
 def inplace_array(name, a):

@@ -451,3 +451,199 @@ def relu_grad(dy, x):
         if xf[i] > 0:
             dxf[i] = dyf[i]
     return dx
+
+
+# -- activations: one Python float at a time (math module, float64) --------------------------------
+
+
+def _each(f, x):
+    return np.array([f(float(v)) for v in np.asarray(x).reshape(-1)]).reshape(np.shape(x))
+
+
+def _sigmoid1(v):
+    return 1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v))
+
+
+def _gelu1(v):
+    return v * 0.5 * math.erfc(-v / math.sqrt(2))
+
+
+def _gelu1_grad(v):
+    return 0.5 * math.erfc(-v / math.sqrt(2)) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+
+
+def gelu_tanh(v):
+    return 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+
+
+ACTIVATIONS = {  # name: (value at v, derivative at v), keyword arguments as PyTorch's
+    "leaky_relu": (lambda v, negative_slope=0.01: v if v > 0 else negative_slope * v,
+                   lambda v, negative_slope=0.01: 1.0 if v > 0 else negative_slope),
+    "elu": (lambda v, alpha=1.0: v if v > 0 else alpha * math.expm1(v),
+            lambda v, alpha=1.0: 1.0 if v > 0 else alpha * math.exp(v)),
+    "gelu": (_gelu1, _gelu1_grad),
+    "silu": (lambda v: v * _sigmoid1(v), lambda v: _sigmoid1(v) * (1 + v * (1 - _sigmoid1(v)))),
+    "sigmoid": (_sigmoid1, lambda v: _sigmoid1(v) * (1 - _sigmoid1(v))),
+    "tanh": (math.tanh, lambda v: 1 - math.tanh(v) ** 2),
+    "hardswish": (lambda v: v * min(max(v + 3, 0.0), 6.0) / 6,
+                  lambda v: 0.0 if v <= -3 else (v / 3 + 0.5 if v < 3 else 1.0)),
+    "relu6": (lambda v: min(max(v, 0.0), 6.0), lambda v: 1.0 if 0 < v < 6 else 0.0),
+}
+
+
+def activation(name, x, **kw):
+    """Forward of activation ``name`` elementwise, float64."""
+    if name == "gelu" and kw.pop("approximate", "none") == "tanh":
+        return _each(gelu_tanh, x)
+    return _each(lambda v: ACTIVATIONS[name][0](v, **kw), x)
+
+
+def activation_grad(name, x, dy, **kw):
+    """``dy * act'(x)`` elementwise (for the tanh GELU: a central difference of ``gelu_tanh``)."""
+    if name == "gelu" and kw.pop("approximate", "none") == "tanh":
+        d = _each(lambda v: (gelu_tanh(v + 1e-6) - gelu_tanh(v - 1e-6)) / 2e-6, x)
+    else:
+        d = _each(lambda v: ACTIVATIONS[name][1](v, **kw), x)
+    return np.asarray(dy, np.float64) * d
+
+
+def prelu(x, weight):
+    """``x if x > 0 else weight[c] * x``, c = index along dim 1 (or the single weight)."""
+    x = np.asarray(x, np.float64)
+    y = np.empty(x.shape)
+    for idx in np.ndindex(x.shape):
+        a = weight[0] if len(weight) == 1 else weight[idx[1]]
+        y[idx] = x[idx] if x[idx] > 0 else a * x[idx]
+    return y
+
+
+def softmax(x, dim, log=False):
+    """Softmax (or log-softmax) along ``dim``, one slice at a time, via log-sum-exp in float64."""
+    x = np.moveaxis(np.asarray(x, np.float64), dim, -1)
+    y = np.empty(x.shape)
+    for idx in np.ndindex(x.shape[:-1]):
+        row = [float(v) for v in x[idx]]
+        top = max(row)
+        lse = top + math.log(sum(math.exp(v - top) for v in row))
+        y[idx] = [v - lse if log else math.exp(v - lse) for v in row]
+    return np.moveaxis(y, -1, dim)
+
+
+# -- normalisations: statistics by loops in float64 -------------------------------------------------
+def _normalize_rows(rows, eps):
+    """Each row of the list of lists normalised by its mean and biased variance."""
+    out = []
+    for row in rows:
+        m = sum(row) / len(row)
+        v = sum((t - m) ** 2 for t in row) / len(row)
+        out.append([(t - m) / math.sqrt(v + eps) for t in row])
+    return out
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Each sample's trailing ``normalized_shape`` values normalised, then ``* weight + bias``."""
+    D = int(np.prod(normalized_shape))
+    x2 = np.asarray(x, np.float64).reshape(-1, D)
+    y = np.array(_normalize_rows([[float(v) for v in r] for r in x2], eps))
+    if weight is not None:
+        y = y * np.asarray(weight, np.float64).reshape(1, D)
+    if bias is not None:
+        y = y + np.asarray(bias, np.float64).reshape(1, D)
+    return y.reshape(np.shape(x))
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Statistics over each group of C / num_groups channels (and H, W) per sample; affine per channel."""
+    x = np.asarray(x, np.float64)
+    N, C = x.shape[:2]
+    Cg = C // num_groups
+    y = np.empty(x.shape)
+    for n in range(N):
+        for g in range(num_groups):
+            block = x[n, g * Cg:(g + 1) * Cg]
+            y[n, g * Cg:(g + 1) * Cg] = np.array(_normalize_rows([[float(v) for v in block.reshape(-1)]], eps)
+                                                  ).reshape(block.shape)
+        for c in range(C):
+            if weight is not None:
+                y[n, c] *= weight[c]
+            if bias is not None:
+                y[n, c] += bias[c]
+    return y
+
+
+# -- losses: per element / per sample in Python floats ------------------------------------------------
+def elementwise_loss(name, x, t, beta=1.0, delta=1.0, weight=None, pos_weight=None):
+    """Per-element losses (float64 array of x's shape) by PyTorch's formulas."""
+    x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
+    w = np.broadcast_to(1.0 if weight is None else weight, x.shape)
+    pw = np.broadcast_to(1.0 if pos_weight is None else pos_weight, x.shape)
+    out = np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        a, b = float(x[i]), float(t[i])
+        d = a - b
+        if name == "mse":
+            v = d * d
+        elif name == "l1":
+            v = abs(d)
+        elif name == "smooth_l1":
+            v = 0.5 * d * d / beta if abs(d) < beta else abs(d) - 0.5 * beta
+        elif name == "huber":
+            v = 0.5 * d * d if abs(d) < delta else delta * (abs(d) - 0.5 * delta)
+        elif name == "bce":
+            log_a = max(math.log(a), -100.0) if a > 0 else -100.0
+            log_1ma = max(math.log(1 - a), -100.0) if a < 1 else -100.0
+            v = -(b * log_a + (1 - b) * log_1ma)
+        else:  # bce_with_logits, textbook: -(pw * t * log sigmoid(x) + (1 - t) * log(1 - sigmoid(x)))
+            log_sig = -math.log1p(math.exp(-a)) if a >= 0 else a - math.log1p(math.exp(a))
+            log_1msig = log_sig - a
+            v = -(float(pw[i]) * b * log_sig + (1 - b) * log_1msig)
+        out[i] = v * float(w[i])
+    return out
+
+
+def reduce(losses, reduction, divisor=None):
+    if reduction == "none":
+        return losses
+    total = float(np.sum(losses))
+    return total if reduction == "sum" else total / (losses.size if divisor is None else divisor)
+
+
+def cross_entropy_general(logits, target, weight=None, ignore_index=-100, reduction="mean", smoothing=0.0):
+    """PyTorch's cross_entropy on (N, C, ...) logits: class indices (with weight / ignore_index /
+    label smoothing) or class probabilities (a float target of the logits' shape)."""
+    x = np.moveaxis(np.asarray(logits, np.float64), 1, -1)  # (N, ..., C)
+    C = x.shape[-1]
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    soft = np.asarray(target).dtype.kind == "f"
+    t = np.moveaxis(np.asarray(target, np.float64), 1, -1) if soft else np.asarray(target)
+    losses = np.zeros(x.shape[:-1])
+    wsum = 0.0
+    for idx in np.ndindex(x.shape[:-1]):
+        row = [float(v) for v in x[idx]]
+        top = max(row)
+        lse = top + math.log(sum(math.exp(v - top) for v in row))
+        logp = [v - lse for v in row]
+        if soft:
+            tt = [(1 - smoothing) * float(p) + smoothing / C for p in t[idx]]
+            losses[idx] = -sum(w[c] * tt[c] * logp[c] for c in range(C))
+            continue
+        y = int(t[idx])
+        if y == ignore_index:
+            continue
+        wsum += w[y]
+        losses[idx] = -(1 - smoothing) * w[y] * logp[y] - smoothing / C * sum(w[c] * logp[c] for c in range(C))
+    return reduce(losses, reduction, losses.size if soft else wsum)
+
+
+def nll(logp, target, weight=None, ignore_index=-100, reduction="mean"):
+    """``-weight[y] * logp[n, y, ...]``, ignored entries 0 and left out of the weighted mean."""
+    x = np.moveaxis(np.asarray(logp, np.float64), 1, -1)
+    w = np.ones(x.shape[-1]) if weight is None else np.asarray(weight, np.float64)
+    losses = np.zeros(x.shape[:-1])
+    wsum = 0.0
+    for idx in np.ndindex(x.shape[:-1]):
+        y = int(target[idx])
+        if y != ignore_index:
+            losses[idx] = -w[y] * x[idx + (y,)]
+            wsum += w[y]
+    return reduce(losses, reduction, wsum)

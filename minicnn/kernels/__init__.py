@@ -14,4 +14,9 @@ Conventions of every kernel here:
 - Helpers used by several files (unsigned indexing, window bounds, padding) live in ``common.py``.
 - Files per algorithm: ``im2col.py`` (im2col / col2im), ``conv_im2col.py``, ``conv_direct.py`` and
   ``conv_tiled.py`` (the three convolution algorithms), ``tile.py`` (the tiled algorithm's micro-kernel).
+- Memory-bound operations: ``activation.py`` (ReLU), ``elementwise.py`` (the other elementwise
+  activations and PReLU) over ``fastmath.py`` (vectorisable float32 exp / tanh / erfc), ``softmax.py``,
+  ``batchnorm.py`` and ``normalization.py`` (LayerNorm, GroupNorm, InstanceNorm), ``loss.py`` (the
+  class losses) and ``elementwise_loss.py``. Their row kernels come in pairs: ``<name>_rows(..., lo, hi)``
+  (serial, for small inputs) and ``<name>(..., n_chunks)`` (the rows split across threads).
 """
