@@ -16,4 +16,9 @@ Conventions of every kernel here:
   ``conv_tiled.py`` (the three convolution algorithms; ``conv_im2col.py`` also runs groups and the
   transposed convolution), ``tile.py`` (the tiled algorithm's micro-kernel), ``depthwise.py`` (depthwise
   convolution), ``pad.py`` (padding modes and their adjoint).
+- Memory-bound operations: ``activation.py`` (ReLU), ``elementwise.py`` (the other elementwise
+  activations and PReLU) over ``fastmath.py`` (vectorisable float32 exp / tanh / erfc), ``softmax.py``,
+  ``batchnorm.py`` and ``normalization.py`` (LayerNorm, GroupNorm, InstanceNorm), ``loss.py`` (the
+  class losses) and ``elementwise_loss.py``. Their row kernels come in pairs: ``<name>_rows(..., lo, hi)``
+  (serial, for small inputs) and ``<name>(..., n_chunks)`` (the rows split across threads).
 """
