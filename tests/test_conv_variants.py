@@ -555,6 +555,7 @@ def test_conv2d_layer_reflect_padding_wider_than_the_input_is_rejected():
 
 
 # ------------------------------------------------------------------------- scripts/bench_variants.py
+@pytest.mark.skipif(NO_JIT, reason="the benchmark's channel counts take minutes without compilation")
 def test_bench_variants_runs_and_agrees_with_torch():
     torch = pytest.importorskip("torch")
     import sys
