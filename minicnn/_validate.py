@@ -156,11 +156,8 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
 
-def choice(name, value, options):
-    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
-    return value
+
+
 # -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
 def integer(name, value, minimum=None):
     """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
