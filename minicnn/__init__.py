@@ -7,6 +7,7 @@ from .gradcheck import gradcheck
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import manual_seed
 from .serialization import load, save
+from .summary import summary
 from ._compile import compile_report, set_compile_notice
 from .warmup import warmup
 

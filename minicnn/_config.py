@@ -32,6 +32,12 @@ def jit(fn):
     return numba.njit(**JIT_OPTIONS)(fn)
 
 
+def jit_inline(fn):
+    """Compile ``fn`` as a serial helper that Numba inlines into every caller (its IR, before LLVM), so
+    that a loop calling it can be vectorised even when LLVM would not inline a call that large."""
+    return numba.njit(inline="always", **JIT_OPTIONS)(fn)
+
+
 def jit_parallel(fn):
     """Compile ``fn`` as a kernel whose ``prange`` loops run on Numba's thread pool (plain loops with
     ``MINICNN_SERIAL_KERNELS=1``)."""
@@ -139,4 +145,6 @@ JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 # version at this many values: below it a parallel region's start-up costs more than it saves
 # (measured on an idle 2-core machine, float32 ReLU forward/backward: 3e5 values 38/56 us serial
 # against 29/43 us parallel; 1.2e6 values 164/350 us against 100/144 us).
+# The row kernels (softmax, PReLU, LayerNorm, GroupNorm, InstanceNorm) use the same threshold on their
+# input's size: also memory-bound passes, not measured separately.
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 17

@@ -108,9 +108,17 @@ def grad_array(name, dy, expected_shape, dtype):
     return dy
 
 
-def conv_output_size(size, kernel, stride, padding, dilation=1):
-    """Output length along one axis (PyTorch's formula, floor mode)."""
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def conv_output_size(size, kernel, stride, padding, dilation=1, ceil_mode=False):
+    """Output length along one axis, PyTorch's formula: ``(size + 2*padding - dilation*(kernel-1) - 1)
+    / stride + 1``, rounded down, or up with ``ceil_mode`` (pooling), where as in PyTorch the last window
+    must then start inside the input or the left padding (else it is dropped)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 def grad_request(name, value, shape, dtype):
@@ -127,29 +135,29 @@ def grad_request(name, value, shape, dtype):
     raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
 
 
-def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode=False):
     """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
-    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W)."""
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
+    the output size up (pooling, see :func:`conv_output_size`)."""
     kh, kw = pair("kernel_size", kernel_size)
     sh, sw = pair("stride", stride)
     ph, pw = pair("padding", padding, minimum=0)
     dh, dw = pair("dilation", dilation)
     H, W = input_shape[2], input_shape[3]
-    if dh * (kh - 1) + 1 > H + 2 * ph or dw * (kw - 1) + 1 > W + 2 * pw:
+    OH = conv_output_size(H, kh, sh, ph, dh, ceil_mode)
+    OW = conv_output_size(W, kw, sw, pw, dw, ceil_mode)
+    # Floor mode: the same as the kernel not fitting the padded input; ceil_mode also accepts, as
+    # PyTorch, a kernel longer than the padded input by less than the stride (its window is clipped).
+    if OH < 1 or OW < 1:
         raise ValueError(
             f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
             f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
             f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
-    OH = conv_output_size(H, kh, sh, ph, dh)
-    OW = conv_output_size(W, kw, sw, pw, dw)
     return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
 
 
-def choice(name, value, options):
-    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
-    return value
+
+
 # -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
 def integer(name, value, minimum=None):
     """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
@@ -234,23 +242,47 @@ def buffer(name, v, length):
     return v
 
 
-def class_indices(name, labels, n, num_classes):
-    """``labels`` as a C-contiguous int64 array of ``n`` class indices in ``[0, num_classes)``
-    (any integer dtype; a list is converted)."""
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (N,), got shape {labels.shape}")
-    if labels.shape[0] != n:
-        raise ValueError(f"{name} must hold one class index per row: expected {n} labels, got {labels.shape[0]}")
-    if n:
-        low, high = labels.min(), labels.max()
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
-            raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
-                             f"got {bad}")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+def choice(name, value, options):
+    """``value`` checked to be one of ``options`` (strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
+    return value
+
+
+def dim_arg(name, dim, ndim):
+    """An axis index in ``[-ndim, ndim)`` (``[-1, 0]`` for 0-D) as a non-negative int."""
+    if not _is_int(dim):
+        raise TypeError(f"{name} must be an int, got {dim!r}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise ValueError(f"{name} must be in [{-n}, {n - 1}] for a {ndim}-D input, got {dim}")
+    return int(dim) % n
+
+
+def class_index_array(name, target, expected_shape, num_classes, ignore_index=None):
+    """``target`` (an integer array, or a list) as a C-contiguous int64 array of ``expected_shape`` with
+    values in ``[0, num_classes)`` or equal to ``ignore_index`` (when given)."""
+    if not isinstance(target, (np.ndarray, list, tuple)):
+        raise TypeError(f"{name} must be a numpy.ndarray of class indices, got {type(target).__name__}")
+    target = np.asarray(target)
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {target.dtype}")
+    if target.shape != tuple(expected_shape):
+        raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {target.shape}")
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    valid = target if ignore_index is None else target[target != ignore_index]
+    if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
+        bad = valid.min() if valid.min() < 0 else valid.max()
+        extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
+        raise ValueError(f"{name} must be class indices in [0, {num_classes}){extra}, got {bad}")
+    return target
+
+
+def same_shape(name, a, shape):
+    """``ValueError`` unless ``a.shape == shape``; returns ``a``."""
+    if a.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {a.shape}")
+    return a
 
 
 def inplace_array(name, a):
@@ -263,3 +295,265 @@ def inplace_array(name, a):
         raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
                          f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
     return a
+
+
+# -- pooling, unpooling, upsampling -------------------------------------------------------------------
+POOL_INDEX_DTYPE = np.int32
+"""dtype of max pooling's positions kept for backward (half the memory traffic of PyTorch's int64;
+planes must have < 2**31 elements). ``return_indices=True`` gives PyTorch's int64."""
+
+
+def pool_params(kernel_size, stride, padding, dilation=1):
+    """``kernel_size``, ``stride`` (None: the kernel size), ``padding`` and ``dilation`` as (h, w)
+    pairs, checked on their own as PyTorch: kernel, stride, dilation >= 1, ``0 <= padding <= kernel // 2``."""
+    kernel = pair("kernel_size", kernel_size, minimum=1)
+    stride = kernel if stride is None else pair("stride", stride, minimum=1)
+    padding = pair("padding", padding, minimum=0)
+    dilation = pair("dilation", dilation, minimum=1)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(
+            f"padding must be at most half the kernel size, (kernel_size[0] // 2, kernel_size[1] // 2) "
+            f"= {(kernel[0] // 2, kernel[1] // 2)}, got padding={padding} for kernel_size={kernel}")
+    return kernel, stride, padding, dilation
+
+
+def pool_input(name, x, index_dtype=None):
+    """``x`` as a 4-D float32/float64 array (N, C, H, W) with C, H, W >= 1 (N may be 0); with
+    ``index_dtype``, planes must also fit its flat indices ``h * W + w``."""
+    x = float_input(name, x, 4, "(N, C, H, W)")
+    _plane_shape(name, x.shape, index_dtype)
+    return x
+
+
+def _plane_shape(name, shape, index_dtype=None):
+    N, C, H, W = shape
+    if C < 1 or H < 1 or W < 1:
+        raise ValueError(f"{name} must have C, H, W >= 1, got shape {tuple(shape)}")
+    if index_dtype is not None and H * W > np.iinfo(index_dtype).max:
+        raise ValueError(f"{name} planes must have H * W <= {np.iinfo(index_dtype).max} elements "
+                         f"(indices are {np.dtype(index_dtype)}), got shape {tuple(shape)}")
+
+
+def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
+    """The kernels' geometry tuple ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of a pooling of
+    ``input_shape`` (pairs from :func:`pool_params`); ValueError when the window does not fit the padded
+    input, or when a dilated window holds no input element (only padding: PyTorch returns -inf and an
+    index outside the plane there)."""
+    g = conv_geometry(input_shape, kernel, stride, padding, dilation, boolean("ceil_mode", ceil_mode))
+    for axis, size, k, s, p, d, o in ((0, input_shape[2], g[0], g[2], g[4], g[6], g[8]),
+                                      (1, input_shape[3], g[1], g[3], g[5], g[7], g[9])):
+        if d == 1:
+            continue  # a window starts at most k // 2 before the input and in it (ceil_mode's rule)
+        for i in range(o):
+            start = i * s - p
+            first = start + -(-max(-start, 0) // d) * d  # the first tap at or after 0
+            if first >= size or first > start + (k - 1) * d:
+                raise ValueError(
+                    f"dilation {(g[6], g[7])} with padding {(g[4], g[5])} leaves window {i} along "
+                    f"{'H' if axis == 0 else 'W'} with no input element (only padding)")
+    return g
+
+
+def avg_pool_divisor(divisor_override):
+    """``divisor_override``: None or a nonzero int (as PyTorch, negative values are allowed)."""
+    if divisor_override is None:
+        return None
+    if not _is_int(divisor_override):
+        raise TypeError(f"divisor_override must be None or an int, got {divisor_override!r}")
+    if divisor_override == 0:
+        raise ValueError("divisor_override must not be zero")
+    return int(divisor_override)
+
+
+def adaptive_output_size(output_size, input_shape):
+    """PyTorch's adaptive pooling ``output_size``: an int, or a pair whose entries are ints >= 0 or
+    None (None: the input's size), as an (OH, OW) pair."""
+    if _is_int(output_size):
+        output_size = (output_size, output_size)
+    if not (isinstance(output_size, (tuple, list)) and len(output_size) == 2
+            and all(v is None or _is_int(v) for v in output_size)):
+        raise TypeError(f"output_size must be an int or a pair (h, w) of ints or None, got {output_size!r}")
+    size = tuple(int(input_shape[2 + i]) if v is None else int(v) for i, v in enumerate(output_size))
+    if size[0] < 0 or size[1] < 0:
+        raise ValueError(f"output_size must be >= 0 in both dimensions, got {output_size!r}")
+    return size
+
+
+def unpool_output_size(input_shape, kernel, stride, padding, output_size):
+    """(OH, OW) of max unpooling, PyTorch's rule: by default ``(H - 1) * stride - 2 * padding +
+    kernel``; a given ``output_size`` ((OH, OW) or (N, C, OH, OW)) must lie strictly within one stride
+    of that (the sizes a pooling with these arguments maps to the input's size)."""
+    H, W = input_shape[2], input_shape[3]
+    default = tuple((size - 1) * stride[i] - 2 * padding[i] + kernel[i] for i, size in enumerate((H, W)))
+    if output_size is None:
+        size = default
+    else:
+        if not (isinstance(output_size, (tuple, list)) and len(output_size) in (2, 4)
+                and all(_is_int(v) for v in output_size)):
+            raise ValueError(f"output_size must be (OH, OW) or (N, C, OH, OW) ints, got {output_size!r}")
+        size = tuple(int(v) for v in output_size[-2:])
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < size[d] < hi:
+                raise ValueError(f"invalid output_size {tuple(output_size)!r} (dim {d} must be between "
+                                 f"{lo} and {hi}, exclusive, for this input, kernel_size, stride and padding)")
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"max_unpool2d output size must be >= 1 in both dimensions, got {size} "
+                         f"(kernel_size {kernel}, stride {stride}, padding {padding})")
+    return size
+
+
+def pool_indices(name, indices, x_shape, plane_size):
+    """Max pooling ``indices`` for unpooling: an integer array of ``x_shape`` holding flat plane
+    indices in ``[0, plane_size)``; returned C-contiguous as int64 (int32 kept as is)."""
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (int64, as PyTorch's, or int32), got dtype {indices.dtype}")
+    if indices.shape != tuple(x_shape):
+        raise ValueError(f"{name} must have the input's shape {tuple(x_shape)}, got {indices.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= plane_size):
+        raise ValueError(f"{name} must hold flat plane indices in [0, OH*OW) = [0, {plane_size}), "
+                         f"got values from {indices.min()} to {indices.max()}")
+    if indices.dtype not in (np.int32, np.int64):
+        indices = indices.astype(np.int64)
+    return np.ascontiguousarray(indices)
+
+
+INTERPOLATE_MODES = ("nearest", "bilinear")
+
+
+def interpolate_args(input_shape, size, scale_factor, mode, align_corners, recompute_scale_factor):
+    """PyTorch's ``interpolate`` arguments -> ``(OH, OW), (scale_h, scale_w) or None, align_corners``.
+
+    Exactly one of ``size`` (int or pair of ints >= 1) and ``scale_factor`` (number or pair of
+    numbers > 0) is given; the output size from a scale factor is ``floor(H * scale)``. The scales
+    returned are the ones PyTorch's kernels use for the source indices: the given factors, unless
+    ``recompute_scale_factor`` is True or ``size`` was given (then None: the kernels use in/out).
+    ``align_corners`` is only for "bilinear" (None there means False)."""
+    choice("mode", mode, INTERPOLATE_MODES)
+    if align_corners is not None:
+        if mode == "nearest":
+            raise ValueError("align_corners option can only be set with the interpolating mode "
+                             "'bilinear', not with mode='nearest'")
+        boolean("align_corners", align_corners)
+    if recompute_scale_factor is not None:
+        boolean("recompute_scale_factor", recompute_scale_factor)
+    align_corners = bool(align_corners)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("exactly one of size or scale_factor must be given, got "
+                         + ("both" if size is not None else "neither"))
+    H, W = input_shape[2], input_shape[3]
+    if size is not None:
+        if recompute_scale_factor is not None and recompute_scale_factor:
+            raise ValueError("recompute_scale_factor is not meaningful with an explicit size")
+        out = pair("size", size, minimum=1)
+        return out, None, align_corners
+    given = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor, scale_factor)
+    if len(given) != 2:
+        raise TypeError(f"scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
+    scales = tuple(real("scale_factor", v, 0.0, low_open=True) for v in given)
+    out = (int(np.floor(H * scales[0])), int(np.floor(W * scales[1])))
+    if out[0] < 1 or out[1] < 1:
+        raise ValueError(f"scale_factor {scale_factor!r} gives an empty output {out} for input size {(H, W)}")
+    return out, (None if recompute_scale_factor else scales), align_corners
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad_arg(pad, mode, value, shape):
+    """``(left, right, top, bottom, value)`` for ``F.pad`` of an input of ``shape`` (N, C, H, W), with
+    PyTorch's rules: ``pad`` is ``(left, right)`` or ``(left, right, top, bottom)`` (4 for the
+    non-constant modes), negative entries crop, reflect pads are smaller than their axis and circular
+    pads at most what is left of it after cropping, only the constant mode takes a ``value``."""
+    mode = choice("mode", mode, PAD_MODES)
+    if not (isinstance(pad, (tuple, list)) and all(_is_int(p) for p in pad)):
+        raise TypeError(f"pad must be a tuple of ints (left, right, top, bottom), got {pad!r}")
+    lengths = (2, 4) if mode == "constant" else (4,)
+    if len(pad) not in lengths:
+        raise ValueError(f"pad must have {' or '.join(map(str, lengths))} entries for mode {mode!r} on a 4-D "
+                         f"input (left, right, top, bottom: the last axis first), got {pad!r}")
+    left, right, top, bottom = (tuple(int(p) for p in pad) + (0, 0))[:4]
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"value must be a real number, got {value!r}")
+    if mode != "constant" and value != 0:
+        raise ValueError(f"value is only used by mode 'constant', got value={value!r} with mode {mode!r}")
+    H, W = shape[2], shape[3]
+    for axis, size, (a, b) in (("width", W, (left, right)), ("height", H, (top, bottom))):
+        if size + a + b < 1:
+            raise ValueError(f"pad {pad!r} leaves no pixel of the {axis} {size}")
+        if mode == "reflect" and max(abs(a), abs(b)) >= size:
+            raise ValueError(f"pad must be smaller than the input in mode 'reflect', got {(a, b)} for the "
+                             f"{axis} {size} (pad {pad!r})")
+        kept = size + min(a, 0) + min(b, 0)  # circular wraps around what the negative pads leave
+        if mode == "circular" and (kept < 1 or max(a, b) > kept):
+            raise ValueError(f"pad must be at most the input size (after cropping by the negative pads) in mode "
+                             f"'circular', got {(a, b)} for the {axis} {size} (pad {pad!r})")
+    return left, right, top, bottom, float(value)
+
+
+def conv_padding(padding):
+    """A convolution layer's ``padding``: "same", "valid", or an int or pair of ints >= 0 (as a pair)."""
+    if isinstance(padding, str):
+        return choice("padding", padding, ("same", "valid"))
+    return pair("padding", padding, minimum=0)
+
+
+def conv_padding_arg(padding, kernel_size, stride, dilation):
+    """A convolution's ``padding`` as ``(padding, (extra_h, extra_w))``: ints and pairs unchanged
+    (``conv_geometry`` checks them) with no extra; "valid" as 0; "same" as PyTorch: ``d*(k-1)`` in total
+    per axis, ``(d*(k-1)) // 2`` on each side plus the odd one at the bottom/right (the extra), stride 1 only."""
+    if not isinstance(padding, str):
+        return padding, (0, 0)
+    choice("padding", padding, ("same", "valid"))
+    if padding == "valid":
+        return 0, (0, 0)
+    if pair("stride", stride) != (1, 1):
+        raise ValueError(f"padding='same' needs stride 1 (as PyTorch), got stride {stride!r}")
+    kh, kw = pair("kernel_size", kernel_size)
+    dh, dw = pair("dilation", dilation)
+    th, tw = dh * (kh - 1), dw * (kw - 1)
+    return (th // 2, tw // 2), (th % 2, tw % 2)
+
+
+def groups_arg(groups, in_channels, out_channels=None):
+    """``groups`` as an int >= 1 that divides both channel counts (``out_channels`` None: not checked)."""
+    groups = positive_int("groups", groups)
+    if in_channels % groups:
+        raise ValueError(f"in_channels must be divisible by groups, got in_channels={in_channels}, groups={groups}")
+    if out_channels is not None and out_channels % groups:
+        raise ValueError(f"out_channels must be divisible by groups, got out_channels={out_channels}, "
+                         f"groups={groups}")
+    return groups
+
+
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0, dilation=1):
+    """Output length of a transposed convolution along one axis (PyTorch's formula)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def output_padding_arg(output_padding, stride, dilation):
+    """``output_padding`` as a pair, each entry smaller than the stride or the dilation (PyTorch's rule)."""
+    op = pair("output_padding", output_padding, minimum=0)
+    if any(op[a] >= stride[a] and op[a] >= dilation[a] for a in range(2)):
+        raise ValueError(f"output_padding must be smaller than either stride or dilation, got output_padding "
+                         f"{op}, stride {stride}, dilation {dilation}")
+    return op
+
+
+def output_size_padding(output_size, input_hw, kernel, stride, padding, dilation):
+    """The ``output_padding`` that makes a transposed convolution of ``input_hw`` give ``output_size``
+    ((OH, OW), or a 4-tuple whose last two entries are used), as ``ConvTranspose2d.forward`` in PyTorch:
+    each size must lie in [smallest, smallest + stride - 1]."""
+    if not (isinstance(output_size, (tuple, list)) and len(output_size) in (2, 4)
+            and all(_is_int(s) for s in output_size)):
+        raise TypeError(f"output_size must be a tuple of 2 ints (OH, OW) or 4 (N, C, OH, OW), got {output_size!r}")
+    op = []
+    for a in range(2):
+        smallest = conv_transpose_output_size(input_hw[a], kernel[a], stride[a], padding[a], 0, dilation[a])
+        size = int(output_size[len(output_size) - 2 + a])
+        if not smallest <= size <= smallest + stride[a] - 1:
+            raise ValueError(f"output_size {tuple(output_size)} is not reachable: dimension {a} must be from "
+                             f"{smallest} to {smallest + stride[a] - 1} for input size {tuple(input_hw)}, got {size}")
+        op.append(size - smallest)
+    return tuple(op)

@@ -2,12 +2,19 @@
 import contextlib
 import threading
 
-_state = threading.local()
+class _GradState(threading.local):
+    # Every thread starts with gradients enabled; an attribute that always exists is read without the
+    # exception a getattr default costs (every module call reads it).
+    def __init__(self):
+        self.enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled():
     """Whether forwards keep what backward needs (True unless inside ``no_grad()``)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def set_grad_enabled(mode):
@@ -29,7 +36,7 @@ def no_grad():
 
 @contextlib.contextmanager
 def enable_grad():
-    """Within this block, layers keep what backward needs again (inside an outer ``no_grad()``)."""
+    """Within this block forwards keep what backward needs again (e.g. inside a ``no_grad()`` block)."""
     previous = set_grad_enabled(True)
     try:
         yield

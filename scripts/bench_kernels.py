@@ -255,11 +255,7 @@ def child_startup(threads):
         y, ctx = step(f"functional.conv2d_forward ({algorithm})",
                       lambda: F.conv2d_forward(x, w, b, padding=2, algorithm=algorithm))
         step(f"functional.conv2d_backward ({algorithm})", lambda: F.conv2d_backward(y, ctx))
-    from minicnn.kernels import pool as k  # pooling moves to minicnn.functional with its own issue
-    y, argmax = step("kernels.max_pool2d_forward", lambda: k.max_pool2d_forward(x, 2))
-    step("kernels.max_pool2d_backward", lambda: k.max_pool2d_backward(y, argmax, x.shape))
-    y = step("kernels.avg_pool2d_forward", lambda: k.avg_pool2d_forward(x, 2))
-    step("kernels.avg_pool2d_backward", lambda: k.avg_pool2d_backward(y, x.shape, 2))
+    step("functional.max_pool2d (no positions)", lambda: F.max_pool2d(x, 2))
     steps["total (import + every first call)"] = time.perf_counter() - t0
     return {"steps": steps, "first_output_epoch": first_output_epoch}
 

@@ -93,7 +93,7 @@ def test_plain_callable_protocol(rng):
 
 
 def test_loss_with_integer_labels(rng):
-    result = gradcheck(nn.CrossEntropyLoss(0.1), (rng.standard_normal((4, 3)), np.array([0, 2, 1, 1])))
+    result = gradcheck(nn.CrossEntropyLoss(label_smoothing=0.1), (rng.standard_normal((4, 3)), np.array([0, 2, 1, 1])))
     assert list(result.errors) == ["input[0]"]
 
 

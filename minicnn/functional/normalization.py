@@ -1,12 +1,17 @@
-"""Batch normalisation with PyTorch's ``F.batch_norm`` semantics: ``batch_norm``, ``batch_norm_forward``
--> ``(y, BatchNormCtx)``, ``batch_norm_backward``; kernels in ``minicnn.kernels.batchnorm``."""
+"""Normalisations with PyTorch's semantics: ``batch_norm`` (kernels in ``minicnn.kernels.batchnorm``),
+``layer_norm``, ``group_norm`` and ``instance_norm`` (``minicnn.kernels.normalization``); each as
+``op``, ``op_forward`` -> ``(y, ctx)`` and ``op_backward``."""
 import math
+import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import at_least_ndim, boolean, buffer, float_input, grad_array, grad_request, real, vector
-from ..kernels.batchnorm import _backward_input, _backward_sums, _channel_mean_var, _normalize
+from .._validate import (at_least_ndim, boolean, buffer, float_array, float_input, grad_array, grad_request, integer,
+                         real, vector)
+from ..kernels import batchnorm as _bn_k
+from ..kernels import normalization as _norm_k
+from .activation import parallel_chunks, run_rows
 
 
 class BatchNormCtx(NamedTuple):
@@ -21,6 +26,15 @@ class BatchNormCtx(NamedTuple):
     weight: Optional[np.ndarray]
     has_bias: bool
     batch_stats: bool
+
+
+def _running_buffers(running_mean, running_var, C):
+    """Both running statistics checked as writable ``(C,)`` float arrays, or both None."""
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
+    if running_mean is None:
+        return None, None
+    return buffer("running_mean", running_mean, C), buffer("running_var", running_var, C)
 
 
 def _update_running(running, factor, batch):
@@ -47,12 +61,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     N, C = x.shape[:2]
     x3 = x.reshape(N, C, math.prod(x.shape[2:]))
     count = N * x3.shape[2]
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("running_mean and running_var must be given together (or both None)")
-    if running_mean is not None:
-        running_mean = buffer("running_mean", running_mean, C)
-        running_var = buffer("running_var", running_var, C)
-    elif not training:
+    running_mean, running_var = _running_buffers(running_mean, running_var, C)
+    if running_mean is None and not training:
         raise ValueError("batch_norm with training=False needs running_mean and running_var")
     weight = None if weight is None else vector("weight", weight, C, np.float64, "one per channel of x")
     bias = None if bias is None else vector("bias", bias, C, x.dtype, "one per channel of x")
@@ -61,7 +71,7 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
             raise ValueError(f"batch_norm in training mode needs more than 1 value per channel "
                              f"(N * H * W > 1), got input of shape {x.shape}")
         mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
-        _channel_mean_var(x3, mean, var)
+        run_rows(_bn_k.channel_mean_var_rows, _bn_k.channel_mean_var, C, x3.size, x3, mean, var)
         if running_mean is not None:
             _update_running(running_mean, momentum, mean)
             _update_running(running_var, momentum, var * (count / (count - 1)))
@@ -71,8 +81,8 @@ def batch_norm_forward(x, running_mean, running_var, weight=None, bias=None, tra
     scale = invstd if weight is None else invstd * weight
     mean = mean.astype(x.dtype)
     y = np.empty(x.shape, x.dtype)
-    _normalize(x3, mean, scale.astype(x.dtype), np.zeros(C, x.dtype) if bias is None else bias,
-               y.reshape(x3.shape))
+    run_rows(_bn_k.normalize_rows, _bn_k.normalize, N * C, x3.size, x3, mean, scale.astype(x.dtype),
+             np.zeros(C, x.dtype) if bias is None else bias, y.reshape(x3.shape))
     return y, BatchNormCtx(x3, x.shape, mean, invstd, weight, bias is not None, training)
 
 
@@ -96,7 +106,8 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dbias = grad_request("dbias", dbias, (C,), dtype) if ctx.has_bias else None
     if dweight is not None or dbias is not None or (want_input and ctx.batch_stats):
         sum_dy, sum_dy_xhat = np.empty(C, np.float64), np.empty(C, np.float64)
-        _backward_sums(dy3, x3, ctx.mean, ctx.invstd, sum_dy, sum_dy_xhat)
+        run_rows(_bn_k.backward_sums_rows, _bn_k.backward_sums, C, x3.size, dy3, x3, ctx.mean, ctx.invstd, sum_dy,
+                 sum_dy_xhat)
         if dweight is not None:
             dweight += sum_dy_xhat.astype(dtype)
         if dbias is not None:
@@ -110,8 +121,8 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     else:
         dy_mean = slope = np.zeros(C)
     dx = np.empty(ctx.shape, dtype)
-    _backward_input(dy3, x3, ctx.mean, scale.astype(dtype), dy_mean.astype(dtype), slope.astype(dtype),
-                    dx.reshape(x3.shape))
+    run_rows(_bn_k.backward_input_rows, _bn_k.backward_input, N * C, x3.size, dy3, x3, ctx.mean, scale.astype(dtype),
+             dy_mean.astype(dtype), slope.astype(dtype), dx.reshape(x3.shape))
     return dx, dweight, dbias
 
 
@@ -126,5 +137,233 @@ def batch_norm_stats(x):
     if N * x3.shape[2] == 0:
         raise ValueError(f"x must have at least one value per channel, got shape {x.shape}")
     mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
-    _channel_mean_var(x3, mean, var)
+    run_rows(_bn_k.channel_mean_var_rows, _bn_k.channel_mean_var, C, x3.size, x3, mean, var)
     return mean, var
+
+
+# -- LayerNorm, GroupNorm, InstanceNorm (per-row statistics, kernels in minicnn.kernels.normalization) --
+def _row_stats(x2, eps):
+    """Per row of ``x2 (R, K)``: float64 ``(mean, var, rstd)``."""
+    R = x2.shape[0]
+    mean, var = np.empty(R), np.empty(R)
+    run_rows(_norm_k.row_mean_var_rows, _norm_k.row_mean_var, R, x2.size, x2, mean, var)
+    return mean, var, 1.0 / np.sqrt(var + eps)
+
+
+def _normalized_shape(normalized_shape, x):
+    """``normalized_shape`` (an int or a tuple of ints) checked against x's trailing dimensions."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
+    if not isinstance(shape, (tuple, list)) or not shape or not all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise TypeError(f"normalized_shape must be a positive int or a non-empty tuple of positive ints, "
+                        f"got {normalized_shape!r}")
+    shape = tuple(int(s) for s in shape)
+    if x.shape[x.ndim - len(shape):] != shape or x.ndim < len(shape):
+        raise ValueError(f"normalized_shape {shape} must match the trailing dimensions of x, got x of shape "
+                         f"{x.shape}")
+    return shape
+
+
+class LayerNormCtx(NamedTuple):
+    """What ``layer_norm_backward`` needs: ``x`` viewed ``(R, D)`` (``D`` = the normalized_shape's
+    size), its shape, per-row ``mean`` and ``rstd = 1 / sqrt(var + eps)`` (x's dtype, ``(R,)``),
+    ``weight`` (x's dtype, ``(D,)``, or None) and whether a bias was added."""
+    x2: np.ndarray
+    shape: tuple
+    normalized_shape: tuple
+    mean: np.ndarray
+    rstd: np.ndarray
+    weight: Optional[np.ndarray]
+    has_bias: bool
+
+
+def _affine_pair(w, b, n, dtype):
+    """The kernels' (weight, bias): both empty without affine, else both of ``n`` values (the missing
+    one as ones / zeros)."""
+    if w is None and b is None:
+        return np.empty(0, dtype), np.empty(0, dtype)
+    return (np.ones(n, dtype) if w is None else w.reshape(-1)), (np.zeros(n, dtype) if b is None else b.reshape(-1))
+
+
+def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` dimensions of ``x``:
+    ``(x - mean) / sqrt(var + eps) * weight + bias`` (biased variance; ``weight`` / ``bias`` of shape
+    ``normalized_shape``, optional). Returns ``(y, LayerNormCtx)``, ``y`` of x's shape."""
+    x = float_input("x", x)
+    shape = _normalized_shape(normalized_shape, x)
+    eps = real("eps", eps, 0.0, low_open=True)
+    D = math.prod(shape)
+    x2 = x.reshape(-1, D)
+    dt = x.dtype
+    w = None if weight is None else float_array("weight", weight, dt)
+    b = None if bias is None else float_array("bias", bias, dt)
+    for name, v in (("weight", w), ("bias", b)):
+        if v is not None and v.shape != shape:
+            raise ValueError(f"{name} must have the shape of normalized_shape {shape}, got {v.shape}")
+    mean, _, rstd = _row_stats(x2, eps)
+    mean, rstd = mean.astype(dt), rstd.astype(dt)
+    y = np.empty(x.shape, dt)
+    wk, bk = _affine_pair(w, b, D, dt)
+    run_rows(_norm_k.layer_norm_forward_rows, _norm_k.layer_norm_forward, x2.shape[0], x2.size, x2, mean, rstd, wk, bk,
+             y.reshape(x2.shape))
+    return y, LayerNormCtx(x2, x.shape, shape, mean, rstd, None if w is None else w.reshape(-1), b is not None)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """PyTorch's ``F.layer_norm`` (see :func:`layer_norm_forward`)."""
+    return layer_norm_forward(x, normalized_shape, weight, bias, eps)[0]
+
+
+def layer_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
+    """Gradients of ``layer_norm``: returns ``(dx, dweight, dbias)`` (``dweight = sum(dy * xhat)``,
+    ``dbias = sum(dy)`` over the rows, in normalized_shape's shape; None without weight / bias)."""
+    x2, dt = ctx.x2, ctx.x2.dtype
+    R, D = x2.shape
+    dy2 = grad_array("dy", dy, ctx.shape, dt).reshape(x2.shape)
+    want_input = boolean("dx", dx)
+    ns = ctx.normalized_shape
+    dweight = grad_request("dweight", dweight, ns, dt) if ctx.weight is not None else None
+    dbias = grad_request("dbias", dbias, ns, dt) if ctx.has_bias else None
+    n_chunks = parallel_chunks(x2.size)
+    width = D if (dweight is not None or dbias is not None) else 0
+    dw_partial, db_partial = np.zeros((n_chunks, width)), np.zeros((n_chunks, width))  # one row per range
+    out = np.empty(ctx.shape if want_input else (0,), dt)
+    weight = np.empty(0, dt) if ctx.weight is None else ctx.weight
+    args = (dy2, x2, ctx.mean, ctx.rstd, weight, out.reshape(x2.shape if want_input else (0, 0)))
+    if n_chunks == 1:
+        _norm_k.layer_norm_backward_rows(*args, dw_partial[0], db_partial[0], 0, R)
+    else:
+        _norm_k.layer_norm_backward(*args, dw_partial, db_partial, n_chunks)
+    if dweight is not None:
+        dweight += dw_partial.sum(axis=0).astype(dt).reshape(ns)
+    if dbias is not None:
+        dbias += db_partial.sum(axis=0).astype(dt).reshape(ns)
+    return (out if want_input else None), dweight, dbias
+
+
+class GroupNormCtx(NamedTuple):
+    """What ``group_norm_backward`` needs: ``x`` viewed ``(N, G, C / G, L)``, its shape, per-(sample,
+    group) float64 ``mean`` and ``rstd`` ``(N, G)``, ``weight`` (x's dtype, ``(C,)``, or None) and
+    whether a bias was added."""
+    x4: np.ndarray
+    shape: tuple
+    mean: np.ndarray
+    rstd: np.ndarray
+    weight: Optional[np.ndarray]
+    has_bias: bool
+
+
+def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalise ``x (N, C, ...)`` over each group of ``C / num_groups`` consecutive channels (and all
+    trailing dimensions) of each sample, then scale and shift per channel (``weight`` / ``bias``
+    ``(C,)``, optional). ``num_groups`` must divide ``C``. Returns ``(y, GroupNormCtx)``."""
+    x = float_input("x", x)
+    at_least_ndim("x", x, 2, "(N, C, ...)")
+    G = integer("num_groups", num_groups, 1)
+    eps = real("eps", eps, 0.0, low_open=True)
+    N, C = x.shape[:2]
+    if C % G:
+        raise ValueError(f"num_groups ({G}) must divide the number of channels (num_channels) of x, "
+                         f"got x of shape {x.shape}")
+    L = math.prod(x.shape[2:])
+    if N and C * L == 0:
+        raise ValueError(f"x must have at least one value per group, got shape {x.shape}")
+    dt = x.dtype
+    w = None if weight is None else vector("weight", weight, C, dt, "one per channel of x")
+    b = None if bias is None else vector("bias", bias, C, dt, "one per channel of x")
+    x4 = x.reshape(N, G, C // G, L)
+    mean, _, rstd = _row_stats(x.reshape(N * G, -1), eps)
+    mean, rstd = mean.reshape(N, G), rstd.reshape(N, G)
+    y = np.empty(x.shape, dt)
+    wk, bk = _affine_pair(w, b, C, dt)
+    run_rows(_norm_k.group_norm_forward_rows, _norm_k.group_norm_forward, N * G, x.size, x4, mean.astype(dt),
+             rstd.astype(dt), wk, bk, y.reshape(x4.shape))
+    return y, GroupNormCtx(x4, x.shape, mean, rstd, w, b is not None)
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """PyTorch's ``F.group_norm`` (see :func:`group_norm_forward`)."""
+    return group_norm_forward(x, num_groups, weight, bias, eps)[0]
+
+
+def group_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
+    """Gradients of ``group_norm``: returns ``(dx, dweight, dbias)``; per channel ``dweight = sum(dy *
+    xhat)``, ``dbias = sum(dy)`` over samples and trailing dimensions (None without weight / bias)."""
+    x4, dt = ctx.x4, ctx.x4.dtype
+    N, G, Cg, L = x4.shape
+    C = G * Cg
+    dy4 = grad_array("dy", dy, ctx.shape, dt).reshape(x4.shape)
+    want_input = boolean("dx", dx)
+    dweight = grad_request("dweight", dweight, (C,), dt) if ctx.weight is not None else None
+    dbias = grad_request("dbias", dbias, (C,), dt) if ctx.has_bias else None
+    sum_dy, sum_dy_xc = np.empty((N, C)), np.empty((N, C))
+    run_rows(_norm_k.group_norm_channel_sums_rows, _norm_k.group_norm_channel_sums, N * G, x4.size, dy4, x4,
+             ctx.mean.astype(dt), sum_dy, sum_dy_xc)
+    rstd_c = np.repeat(ctx.rstd, Cg, axis=1)  # (N, C): each channel's group rstd
+    if dweight is not None:
+        dweight += (sum_dy_xc * rstd_c).sum(axis=0).astype(dt)
+    if dbias is not None:
+        dbias += sum_dy.sum(axis=0).astype(dt)
+    if not want_input:
+        return None, dweight, dbias
+    w = np.ones(C) if ctx.weight is None else ctx.weight.astype(np.float64)
+    K = Cg * L
+    sum_g = (sum_dy * w).reshape(N, G, Cg).sum(axis=2)  # sum(dy * weight) per row
+    sum_gxc = (sum_dy_xc * w).reshape(N, G, Cg).sum(axis=2)  # sum(dy * weight * (x - mean))
+    q = ctx.rstd ** 3 * sum_gxc / K
+    k = -ctx.rstd * sum_g / K
+    out = np.empty(ctx.shape, dt)
+    run_rows(_norm_k.group_norm_backward_input_rows, _norm_k.group_norm_backward_input, N * G, x4.size, dy4, x4,
+             ctx.mean.astype(dt), ctx.rstd.astype(dt), np.empty(0, dt) if ctx.weight is None else ctx.weight,
+             q.astype(dt), k.astype(dt), out.reshape(x4.shape))
+    return out, dweight, dbias
+
+
+class InstanceNormCtx(NamedTuple):
+    """``instance_norm``'s ctx: the group-norm ctx (statistics of each sample's channel) or, with
+    ``use_input_stats=False``, the batch-norm ctx (running statistics, constants)."""
+    group: Optional[GroupNormCtx]
+    batch: Optional[BatchNormCtx]
+
+
+def instance_norm_forward(x, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                          momentum=0.1, eps=1e-5):
+    """PyTorch's ``F.instance_norm`` on ``x (N, C, ...)``: each channel of each sample normalised by
+    its own mean and biased variance (``use_input_stats=True``; then, when given, the running
+    statistics ``(C,)`` are updated in place with the batch average of the per-sample mean and
+    UNBIASED variance, as PyTorch), or by ``running_mean`` / ``running_var`` (``use_input_stats=False``).
+    ``weight`` / ``bias`` ``(C,)`` optional. Returns ``(y, InstanceNormCtx)``."""
+    x = float_input("x", x)
+    at_least_ndim("x", x, 3, "(N, C, L, ...)")
+    use_input_stats = boolean("use_input_stats", use_input_stats)
+    momentum = real("momentum", momentum, 0.0, 1.0)
+    eps = real("eps", eps, 0.0, low_open=True)
+    N, C = x.shape[:2]
+    L = math.prod(x.shape[2:])
+    if not use_input_stats:
+        y, ctx = batch_norm_forward(x, running_mean, running_var, weight, bias, False, momentum, eps)
+        return y, InstanceNormCtx(None, ctx)
+    if L <= 1:
+        raise ValueError(f"instance_norm with input statistics needs more than 1 value per channel, "
+                         f"got x of shape {x.shape}")
+    running_mean, running_var = _running_buffers(running_mean, running_var, C)
+    y, ctx = group_norm_forward(x, C, weight, bias, eps)
+    if running_mean is not None:
+        var = 1.0 / ctx.rstd ** 2 - eps  # (N, C) biased per-instance variances
+        _update_running(running_mean, momentum, ctx.mean.mean(axis=0))
+        _update_running(running_var, momentum, (var * (L / (L - 1))).mean(axis=0))
+    return y, InstanceNormCtx(ctx, None)
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """PyTorch's ``F.instance_norm`` (see :func:`instance_norm_forward`)."""
+    return instance_norm_forward(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)[0]
+
+
+def instance_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
+    """Gradients of ``instance_norm``: ``(dx, dweight, dbias)`` (input statistics differentiated,
+    running statistics constant)."""
+    if ctx.group is not None:
+        return group_norm_backward(dy, ctx.group, dx=dx, dweight=dweight, dbias=dbias)
+    return batch_norm_backward(dy, ctx.batch, dx=dx, dweight=dweight, dbias=dbias)

@@ -13,5 +13,12 @@ Conventions of every kernel here:
 - Buffers the caller passes are reused; a kernel allocates only per thread block, outside its hot loops.
 - Helpers used by several files (unsigned indexing, window bounds, padding) live in ``common.py``.
 - Files per algorithm: ``im2col.py`` (im2col / col2im), ``conv_im2col.py``, ``conv_direct.py`` and
-  ``conv_tiled.py`` (the three convolution algorithms), ``tile.py`` (the tiled algorithm's micro-kernel).
+  ``conv_tiled.py`` (the three convolution algorithms; ``conv_im2col.py`` also runs groups and the
+  transposed convolution), ``tile.py`` (the tiled algorithm's micro-kernel), ``depthwise.py`` (depthwise
+  convolution), ``pad.py`` (padding modes and their adjoint).
+- Memory-bound operations: ``activation.py`` (ReLU), ``elementwise.py`` (the other elementwise
+  activations and PReLU) over ``fastmath.py`` (vectorisable float32 exp / tanh / erfc), ``softmax.py``,
+  ``batchnorm.py`` and ``normalization.py`` (LayerNorm, GroupNorm, InstanceNorm), ``loss.py`` (the
+  class losses) and ``elementwise_loss.py``. Their row kernels come in pairs: ``<name>_rows(..., lo, hi)``
+  (serial, for small inputs) and ``<name>(..., n_chunks)`` (the rows split across threads).
 """

@@ -12,6 +12,12 @@ thread runs im2col, the products (Numba's ``np.dot``: single-threaded BLAS, see
 ``minicnn._config.kernel_blas_single_threaded``) and col2im for its samples. No second thread pool: on
 two cores, BLAS threads spinning next to Numba's made every pass 2-5x slower than the sum of its parts
 (measured). Parameter gradients go to per-block buffers, summed by the caller (no race).
+
+Groups: with G groups the kernels see every (sample, group) pair as one sample ``s`` of its own,
+group ``s % G`` of sample ``s // G``: ``x`` (N*G, C/G, H, W), ``y`` (N*G, F/G, P) and the gradients are
+free reshapes of the NCHW arrays, and sample s is multiplied by ``w3[s % G]`` (w3 = weight.reshape(G,
+F/G, K)). G = 1 is the ungrouped convolution. The transposed convolution runs on the same kernels with
+the roles of input and output exchanged (``minicnn.functional.conv_transpose``).
 """
 import numpy as np
 from numba import prange
@@ -41,23 +47,31 @@ def _transpose_bias(tmp, bias, yn):
 
 
 @jit_parallel
-def im2col_forward(x, w2, bias, g, n_blocks, cols, y):
-    """``y[n]`` (F, P) = ``w2`` (F, K) @ ``cols[n]`` + ``bias`` (F,), after filling ``cols[n]`` (K, P) with
-    the receptive fields of ``x[n]``, for ``x`` (N, C, H, W)."""
-    N = x.shape[0]
+def im2col_forward(x, w3, bias, g, n_blocks, cols, y):
+    """``y[s]`` (F/G, P) = ``w3[s % G]`` (F/G, K) @ ``cols[s]`` + ``bias[s % G]`` (F/G,), after filling
+    ``cols[s]`` (K, P) with the receptive fields of ``x[s]``, for ``x`` (N*G, C/G, H, W) (see Groups)."""
+    S, G = x.shape[0], w3.shape[0]
     F, P = y.shape[1], y.shape[2]
     transposed = F * P <= IM2COL_TRANSPOSED_PRODUCT_MAX  # see _config
     for b in prange(n_blocks):
         tmp = np.empty((P, F) if transposed else (1, 1), dtype=y.dtype)
-        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
-            cn = cols[n]
-            _im2col_sample(x, n, g, cn)
+        for s in range(b * S // n_blocks, (b + 1) * S // n_blocks):
+            cn = cols[s]
+            w2 = w3[s % G]
+            _im2col_sample(x, s, g, cn)
             if transposed:
                 np.dot(cn.T, w2.T, tmp)
-                _transpose_bias(tmp, bias, y[n])
+                _transpose_bias(tmp, bias[s % G], y[s])
             else:
-                np.dot(w2, cn, y[n])
-                _add_bias_rows(y[n], bias)
+                np.dot(w2, cn, y[s])
+                _add_bias_rows(y[s], bias[s % G])
+
+
+@jit_parallel
+def add_bias(y, bias):
+    """``y[n, f] += bias[f]`` for ``y`` (N, F, P)."""
+    for n in prange(y.shape[0]):
+        _add_bias_rows(y[n], bias)
 
 
 @jit
@@ -73,25 +87,26 @@ def _add_weight_grad(cn, dyn, tmp, part):
 
 
 @jit_parallel
-def im2col_backward(dy, w2, cols, g, n_blocks, weight_parts, bias_parts, dx):
-    """For ``dy`` (N, F, P) and the forward's ``cols`` (N, K, P): ``weight_parts[b]`` (K, F) = the
-    TRANSPOSED weight gradient of block b's samples, ``bias_parts[b]`` (F,) their bias gradient, ``dx``
-    (N, C, H, W) = the input gradient; each skipped when empty."""
-    N, F, P = dy.shape
-    K = w2.shape[1]
+def im2col_backward(dy, w3, cols, g, n_blocks, weight_parts, bias_parts, dx):
+    """For ``dy`` (N*G, F/G, P) and the forward's ``cols`` (N*G, K, P) (see Groups): ``weight_parts[b, j]``
+    (K, F/G) = the TRANSPOSED weight gradient of group j over block b's samples, ``bias_parts[b, j]``
+    (F/G,) their bias gradient, ``dx`` (N*G, C/G, H, W) = the input gradient; each skipped when empty."""
+    S, F, P = dy.shape
+    G, K = w3.shape[0], w3.shape[2]
     want_weight, want_bias, want_input = weight_parts.size > 0, bias_parts.size > 0, dx.size > 0
     for b in prange(n_blocks):
-        tmp = np.empty((K, F) if want_weight else (0, 0), dtype=w2.dtype)
-        dcols = np.empty((K, P) if want_input else (0, 0), dtype=w2.dtype)
+        tmp = np.empty((K, F) if want_weight else (0, 0), dtype=w3.dtype)
+        dcols = np.empty((K, P) if want_input else (0, 0), dtype=w3.dtype)
         if want_weight:
             weight_parts[b] = 0
         if want_bias:
             bias_parts[b] = 0
-        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+        for s in range(b * S // n_blocks, (b + 1) * S // n_blocks):
+            j = s % G
             if want_weight:
-                _add_weight_grad(cols[n], dy[n], tmp, weight_parts[b])
+                _add_weight_grad(cols[s], dy[s], tmp, weight_parts[b, j])
             if want_bias:
-                _add_row_sums(dy[n], bias_parts[b])
+                _add_row_sums(dy[s], bias_parts[b, j])
             if want_input:
-                np.dot(w2.T, dy[n], dcols)
-                _col2im_sample(dcols, n, g, dx)
+                np.dot(w3[j].T, dy[s], dcols)
+                _col2im_sample(dcols, s, g, dx)

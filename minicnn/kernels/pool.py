@@ -1,129 +1,204 @@
-"""Max and average pooling on NCHW arrays, forward and backward.
+"""Pooling kernels on NCHW arrays: max, average, adaptive average / max, max unpooling; forward and backward.
 
-Conventions (PyTorch's, floor mode):
-- kernel ``(kh, kw)``, stride ``(sh, sw)`` (``None``: the kernel size), padding ``(ph, pw)`` with
-  ``0 <= p <= k // 2``; output size ``(H + 2 * ph - kh) // sh + 1`` (and likewise for W).
+Conventions (PyTorch's; ``minicnn.functional.pool`` validates and documents the arguments):
+- Window ``(oh, ow)`` covers input rows ``oh * sh - ph + i * dh`` for ``i < kh`` (likewise columns);
+  outside the input is padding, never read.
 - Max pooling pads with -inf (padding never wins), takes the FIRST maximum in row-major window order
   on ties, and propagates NaN like PyTorch (a NaN in the window makes the output NaN and ``argmax``
-  points at it; with several NaNs, at the last one, as PyTorch). ``argmax[n, c, oh, ow]`` is the flat
-  index ``h * W + w`` into the unpadded input plane, the same values as PyTorch's indices, but with
-  dtype ``INDEX_DTYPE`` = int32 (half the memory traffic of int64; planes must have < 2**31 elements).
-- Average pooling divides by ``kh * kw``, padded zeros included (PyTorch's ``count_include_pad=True``).
+  points at it; with several NaNs, at the last one). ``argmax[n, c, oh, ow]`` is the flat index
+  ``h * W + w`` into the unpadded input plane (PyTorch's indices), int32 or int64.
+- Average pooling divides by ``divisor_override`` when it is nonzero, else by the window's size
+  clipped to the padded input (``count_include_pad``) or to the input, as PyTorch's CPU kernel.
+- Adaptive pooling: window ``o`` of ``O`` over ``S`` covers ``[floor(o * S / O), ceil((o + 1) * S / O))``.
 
-Each op has a private ``@jit_parallel`` kernel that trusts its arguments (every window holds at least
-one real input element, which ``0 <= p <= k // 2`` and ``H, W >= 1`` guarantee) and a public wrapper
-that validates and allocates. The kernels run ``prange`` over the ``N * C`` planes, which are
-disjoint, and special-case 2x2 windows with stride 2 and no padding (LeNet's pooling).
+Entry points (plain names) are what ``minicnn.functional.pool`` calls; ``g`` is the geometry tuple
+``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of ``minicnn.kernels``. Every kernel trusts its
+arguments: each window holds at least one input element (the validation guarantees it), shapes agree,
+indices lie in their plane. Each runs ``prange`` over the ``N * C`` planes, which are disjoint
+(scatters into a plane are serial, so nothing races), and the max and average kernels special-case
+2x2 windows with stride 2 and no padding (LeNet's pooling).
 """
-import numbers
-
 import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
-from .._validate import float_input, out_array, pair
-
-INDEX_DTYPE = np.int32
-"""dtype of max pooling's ``argmax`` (PyTorch uses int64; int32 is measurably faster here)."""
+from .common import _inside, _u
 
 
-# -- kernels ----------------------------------------------------------------------------------------
+# -- shared helpers ---------------------------------------------------------------------------------
 @jit
-def _is_2x2_stride_2(kh, kw, sh, sw, ph, pw):
-    """LeNet's pooling (2x2 windows, stride 2, no padding), which every kernel special-cases."""
-    return kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0
+def _plane(p, C):
+    """``(n, c)`` of the flat plane index ``p`` in ``range(N * C)``."""
+    n = p // C
+    return n, p - n * C
 
 
 @jit
-def _window_span(o, stride, pad, k, size):
-    """``(start, end)``: the input rows (or columns) that window ``o`` covers, clipped to the input
-    ``[0, size)``: padding lies outside and is never read."""
-    start = o * stride - pad
-    return max(start, 0), min(start + k, size)
+def _is_fast_2x2(g, H, W):
+    """LeNet's pooling (2x2 windows, stride 2, no padding, no dilation) with every window whole (not
+    a ceil_mode window hanging over the edge): the case every max / average kernel special-cases."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1 and dw == 1
+            and 2 * OH <= H and 2 * OW <= W)
+
+
+@jit
+def _window_span(o, stride, pad, k, dilation, size):
+    """``(lo, n)``: window ``o`` reads the ``n`` input rows (or columns) ``lo + i * dilation``
+    (``i < n``), its taps ``o * stride - pad + j * dilation`` (``j < k``) that lie in ``[0, size)``;
+    padding is never read. Divides only for windows clipped by an edge (a loop over
+    ``range(lo, hi, dilation)`` would divide once per loop to count its trips)."""
+    lo = o * stride - pad
+    first = 0
+    if lo < 0:
+        first = (-lo + dilation - 1) // dilation  # taps before it lie in the left padding
+    last = k
+    if lo + (k - 1) * dilation >= size:
+        last = (size - lo + dilation - 1) // dilation  # taps from it on lie beyond the input
+    return lo + first * dilation, last - first
+
+
+@jit
+def _adaptive_span(o, out, size):
+    """``(start, end)``: adaptive window ``o`` of ``out`` over ``size`` (PyTorch's rule)."""
+    return (o * size) // out, ((o + 1) * size + out - 1) // out
+
+
+# -- max pooling --------------------------------------------------------------------------------------
+@jit
+def _max_2x2(xp, h, w, W):
+    """``(max, flat index)`` of the 2x2 window at ``(h, w)`` of the plane ``xp``."""
+    v0, v1 = xp[h, w], xp[h, w + 1]
+    v2, v3 = xp[h + 1, w], xp[h + 1, w + 1]
+    # Branch-free (random data makes branches unpredictable): max(a, b) keeps a unless b > a, so this
+    # is the first maximum's value; the index is the first element equal to it, chosen by integer
+    # selects in reverse order.
+    best = max(max(v0, v1), max(v2, v3))
+    i0 = h * W + w
+    where = i0 + W + 1
+    where = i0 + W if v2 == best else where
+    where = i0 + 1 if v1 == best else where
+    where = i0 if v0 == best else where
+    if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):
+        # Rare: NaN wins, the last one in window order (as PyTorch).
+        if v0 != v0:
+            best, where = v0, i0
+        if v1 != v1:
+            best, where = v1, i0 + 1
+        if v2 != v2:
+            best, where = v2, i0 + W
+        if v3 != v3:
+            best, where = v3, i0 + W + 1
+    return best, where
+
+
+@jit
+def _max_window(xp, h0, h1, w0, w1, W):
+    """``(max, flat index)`` over rows ``[h0, h1)`` x columns ``[w0, w1)`` of the plane ``xp`` (a
+    non-empty window), PyTorch's update ``v > best or isnan(v)``: first maximum, last NaN."""
+    best = xp.dtype.type(-np.inf)
+    where = h0 * W + w0
+    for h in range(h0, h1):
+        xr = xp[h]
+        for w in range(w0, w1):
+            v = xr[w]
+            take = (v > best) | (v != v)
+            best = v if take else best
+            where = h * W + w if take else where
+    return best, where
+
+
+# The general max kernels sweep one output row at a time: for each tap (i, j) of the window, in
+# row-major order, one pass over the outputs whose tap lies inside the input, updating the row's
+# running maxima (the output row itself) and their positions (if wanted). Each pass is a short loop
+# over contiguous outputs with selects and no branches, instead of a window-by-window loop that
+# recomputes the window's bounds. The update is PyTorch's: ``v > best or isnan(v)``, so the first
+# maximum wins and the last NaN.
+@jit
+def _tap_spans(kw, sw, pw, dw, W, OW):
+    """``spans[j] = (lo, hi)``: the outputs ``ow`` whose column tap ``j`` (input column ``ow * sw - pw
+    + j * dw``) lies inside the input; the same for every row and plane, so computed once per call."""
+    spans = np.empty((kw, 2), dtype=np.int64)
+    for j in range(kw):
+        spans[j, 0], spans[j, 1] = _inside(j * dw - pw, sw, OW, W)
+    return spans
+
+
+@jit
+def _sweep_start(yr, ar, row_base, sw, pw, kw, dw, W):
+    """Reset a row of running maxima ``yr`` to -inf and their positions ``ar`` to each window's first
+    input element (in row ``row_base // W``): what an all -inf window reports, as PyTorch."""
+    for ow in range(yr.shape[0]):
+        w_lo, _ = _window_span(ow, sw, pw, kw, dw, W)
+        yr[_u(ow)] = -np.inf
+        ar[_u(ow)] = row_base + w_lo
+
+
+@jit
+def _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi):
+    """Outputs ``ow`` in ``[lo, hi)`` compare their tap ``xr[ow * sw + off]`` (inside the row ``xr``)
+    with their running maximum ``yr[ow]``; ``ar[ow]`` follows with the tap's flat plane index
+    ``row_base + ow * sw + off``, unless ``ar`` is empty (positions not wanted)."""
+    positions = ar.shape[0] != 0  # loop-invariant: LLVM unswitches the loop on it
+    for ow in range(lo, hi):
+        w = ow * sw + off  # signed, for the index value (int64 + uint64 would be float64 in Numba)
+        v, best = xr[_u(w)], yr[_u(ow)]
+        take = (v > best) | (v != v)
+        yr[_u(ow)] = v if take else best
+        if positions:
+            ar[_u(ow)] = row_base + w if take else ar[_u(ow)]
+
+
+@jit
+def _sweep_row(xr, yr, ar, row_base, off, sw, lo, hi):
+    """:func:`_sweep_tap`, with strides 1 and 2 (the common ones) passed as constants: once inlined,
+    the loop's stride is known at compile time, which lets LLVM vectorise its loads."""
+    if sw == 1:
+        _sweep_tap(xr, yr, ar, row_base, off, 1, lo, hi)
+    elif sw == 2:
+        _sweep_tap(xr, yr, ar, row_base, off, 2, lo, hi)
+    else:
+        _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi)
 
 
 @jit_parallel
-def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y, argmax):
+def max_pool2d_forward(x, g, y, argmax):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices into
-    ``argmax``, both (N, C, OH, OW)."""
+    ``argmax``, both (N, C, OH, OW); ``g`` the geometry tuple."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    fast = _is_fast_2x2(g, H, W)
+    spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
-        n = p // C
-        c = p - n * C
-        xp = x[n, c]
-        yp = y[n, c]
-        ap = argmax[n, c]
-        if fast:
-            for oh in range(OH):
-                h = 2 * oh
+        n, c = _plane(p, C)
+        xp, yp, ap = x[n, c], y[n, c], argmax[n, c]
+        for oh in range(OH):
+            if fast:
                 for ow in range(OW):
-                    w = 2 * ow
-                    v0, v1 = xp[h, w], xp[h, w + 1]
-                    v2, v3 = xp[h + 1, w], xp[h + 1, w + 1]
-                    # Branch-free (random data makes branches unpredictable): max(a, b) keeps a
-                    # unless b > a, so this is the first maximum's value; the index is the first
-                    # element equal to it, chosen by integer selects in reverse order.
-                    best = max(max(v0, v1), max(v2, v3))
-                    i0 = h * W + w
-                    where = i0 + W + 1
-                    where = i0 + W if v2 == best else where
-                    where = i0 + 1 if v1 == best else where
-                    where = i0 if v0 == best else where
-                    if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):
-                        # Rare: NaN wins, the last one in window order (as PyTorch).
-                        if v0 != v0:
-                            best, where = v0, i0
-                        if v1 != v1:
-                            best, where = v1, i0 + 1
-                        if v2 != v2:
-                            best, where = v2, i0 + W
-                        if v3 != v3:
-                            best, where = v3, i0 + W + 1
-                    yp[oh, ow] = best
-                    ap[oh, ow] = where
-        else:
-            for oh in range(OH):
-                h_start, h_end = _window_span(oh, sh, ph, kh, H)
-                for ow in range(OW):
-                    w_start, w_end = _window_span(ow, sw, pw, kw, W)
-                    # Padding is -inf, so only real elements compete; start from the first one.
-                    best = xp[h_start, w_start]
-                    where = h_start * W + w_start
-                    has_nan = False
-                    for h in range(h_start, h_end):
-                        for w in range(w_start, w_end):
-                            v = xp[h, w]
-                            # Branch-free (as above): max keeps `best` unless v > best, and the
-                            # index moves exactly when the maximum changed.
-                            new_best = max(best, v)
-                            where = h * W + w if new_best != best else where
-                            best = new_best
-                            has_nan |= v != v
-                    if has_nan:
-                        # Rare: NaN wins, the last one in window order (as PyTorch).
-                        for h in range(h_start, h_end):
-                            for w in range(w_start, w_end):
-                                if xp[h, w] != xp[h, w]:
-                                    best, where = xp[h, w], h * W + w
-                    yp[oh, ow] = best
-                    ap[oh, ow] = where
+                    yp[oh, ow], ap[oh, ow] = _max_2x2(xp, 2 * oh, 2 * ow, W)
+                continue
+            h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
+            yr, ar = yp[oh], ap[oh]
+            _sweep_start(yr, ar, h_lo * W, sw, pw, kw, dw, W)
+            for i in range(nh):  # taps in row-major order: ties keep the first
+                h = h_lo + i * dh
+                for j in range(kw):
+                    _sweep_row(xp[h], yr, ar, h * W, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
-def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
+def max_pool2d_values(x, g, y):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), NaN propagating, without
-    their positions (evaluation: nothing to route back); the 2x2 case ran 1.8-2.4x faster than
-    :func:`_max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
+    their positions (no gradient wanted); the 2x2 case ran 1.8-2.4x faster than
+    :func:`max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
     N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    fast = _is_fast_2x2(g, H, W)
+    spans = _tap_spans(kw, sw, pw, dw, W, OW)
+    no_positions = np.empty(0, dtype=np.int32)
     for p in prange(N * C):
-        n = p // C
-        c = p - n * C
-        xp = x[n, c]
-        yp = y[n, c]
+        n, c = _plane(p, C)
+        xp, yp = x[n, c], y[n, c]
         for oh in range(OH):
             if fast:
                 r0, r1, yr = xp[2 * oh], xp[2 * oh + 1], yp[oh]
@@ -133,218 +208,231 @@ def _max_pool2d_values(x, kh, kw, sh, sw, ph, pw, y):
                     if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):  # rare
                         yr[ow] = np.nan
                 continue
-            h_start, h_end = _window_span(oh, sh, ph, kh, H)
-            for ow in range(OW):
-                w_start, w_end = _window_span(ow, sw, pw, kw, W)
-                best = xp[h_start, w_start]  # padding is -inf: only real elements compete
-                nan = False
-                for h in range(h_start, h_end):
-                    for w in range(w_start, w_end):
-                        v = xp[h, w]
-                        best = max(best, v)
-                        nan |= v != v
-                yp[oh, ow] = np.nan if nan else best
+            h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
+            yr = yp[oh]
+            yr[:] = -np.inf
+            for i in range(nh):
+                for j in range(kw):
+                    _sweep_row(xp[h_lo + i * dh], yr, no_positions, 0, j * dw - pw, sw, spans[j, 0], spans[j, 1])
 
 
 @jit_parallel
-def _max_pool2d_backward(dy, argmax, dx):
-    """Route each window's gradient to its maximum: ``dx`` (N, C, H, W) is overwritten with zeros
-    plus, for every window, ``dy[n, c, oh, ow]`` added at ``argmax[n, c, oh, ow]`` (overlapping
-    windows add up)."""
+def max_pool2d_backward(dy, index, dx):
+    """Overwrite ``dx`` (N, C, H, W) with zeros plus, for every ``q``, ``dy[n, c].flat[q]`` added at
+    ``dx[n, c].flat[index[n, c].flat[q]]`` (``dy`` and ``index`` (N, C, OH, OW)): the backward of max
+    pooling and adaptive max pooling (overlapping windows add up)."""
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     for p in prange(N * C):
-        n = p // C
-        c = p - n * C
-        # Flat views of one plane: argmax indexes the plane directly.
+        n, c = _plane(p, C)
         dxp = dx[n, c].reshape(H * W)
         dyp = dy[n, c].reshape(OH * OW)
-        ap = argmax[n, c].reshape(OH * OW)
+        ip = index[n, c].reshape(OH * OW)
         dxp[:] = 0
         for q in range(OH * OW):
-            dxp[ap[q]] += dyp[q]
+            dxp[ip[q]] += dyp[q]
 
 
 @jit_parallel
-def _avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, y):
-    """Write the window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW); padded zeros count."""
+def max_unpool2d_forward(x, index, y):
+    """Overwrite ``y`` (N, C, OH, OW) with zeros and ``x[n, c].flat[q]`` written at
+    ``y[n, c].flat[index[n, c].flat[q]]`` (``x`` and ``index`` (N, C, H, W)); when an index repeats,
+    the last write wins, as PyTorch's CPU kernel."""
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
-    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
-    zero = x.dtype.type(0)
-    # In x's dtype, so float32 stays float32; 2x2 multiplies by the exact 0.25, others divide.
-    quarter = x.dtype.type(0.25)
-    divisor = x.dtype.type(kh * kw)
     for p in prange(N * C):
-        n = p // C
-        c = p - n * C
-        xp = x[n, c]
-        yp = y[n, c]
-        if fast:
-            for oh in range(OH):
+        n, c = _plane(p, C)
+        yp = y[n, c].reshape(OH * OW)
+        xp = x[n, c].reshape(H * W)
+        ip = index[n, c].reshape(H * W)
+        yp[:] = 0
+        for q in range(H * W):
+            yp[ip[q]] = xp[q]
+
+
+@jit_parallel
+def max_unpool2d_backward(dy, index, dx):
+    """``dx[n, c].flat[q] = dy[n, c].flat[index[n, c].flat[q]]`` for ``dx`` and ``index`` (N, C, H, W),
+    ``dy`` (N, C, OH, OW): the backward of max unpooling."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    for p in prange(N * C):
+        n, c = _plane(p, C)
+        dyp = dy[n, c].reshape(OH * OW)
+        dxp = dx[n, c].reshape(H * W)
+        ip = index[n, c].reshape(H * W)
+        for q in range(H * W):
+            dxp[q] = dyp[ip[q]]
+
+
+# -- average pooling --------------------------------------------------------------------------------
+@jit
+def _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override):
+    """What window ``(oh, ow)``'s sum is divided by (PyTorch's CPU rule): ``divisor_override`` if
+    nonzero, else the window clipped to the padded input (count_include_pad) or to the input."""
+    if divisor_override != 0:
+        return divisor_override
+    kh, kw, sh, sw, ph, pw = g[0], g[1], g[2], g[3], g[4], g[5]
+    h0, w0 = oh * sh - ph, ow * sw - pw
+    h1, w1 = min(h0 + kh, H + ph), min(w0 + kw, W + pw)
+    if count_include_pad:
+        return (h1 - h0) * (w1 - w0)
+    return (min(h1, H) - max(h0, 0)) * (min(w1, W) - max(w0, 0))
+
+
+@jit_parallel
+def avg_pool2d_forward(x, g, count_include_pad, divisor_override, y):
+    """Write the window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), each window's sum divided
+    by :func:`_avg_divisor` (``divisor_override`` 0: none)."""
+    N, C, H, W = x.shape
+    kh, kw, sh, sw, ph, pw, _, _, OH, OW = g
+    fast = divisor_override == 0 and _is_fast_2x2(g, H, W)
+    zero = x.dtype.type(0)
+    quarter = x.dtype.type(0.25)  # in x's dtype, so float32 stays float32; 2x2 multiplies by the exact 0.25
+    for p in prange(N * C):
+        n, c = _plane(p, C)
+        xp, yp = x[n, c], y[n, c]
+        for oh in range(OH):
+            if fast:
                 h = 2 * oh
                 for ow in range(OW):
                     w = 2 * ow
                     yp[oh, ow] = ((xp[h, w] + xp[h, w + 1]) + (xp[h + 1, w] + xp[h + 1, w + 1])) * quarter
-        else:
-            for oh in range(OH):
-                h_start, h_end = _window_span(oh, sh, ph, kh, H)
-                for ow in range(OW):
-                    w_start, w_end = _window_span(ow, sw, pw, kw, W)
-                    s = zero
-                    for h in range(h_start, h_end):
-                        for w in range(w_start, w_end):
-                            s += xp[h, w]
-                    yp[oh, ow] = s / divisor
+                continue
+            h_lo, nh = _window_span(oh, sh, ph, kh, 1, H)
+            for ow in range(OW):
+                w_lo, nw = _window_span(ow, sw, pw, kw, 1, W)
+                s = zero
+                for h in range(h_lo, h_lo + nh):
+                    for w in range(w_lo, w_lo + nw):
+                        s += xp[h, w]
+                yp[oh, ow] = s / x.dtype.type(
+                    _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override))
 
 
 @jit_parallel
-def _avg_pool2d_backward(dy, kh, kw, sh, sw, ph, pw, dx):
-    """Overwrite ``dx`` (N, C, H, W) with the gradient of average pooling given ``dy``
-    (N, C, OH, OW): each input element gathers ``dy / (kh * kw)`` from every window that covers it."""
+def avg_pool2d_backward(dy, g, count_include_pad, divisor_override, dx):
+    """Overwrite ``dx`` (N, C, H, W) with the gradient of average pooling given ``dy`` (N, C, OH, OW):
+    each input element gathers ``dy / divisor`` from every window that covers it."""
     N, C, H, W = dx.shape
-    OH, OW = dy.shape[2], dy.shape[3]
-    fast = _is_2x2_stride_2(kh, kw, sh, sw, ph, pw)
+    kh, kw, sh, sw, ph, pw, _, _, OH, OW = g
+    fast = divisor_override == 0 and _is_fast_2x2(g, H, W)
     zero = dx.dtype.type(0)
     quarter = dx.dtype.type(0.25)
-    divisor = dx.dtype.type(kh * kw)
     for p in prange(N * C):
-        n = p // C
-        c = p - n * C
-        dyp = dy[n, c]
-        dxp = dx[n, c]
+        n, c = _plane(p, C)
+        dyp, dxp = dy[n, c], dx[n, c]
         if fast:
             for oh in range(OH):
                 h = 2 * oh
                 for ow in range(OW):
                     w = 2 * ow
-                    g = dyp[oh, ow] * quarter
-                    dxp[h, w] = g
-                    dxp[h, w + 1] = g
-                    dxp[h + 1, w] = g
-                    dxp[h + 1, w + 1] = g
+                    share = dyp[oh, ow] * quarter
+                    dxp[h, w] = share
+                    dxp[h, w + 1] = share
+                    dxp[h + 1, w] = share
+                    dxp[h + 1, w + 1] = share
             # An odd last row / column lies in no window.
             for h in range(2 * OH, H):
                 dxp[h, :] = 0
             for h in range(2 * OH):
                 for w in range(2 * OW, W):
                     dxp[h, w] = 0
-        else:
-            for h in range(H):
-                # Windows oh with oh*sh - ph <= h < oh*sh - ph + kh, clipped to [0, OH).
-                oh_start = max(h + ph - kh + sh, 0) // sh  # ceil((h + ph - kh + 1) / sh), >= 0
-                oh_end = min((h + ph) // sh + 1, OH)
-                for w in range(W):
-                    ow_start = max(w + pw - kw + sw, 0) // sw
-                    ow_end = min((w + pw) // sw + 1, OW)
-                    s = zero
-                    for oh in range(oh_start, oh_end):
-                        for ow in range(ow_start, ow_end):
-                            s += dyp[oh, ow]
-                    dxp[h, w] = s / divisor
+            continue
+        for h in range(H):
+            # Windows oh with oh*sh - ph <= h < oh*sh - ph + kh, clipped to [0, OH).
+            oh_start = max(h + ph - kh + sh, 0) // sh  # ceil((h + ph - kh + 1) / sh), >= 0
+            oh_end = min((h + ph) // sh + 1, OH)
+            for w in range(W):
+                ow_start = max(w + pw - kw + sw, 0) // sw
+                ow_end = min((w + pw) // sw + 1, OW)
+                s = zero
+                for oh in range(oh_start, oh_end):
+                    for ow in range(ow_start, ow_end):
+                        s += dyp[oh, ow] / dx.dtype.type(
+                            _avg_divisor(oh, ow, g, H, W, count_include_pad, divisor_override))
+                dxp[h, w] = s
 
 
-# -- validation -------------------------------------------------------------------------------------
-def pool_params(kernel_size, stride, padding):
-    """``kernel_size``, ``stride`` (None: the kernel size) and ``padding`` as (h, w) pairs, checked
-    on their own: kernel and stride >= 1, ``0 <= padding <= kernel // 2`` per axis (as PyTorch)."""
-    kernel = pair("kernel_size", kernel_size, minimum=1)
-    stride = kernel if stride is None else pair("stride", stride, minimum=1)
-    padding = pair("padding", padding, minimum=0)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(
-            f"padding must be at most half the kernel size, (kernel_size[0] // 2, kernel_size[1] // 2) "
-            f"= {(kernel[0] // 2, kernel[1] // 2)}, got padding={padding} for kernel_size={kernel}")
-    return kernel, stride, padding
+# -- adaptive pooling -------------------------------------------------------------------------------
+@jit
+def _plane_sum(xf):
+    """Sum of the 1-D array ``xf``, with four accumulators (independent additions pipeline; the
+    order differs from a serial sum by rounding only)."""
+    n = xf.shape[0]
+    s0 = s1 = s2 = s3 = xf.dtype.type(0)
+    i = 0
+    while i + 4 <= n:
+        s0 += xf[i]
+        s1 += xf[i + 1]
+        s2 += xf[i + 2]
+        s3 += xf[i + 3]
+        i += 4
+    while i < n:
+        s0 += xf[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
 
 
-def pool_output_shape(input_shape, kernel, stride, padding):
-    """(N, C, OH, OW) for an input of ``input_shape``; ValueError when a dimension is empty or the
-    kernel is larger than the padded input."""
-    N, C, H, W = _check_input_shape(input_shape)
-    padded = (H + 2 * padding[0], W + 2 * padding[1])
-    if kernel[0] > padded[0] or kernel[1] > padded[1]:
-        raise ValueError(
-            f"kernel_size {kernel} is larger than the padded input (H + 2*padding, W + 2*padding) = {padded}")
-    return (N, C, (padded[0] - kernel[0]) // stride[0] + 1, (padded[1] - kernel[1]) // stride[1] + 1)
+@jit_parallel
+def adaptive_avg_pool2d_forward(x, y):
+    """Write the adaptive window means of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW); output 1x1 (global
+    average pooling) sums each contiguous plane in one pass."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    dt = x.dtype.type
+    for p in prange(N * C):
+        n, c = _plane(p, C)
+        xp, yp = x[n, c], y[n, c]
+        if OH == 1 and OW == 1:
+            yp[0, 0] = _plane_sum(xp.reshape(H * W)) / dt(H * W)
+            continue
+        for oh in range(OH):
+            h0, h1 = _adaptive_span(oh, OH, H)
+            for ow in range(OW):
+                w0, w1 = _adaptive_span(ow, OW, W)
+                s = dt(0)
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        s += xp[h, w]
+                yp[oh, ow] = s / dt((h1 - h0) * (w1 - w0))
 
 
-def _check_input_shape(input_shape):
-    N, C, H, W = input_shape
-    if C < 1 or H < 1 or W < 1:
-        raise ValueError(f"input must have C, H, W >= 1, got shape {tuple(input_shape)}")
-    if H * W > np.iinfo(INDEX_DTYPE).max:
-        raise ValueError(f"input planes must have H * W <= {np.iinfo(INDEX_DTYPE).max} elements "
-                         f"(argmax is {np.dtype(INDEX_DTYPE)}), got shape {tuple(input_shape)}")
-    return input_shape
+@jit_parallel
+def adaptive_avg_pool2d_backward(dy, dx):
+    """Overwrite ``dx`` (N, C, H, W) with the gradient of adaptive average pooling given ``dy``
+    (N, C, OH, OW): each window spreads ``dy / its size`` over its elements (windows may overlap)."""
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    dt = dx.dtype.type
+    for p in prange(N * C):
+        n, c = _plane(p, C)
+        dyp, dxp = dy[n, c], dx[n, c]
+        if OH == 1 and OW == 1:
+            dxp.reshape(H * W)[:] = dyp[0, 0] / dt(H * W)
+            continue
+        dxp[:, :] = 0
+        for oh in range(OH):
+            h0, h1 = _adaptive_span(oh, OH, H)
+            for ow in range(OW):
+                w0, w1 = _adaptive_span(ow, OW, W)
+                g = dyp[oh, ow] / dt((h1 - h0) * (w1 - w0))
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        dxp[h, w] += g
 
 
-def _shape_tuple(name, shape):
-    """``shape`` as a 4-tuple of ints >= 0 (the kernels' ``input_shape`` argument)."""
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 4
-            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in shape)):
-        raise ValueError(f"{name} must be a 4-tuple of non-negative ints (N, C, H, W), got {shape!r}")
-    return tuple(int(s) for s in shape)
-
-
-def _grad(name, dy, expected_shape):
-    """``dy`` as a 4-D float32/float64 array (its float dtype kept) of exactly ``expected_shape``."""
-    dy = float_input(name, dy, 4, "(N, C, H, W)")
-    if dy.shape != tuple(expected_shape):
-        raise ValueError(f"{name} must have the output's shape {tuple(expected_shape)}, got {dy.shape}")
-    return dy
-
-
-# -- public wrappers ----------------------------------------------------------------------------------
-def max_pool2d_forward(x, kernel_size, stride=None, padding=0, out=None, argmax=None):
-    """Max pooling of ``x`` (N, C, H, W) -> ``(y, argmax)``, both (N, C, OH, OW).
-
-    ``y`` has ``x``'s float dtype; ``argmax`` (``INDEX_DTYPE``) holds flat indices ``h * W + w`` into
-    each unpadded input plane. ``out`` and ``argmax`` may be given as preallocated outputs.
-    """
-    kernel, stride, padding = pool_params(kernel_size, stride, padding)
-    x = float_input("x", x, 4, "(N, C, H, W)")
-    shape = pool_output_shape(x.shape, kernel, stride, padding)
-    y = out_array("out", out, shape, x.dtype)
-    argmax = out_array("argmax", argmax, shape, INDEX_DTYPE)
-    _max_pool2d_forward(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], y, argmax)
-    return y, argmax
-
-
-def max_pool2d_backward(dy, argmax, input_shape, out=None):
-    """Gradient of max pooling: ``dx`` of ``input_shape`` (N, C, H, W), zero except that each
-    window's ``dy`` is added at its ``argmax`` (both (N, C, OH, OW), from ``max_pool2d_forward``)."""
-    N, C, H, W = input_shape = _check_input_shape(_shape_tuple("input_shape", input_shape))
-    if not isinstance(argmax, np.ndarray) or argmax.dtype.kind not in "iu":
-        raise TypeError(f"argmax must be an integer numpy.ndarray, got {getattr(argmax, 'dtype', type(argmax).__name__)}")
-    if argmax.ndim != 4 or argmax.shape[:2] != (N, C):
-        raise ValueError(f"argmax must be 4-D ({N}, {C}, OH, OW) for input_shape {input_shape}, got shape {argmax.shape}")
-    dy = _grad("dy", dy, argmax.shape)
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= H * W):
-        raise ValueError(f"argmax values must be flat plane indices in [0, H*W) = [0, {H * W}), "
-                         f"got values from {argmax.min()} to {argmax.max()}")
-    argmax = np.ascontiguousarray(argmax, dtype=INDEX_DTYPE)
-    dx = out_array("out", out, input_shape, dy.dtype)
-    _max_pool2d_backward(dy, argmax, dx)
-    return dx
-
-
-def avg_pool2d_forward(x, kernel_size, stride=None, padding=0, out=None):
-    """Average pooling of ``x`` (N, C, H, W) -> ``y`` (N, C, OH, OW), dividing by kh * kw."""
-    kernel, stride, padding = pool_params(kernel_size, stride, padding)
-    x = float_input("x", x, 4, "(N, C, H, W)")
-    shape = pool_output_shape(x.shape, kernel, stride, padding)
-    y = out_array("out", out, shape, x.dtype)
-    _avg_pool2d_forward(x, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], y)
-    return y
-
-
-def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, out=None):
-    """Gradient of average pooling: ``dx`` of ``input_shape`` (N, C, H, W) from ``dy`` (N, C, OH, OW)."""
-    kernel, stride, padding = pool_params(kernel_size, stride, padding)
-    input_shape = _shape_tuple("input_shape", input_shape)
-    shape = pool_output_shape(input_shape, kernel, stride, padding)
-    dy = _grad("dy", dy, shape)
-    dx = out_array("out", out, input_shape, dy.dtype)
-    _avg_pool2d_backward(dy, kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], dx)
-    return dx
+@jit_parallel
+def adaptive_max_pool2d_forward(x, y, argmax):
+    """Write the adaptive window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices
+    into ``argmax``, both (N, C, OH, OW); first maximum, last NaN, as max pooling."""
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for p in prange(N * C):
+        n, c = _plane(p, C)
+        xp, yp, ap = x[n, c], y[n, c], argmax[n, c]
+        for oh in range(OH):
+            h0, h1 = _adaptive_span(oh, OH, H)
+            for ow in range(OW):
+                w0, w1 = _adaptive_span(ow, OW, W)
+                yp[oh, ow], ap[oh, ow] = _max_window(xp, h0, h1, w0, w1, W)

@@ -7,17 +7,10 @@ from .._validate import axis_size, float_array, float_dtype, positive_int, real
 from .module import Module, Parameter, grad_target
 
 
-class BatchNorm2d(Module):
-    """``BatchNorm2d(num_features)`` on input ``(N, num_features, H, W)``.
-
-    Training mode (or ``track_running_stats=False``): normalise with the batch's per-channel mean and
-    biased variance; with ``track_running_stats`` the buffers are updated as
-    ``running = (1 - momentum) * running + momentum * batch`` using the *unbiased* batch variance,
-    and ``num_batches_tracked`` counts the updates (``momentum=None``: cumulative average,
-    ``momentum = 1 / num_batches_tracked``). Eval mode: normalise with the running statistics.
-    ``affine=True`` adds the learnable per-channel ``weight`` (ones) and ``bias`` (zeros).
-    The input is cast to the layer's dtype.
-    """
+class _NormBase(Module):
+    """What batch and instance normalisation share (as PyTorch's ``_NormBase``): ``num_features``,
+    ``eps``, ``momentum``, the optional per-channel ``weight`` (ones) / ``bias`` (zeros) and the
+    running statistics buffers (``running_mean`` zeros, ``running_var`` ones, ``num_batches_tracked``)."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  dtype=np.float32):
@@ -47,8 +40,26 @@ class BatchNorm2d(Module):
             self.running_var = np.ones(self.num_features, self.dtype)
             self.num_batches_tracked = np.array(0, dtype=np.int64)
 
+
+class _BatchNorm(_NormBase):
+    """Batch normalisation over dim 1 (the channels) of ``(N, num_features, ...)`` input; the
+    subclasses say which input shapes they take (``_input_ndims``).
+
+    Training mode (or ``track_running_stats=False``): normalise with the batch's per-channel mean and
+    biased variance; with ``track_running_stats`` the buffers are updated as
+    ``running = (1 - momentum) * running + momentum * batch`` using the *unbiased* batch variance,
+    and ``num_batches_tracked`` counts the updates (``momentum=None``: cumulative average,
+    ``momentum = 1 / num_batches_tracked``). Eval mode: normalise with the running statistics.
+    ``affine=True`` adds the learnable per-channel ``weight`` (ones) and ``bias`` (zeros).
+    The input is cast to the layer's dtype.
+    """
+    _input_ndims = (4,)
+    _shape_hint = "4-D (N, C, H, W)"
+
     def forward(self, x):
-        x = float_array("x", x, self.dtype, ndim=4, shape_hint="(N, C, H, W)")
+        x = float_array("x", x, self.dtype)
+        if x.ndim not in self._input_ndims:
+            raise ValueError(f"x must be {self._shape_hint}, got shape {x.shape}")
         axis_size("x", x, 1, self.num_features, "channels (num_features)")
         update = self.training and self.track_running_stats
         momentum = self.momentum
@@ -64,7 +75,7 @@ class BatchNorm2d(Module):
         return y
 
     def backward(self, dy):
-        """``dy (N, C, H, W)`` -> ``dx``; adds into ``weight.grad`` / ``bias.grad`` when affine.
+        """``dy`` (the output's shape) -> ``dx``; adds into ``weight.grad`` / ``bias.grad`` when affine.
 
         Differentiates the statistics when they came from the batch (training mode), and treats
         the running statistics as constants in eval mode.
@@ -76,3 +87,14 @@ class BatchNorm2d(Module):
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
                 f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm2d(_BatchNorm):
+    """``BatchNorm2d(num_features)`` on input ``(N, num_features, H, W)`` (see :class:`_BatchNorm`)."""
+
+
+class BatchNorm1d(_BatchNorm):
+    """``BatchNorm1d(num_features)`` on input ``(N, num_features)`` or ``(N, num_features, L)``
+    (statistics over N, and L when present; see :class:`_BatchNorm`)."""
+    _input_ndims = (2, 3)
+    _shape_hint = "2-D (N, C) or 3-D (N, C, L)"

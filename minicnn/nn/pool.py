@@ -1,18 +1,13 @@
-"""MaxPool2d and AvgPool2d: PyTorch's pooling layers (floor mode) on NCHW float32/float64 arrays."""
-import numpy as np
+"""Pooling layers with PyTorch's names and arguments: MaxPool2d, AvgPool2d, AdaptiveAvgPool2d,
+AdaptiveMaxPool2d, MaxUnpool2d. Each is one ``minicnn.functional`` call forward and one backward.
 
-from .._validate import float_input, grad_array
-from ..kernels.pool import (
-    INDEX_DTYPE,
-    _avg_pool2d_backward,
-    _avg_pool2d_forward,
-    _max_pool2d_backward,
-    _max_pool2d_forward,
-    _max_pool2d_values,
-    pool_output_shape,
-    pool_params,
-)
-from .module import BackwardBeforeForwardError, Module
+Pooling has no parameters and no dtype of its own: the output has the input's float dtype (float32 or
+float64; float16 computes in float32). Window arguments are stored as (h, w) pairs.
+"""
+from .. import _validate as V
+from .. import functional as F
+from ..grad_mode import is_grad_enabled
+from .module import Module
 
 
 def _show(p):
@@ -20,90 +15,134 @@ def _show(p):
     return p[0] if p[0] == p[1] else p
 
 
-class _Pool2d(Module):
-    """Shared arguments of the pooling layers: ``kernel_size``, ``stride`` (None: the kernel size)
-    and ``padding``, each an int or an (h, w) pair, with ``0 <= padding <= kernel_size // 2``.
+class MaxPool2d(Module):
+    """``MaxPool2d(kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False)``:
+    the max over each window; padding is -inf; the first maximum in row-major window order wins ties
+    (and NaN propagates), as in PyTorch. ``(N, C, H, W) -> (N, C, OH, OW)`` with ``OH =
+    floor_or_ceil((H + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1`` (see
+    ``minicnn.functional.pool``); with ``return_indices`` forward returns ``(y, indices)`` (int64).
 
-    Pooling has no parameters and no dtype of its own: the output has the input's float dtype
-    (float32 or float64; float16 computes in float32). Stored as (h, w) pairs.
+    Backward routes each window's gradient to the element that won it (overlapping windows add).
+    Under ``minicnn.no_grad()`` forward does not record the positions (1.8-2.4x faster for 2x2
+    windows, measured).
     """
 
-    _state_from = "forward"  # the forward whose state backward needs, for its error message
-
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = pool_params(kernel_size, stride, padding)
-        self._input_shape = None  # (N, C, H, W) of the last forward input; None before forward
-        self._dtype = None
-
-    def _forward_setup(self, x):
-        """Validate ``x``; remember its shape and dtype for backward; return (x, output shape)."""
-        x = float_input("input", x, 4, "(N, C, H, W)")
-        shape = pool_output_shape(x.shape, self.kernel_size, self.stride, self.padding)
-        self._input_shape, self._dtype = x.shape, x.dtype
-        return x, shape
-
-    def _backward_setup(self, dy):
-        if self._input_shape is None:
-            raise BackwardBeforeForwardError(f"{type(self).__name__}.backward called before {self._state_from}")
-        shape = pool_output_shape(self._input_shape, self.kernel_size, self.stride, self.padding)
-        return grad_array("dy", dy, shape, self._dtype)
+        self.kernel_size, self.stride, self.padding, self.dilation = V.pool_params(
+            kernel_size, stride, padding, dilation)
+        self.return_indices = V.boolean("return_indices", return_indices)
+        self.ceil_mode = V.boolean("ceil_mode", ceil_mode)
 
     def _args(self):
-        return (*self.kernel_size, *self.stride, *self.padding)
+        return self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+
+    def forward(self, x):
+        if not is_grad_enabled():
+            return F.max_pool2d(x, *self._args(), return_indices=self.return_indices)
+        y, ctx = F.max_pool2d_forward(x, *self._args(), return_indices=self.return_indices)
+        self._save_ctx(ctx)
+        return (y, ctx.indices) if self.return_indices else y
+
+    def backward(self, dy):
+        return F.max_pool2d_backward(dy, self._pop_ctx())
+
+    def extra_repr(self):
+        return (f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}, "
+                f"padding={_show(self.padding)}, dilation={_show(self.dilation)}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    """``AvgPool2d(kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None)``: the mean over each window, as PyTorch (each window's sum divided by
+    ``divisor_override``, else by its size clipped to the padded input, or to the input when
+    ``count_include_pad=False``). ``(N, C, H, W) -> (N, C, OH, OW)`` as MaxPool2d (no dilation)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, _ = V.pool_params(kernel_size, stride, padding)
+        self.ceil_mode = V.boolean("ceil_mode", ceil_mode)
+        self.count_include_pad = V.boolean("count_include_pad", count_include_pad)
+        self.divisor_override = V.avg_pool_divisor(divisor_override)
+
+    def forward(self, x):
+        y, ctx = F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                      self.count_include_pad, self.divisor_override)
+        self._save_ctx(ctx)
+        return y
+
+    def backward(self, dy):
+        return F.avg_pool2d_backward(dy, self._pop_ctx())
 
     def extra_repr(self):
         return f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}, padding={_show(self.padding)}"
 
 
-class MaxPool2d(_Pool2d):
-    """Max over each window; padding is -inf. The first maximum in row-major window order wins ties
-    (and NaN propagates), as in PyTorch. ``(N, C, H, W) -> (N, C, OH, OW)``, with
-    ``OH = (H + 2 * padding - kernel_size) // stride + 1`` (likewise OW).
+class _AdaptivePool2d(Module):
+    """``output_size``: an int, or a pair of ints or None (None: the input's size), as PyTorch."""
 
-    Backward routes each window's gradient to the element that won it (overlapping windows add). In
-    eval mode forward does not record the positions (1.8-2.4x faster for 2x2 windows, measured), so
-    backward needs a training-mode forward.
-    """
+    def __init__(self, output_size):
+        super().__init__()
+        V.adaptive_output_size(output_size, (1, 1, 1, 1))  # checked now; None entries resolve per input
+        self.output_size = output_size
 
-    _state_from = "a training-mode forward (eval-mode forwards keep nothing for backward)"
+    def extra_repr(self):
+        return f"output_size={self.output_size!r}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    """``AdaptiveAvgPool2d(output_size)``: average pooling to a fixed output size; window ``o`` of ``O``
+    over ``S`` covers ``[floor(o*S/O), ceil((o+1)*S/O))``. ``AdaptiveAvgPool2d(1)`` is global average
+    pooling. ``(N, C, H, W) -> (N, C, OH, OW)``."""
+
+    def forward(self, x):
+        y, ctx = F.adaptive_avg_pool2d_forward(x, self.output_size)
+        self._save_ctx(ctx)
+        return y
+
+    def backward(self, dy):
+        return F.adaptive_avg_pool2d_backward(dy, self._pop_ctx())
+
+
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    """``AdaptiveMaxPool2d(output_size, return_indices=False)``: max pooling to a fixed output size,
+    windows as AdaptiveAvgPool2d, ties and NaN as MaxPool2d; with ``return_indices`` forward returns
+    ``(y, indices)`` (int64)."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__(output_size)
+        self.return_indices = V.boolean("return_indices", return_indices)
+
+    def forward(self, x):
+        y, ctx = F.adaptive_max_pool2d_forward(x, self.output_size, self.return_indices)
+        self._save_ctx(ctx)
+        return (y, ctx.indices) if self.return_indices else y
+
+    def backward(self, dy):
+        return F.adaptive_max_pool2d_backward(dy, self._pop_ctx())
+
+
+class MaxUnpool2d(Module):
+    """``MaxUnpool2d(kernel_size, stride=None, padding=0)``: the partial inverse of MaxPool2d.
+    ``forward(x, indices, output_size=None)``: ``x`` and ``indices`` (N, C, H, W) (from
+    ``MaxPool2d(..., return_indices=True)``) -> (N, C, OH, OW), zero except each ``x`` element at its
+    index; ``OH = (H - 1) * stride - 2 * padding + kernel_size`` unless ``output_size`` is given
+    ((OH, OW) or (N, C, OH, OW), within one stride of that). Backward gives the gradient for ``x``."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__(kernel_size, stride, padding)
-        self._argmax = None  # flat plane index of each window's maximum, INDEX_DTYPE, (N, C, OH, OW)
+        super().__init__()
+        self.kernel_size = V.pair("kernel_size", kernel_size, minimum=1)
+        self.stride = self.kernel_size if stride is None else V.pair("stride", stride, minimum=1)
+        self.padding = V.pair("padding", padding, minimum=0)
 
-    def forward(self, x):
-        x, shape = self._forward_setup(x)
-        y = np.empty(shape, dtype=x.dtype)
-        if not self.training:  # nothing to route back: the maxima without their positions
-            self._input_shape = None
-            _max_pool2d_values(x, *self._args(), y)
-            return y
-        # argmax never leaves the layer, so its buffer is reused while the shape repeats.
-        if self._argmax is None or self._argmax.shape != shape:
-            self._argmax = np.empty(shape, dtype=INDEX_DTYPE)
-        _max_pool2d_forward(x, *self._args(), y, self._argmax)
+    def forward(self, x, indices, output_size=None):
+        y, ctx = F.max_unpool2d_forward(x, indices, self.kernel_size, self.stride, self.padding, output_size)
+        self._save_ctx(ctx)
         return y
 
     def backward(self, dy):
-        dy = self._backward_setup(dy)
-        dx = np.empty(self._input_shape, dtype=self._dtype)
-        _max_pool2d_backward(dy, self._argmax, dx)
-        return dx
+        return F.max_unpool2d_backward(dy, self._pop_ctx())
 
-
-class AvgPool2d(_Pool2d):
-    """Mean over each window, dividing by ``kh * kw`` with padded zeros counted (PyTorch's
-    ``count_include_pad=True``). ``(N, C, H, W) -> (N, C, OH, OW)`` as for MaxPool2d."""
-
-    def forward(self, x):
-        x, shape = self._forward_setup(x)
-        y = np.empty(shape, dtype=x.dtype)
-        _avg_pool2d_forward(x, *self._args(), y)
-        return y
-
-    def backward(self, dy):
-        dy = self._backward_setup(dy)
-        dx = np.empty(self._input_shape, dtype=self._dtype)
-        _avg_pool2d_backward(dy, *self._args(), dx)
-        return dx
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -3,7 +3,7 @@ import numpy as np
 
 from .._config import jit
 from .._validate import boolean, real
-from .optimizer import Optimizer, check_lr, param_views
+from .optimizer import Optimizer, check_lr
 
 
 # The kernels compute in the parameter's dtype, in PyTorch's operation order, and have no
@@ -85,8 +85,7 @@ class Adam(Optimizer):
                 decay, l2 = 1.0 - lr * weight_decay, 0.0
             else:
                 decay, l2 = 1.0, weight_decay
-            for p in group["params"]:
-                data, grad = param_views(p)
+            for p, data, grad in self._trainable(group):
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0

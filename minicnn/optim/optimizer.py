@@ -126,6 +126,14 @@ class Optimizer:
         self.param_groups.append(group)
 
     # -- stepping -------------------------------------------------------------------------------
+    @staticmethod
+    def _trainable(group):
+        """``(p, data, grad)`` for each parameter of ``group`` that requires gradients (``param_views``):
+        a frozen parameter gets no update and no state, as in PyTorch (where its grad is None)."""
+        for p in group["params"]:
+            if p.requires_grad:
+                yield (p, *param_views(p))
+
     def zero_grad(self):
         """Set the gradient of every parameter to zero, in place."""
         for group in self.param_groups:

@@ -3,7 +3,7 @@ import numpy as np
 
 from .._config import jit
 from .._validate import boolean, real
-from .optimizer import Optimizer, check_lr, param_views
+from .optimizer import Optimizer, check_lr
 
 
 # The kernels compute in the parameter's dtype, in PyTorch's operation order, with no branches in
@@ -78,8 +78,7 @@ class SGD(Optimizer):
             weight_decay, dampening = float(group["weight_decay"]), float(group["dampening"])
             sign = -1.0 if group["maximize"] else 1.0
             g_coef, buf_coef = (1.0, momentum) if group["nesterov"] else (0.0, 1.0)
-            for p in group["params"]:
-                data, grad = param_views(p)
+            for p, data, grad in self._trainable(group):
                 if momentum == 0.0:
                     _sgd_update(data, grad, sign, weight_decay, lr)
                     continue

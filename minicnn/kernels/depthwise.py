@@ -1,0 +1,195 @@
+"""Depthwise convolution: ``groups == in_channels``, ``out_channels = k * in_channels`` (multiplier k).
+
+Output channel ``o = c*k + m`` correlates input channel ``c`` with ``weight[o, 0]`` (kh, kw) (PyTorch's
+layout (C*k, 1, kh, kw)). A pixel costs only kh*kw multiply-adds, too little for a GEMM to pay for its
+im2col copy, so these are direct loops over one (sample, channel) plane at a time.
+
+Strided convolution is run as stride 1 on PHASE PLANES: the zero-padded plane (Hp, Wp) is split into
+its sh*sw phases, phase (a, b) holding the pixels (hq*sh + a, wq*sw + b) as a plane (Hq, Wq) =
+(ceil(Hp/sh), ceil(Wp/sw)) (for stride 1, the padded plane itself). Tap (i, j) reads, for output
+(oh, ow), pixel (oh*sh + i*dh, ow*sw + j*dw), which is phase ((i*dh) % sh, (j*dw) % sw) at
+(oh + (i*dh)//sh, ow + (j*dw)//sw). Laid on the phase width Wq, an output plane is one flat run
+``q = oh*Wq + ow`` (columns ow >= OW are junk: computed, never copied out) and tap t reads the flat
+phase planes at ``q + off[t]``, so every inner loop is one contiguous run of ``L = (OH-1)*Wq + OW``
+values, as in the direct stride-1 kernels of ``minicnn.kernels.conv_direct`` (whose tap loops
+``_accumulate_taps`` and ``_add_tap_dots`` run them here too). Valid positions never wrap into the
+next row (``ow + (j*dw)//sw < Wq``), so the flat shifts are exact 2-D shifts.
+
+Gradients use the same layout: ``dy`` planes are spread onto the phase width with zero junk
+columns. The input gradient gathers (for each phase position, the taps of that phase times the
+shifted ``dy`` run), so each accumulator is written once per group of taps; the weight gradient is
+one dot product per tap, in per-block partial sums reduced afterwards (no race).
+"""
+import numpy as np
+from numba import prange
+
+from .._config import jit, jit_parallel, jit_reassoc
+from .common import _u
+from .conv_direct import _accumulate_taps, _add_tap_dots
+
+
+def phase_shape(input_shape, g):
+    """``(N, C, sh*sw, Hq, Wq)``: the phase planes of an input of ``input_shape`` (N, C, H, W) for
+    geometry ``g``, Hq = ceil((H + 2*ph) / sh), Wq alike."""
+    N, C, H, W = input_shape
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    return N, C, sh * sw, -(-(H + 2 * ph) // sh), -(-(W + 2 * pw) // sw)
+
+
+@jit
+def _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq):
+    """``off[i*kw + j]``: where tap (i, j) starts reading in the flat phase planes (sh*sw*Hq*Wq,)."""
+    off = np.empty(kh * kw, np.int64)
+    for i in range(kh):
+        a, h0 = (i * dh) % sh, (i * dh) // sh
+        for j in range(kw):
+            b, w0 = (j * dw) % sw, (j * dw) // sw
+            off[i * kw + j] = ((a * sw + b) * Hq + h0) * Wq + w0
+    return off
+
+
+@jit
+def _split_phases(x, n, c, sh, sw, ph, pw, Hq, Wq, dst):
+    """``dst`` (sh*sw*Hq*Wq,) = the phase planes of ``x[n, c]`` zero-padded by (ph, pw)."""
+    H, W = x.shape[2], x.shape[3]
+    dst[:] = 0
+    for h in range(H):
+        a, hq = (h + ph) % sh, (h + ph) // sh
+        src = x[n, c, h]
+        for b in range(sw):
+            w_first = (b - pw) % sw  # the first input column of phase b
+            row = ((a * sw + b) * Hq + hq) * Wq + (w_first + pw) // sw
+            for k in range((W - w_first + sw - 1) // sw):
+                dst[_u(row + k)] = src[_u(w_first + k * sw)]
+
+
+@jit
+def _merge_phases(src, sh, sw, ph, pw, Hq, Wq, dx, n, c):
+    """``dx[n, c]`` (H, W) = the unpadded part of the phase planes ``src`` (the adjoint's last step)."""
+    H, W = dx.shape[2], dx.shape[3]
+    for h in range(H):
+        a, hq = (h + ph) % sh, (h + ph) // sh
+        dst = dx[n, c, h]
+        for b in range(sw):
+            w_first = (b - pw) % sw
+            row = ((a * sw + b) * Hq + hq) * Wq + (w_first + pw) // sw
+            for k in range((W - w_first + sw - 1) // sw):
+                dst[_u(w_first + k * sw)] = src[_u(row + k)]
+
+
+@jit
+def _spread_plane(dy, n, o, Wq, margin, dst):
+    """``dst[margin + oh*Wq + ow] = dy[n, o, oh, ow]``; the other entries of ``dst`` are left alone
+    (callers zero them once)."""
+    OH, OW = dy.shape[2], dy.shape[3]
+    for oh in range(OH):
+        src = dy[n, o, oh]
+        base = margin + oh * Wq
+        for ow in range(OW):
+            dst[_u(base + ow)] = src[_u(ow)]
+
+
+@jit_parallel
+def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
+    """``y`` (N, C*k, OH, OW) = the depthwise convolution of ``x`` (N, C, H, W) by ``weight``
+    (C*k, 1, kh, kw), plus ``bias`` (C*k,) unless it is empty; fills ``xph`` (N, C, sh*sw, Hq, Wq) with
+    the phase planes of the zero-padded input (what the weight gradient reads)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    N, C = x.shape[0], x.shape[1]
+    Hq, Wq = xph.shape[3], xph.shape[4]
+    O = weight.shape[0]
+    k = O // C
+    L = (OH - 1) * Wq + OW
+    off = _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq)
+    w2 = weight.reshape(O, kh * kw)
+    has_bias = bias.shape[0] > 0
+    NC = N * C
+    for blk in prange(n_blocks):
+        acc = np.empty(L, y.dtype)
+        for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
+            n = t // C
+            c = t - n * C
+            src = xph[n, c].reshape(sh * sw * Hq * Wq)
+            _split_phases(x, n, c, sh, sw, ph, pw, Hq, Wq, src)
+            for m in range(k):
+                o = c * k + m
+                acc[:] = bias[o] if has_bias else 0
+                _accumulate_taps(src, off, w2[o], acc)
+                for oh in range(OH):
+                    dst = y[n, o, oh]
+                    for ow in range(OW):
+                        dst[_u(ow)] = acc[_u(oh * Wq + ow)]
+
+
+@jit_parallel
+def depthwise_backward_input(dy, weight, g, n_blocks, dx):
+    """Set ``dx`` (N, C, H, W) to the input gradient of the depthwise convolution by ``weight``
+    (C*k, 1, kh, kw) whose output gradient is ``dy`` (N, C*k, OH, OW)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    N, C, H, W = dx.shape
+    O = weight.shape[0]
+    k = O // C
+    T = kh * kw
+    Hq, Wq = (H + 2 * ph + sh - 1) // sh, (W + 2 * pw + sw - 1) // sw
+    S = Hq * Wq  # one phase plane
+    off = _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq)
+    # Gather form: phase position p of phase plane (a, b) receives, from each tap t of that phase,
+    # w[t] * dy_wide[p - (off[t] - phase start)]. dy_wide has `margin` zeros in front (p - local
+    # offset >= -margin) and zeros past its last valid position, up to margin + S.
+    margin = ((kh - 1) * dh // sh) * Wq + (kw - 1) * dw // sw
+    w2 = weight.reshape(O, T)
+    NC = N * C
+    for blk in prange(n_blocks):
+        acc = np.empty(sh * sw * S, dx.dtype)
+        g = np.zeros(margin + S, dx.dtype)  # junk columns and borders stay 0: only valid entries are written
+        loc = np.empty(T, np.int64)  # per phase: where each of its taps reads g
+        wv = np.empty(T, dx.dtype)
+        for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
+            n = t // C
+            c = t - n * C
+            acc[:] = 0
+            for m in range(k):
+                o = c * k + m
+                _spread_plane(dy, n, o, Wq, margin, g)
+                for phase in range(sh * sw):
+                    nt = 0
+                    for tap in range(T):
+                        if off[tap] // S == phase:
+                            loc[nt] = margin - (off[tap] - phase * S)
+                            wv[nt] = w2[o, tap]
+                            nt += 1
+                    if nt > 0:
+                        _accumulate_taps(g, loc[:nt], wv[:nt], acc[phase * S:(phase + 1) * S])
+            _merge_phases(acc, sh, sw, ph, pw, Hq, Wq, dx, n, c)
+
+
+@jit_reassoc(parallel=True)
+def depthwise_backward_params(xph, dy, g, n_blocks, parts):
+    """``parts[b, o, t]`` (t < kh*kw) = the weight gradient of tap t of output channel o, and
+    ``parts[b, o, kh*kw]`` the bias gradient, summed over block b's samples (in any order); ``xph``
+    (N, C, sh*sw, Hq, Wq) holds the forward's phase planes, ``dy`` (N, C*k, OH, OW) the output gradient."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    N, C, Hq, Wq = xph.shape[0], xph.shape[1], xph.shape[3], xph.shape[4]
+    O = dy.shape[1]
+    k = O // C
+    T = kh * kw
+    L = (OH - 1) * Wq + OW
+    off = _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq)
+    zero = np.zeros(1, dy.dtype)[0]  # each dot product sums in the input's precision
+    for blk in prange(n_blocks):
+        part = parts[blk]
+        part[:] = 0
+        g = np.zeros(L, dy.dtype)  # junk columns stay 0
+        for n in range(blk * N // n_blocks, (blk + 1) * N // n_blocks):
+            for c in range(C):
+                src = xph[n, c].reshape(sh * sw * Hq * Wq)
+                for m in range(k):
+                    o = c * k + m
+                    _spread_plane(dy, n, o, Wq, 0, g)
+                    acc = part[o]  # (T + 1,): the taps' gradients, then the bias gradient
+                    sb = zero
+                    for q in range(L):
+                        sb += g[_u(q)]
+                    acc[T] += sb
+                    _add_tap_dots(g, src, off, acc)
+
