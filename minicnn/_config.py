@@ -23,6 +23,12 @@ def jit_parallel(fn):
     return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
 
 
+def jit_parallel_fastmath(fn):
+    """Like :func:`jit_parallel`, with ``fastmath=True`` (LLVM may contract ``a * b + c`` into one FMA
+    and reassociate); only for kernels that measure the machine, never for results users see."""
+    return numba.njit(parallel=True, fastmath=True, **JIT_OPTIONS)(fn)
+
+
 def set_num_threads(n):
     """Use ``n`` threads for minicnn's kernels (Numba's thread pool).
 
@@ -78,3 +84,12 @@ def get_num_threads():
 
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+
+# Independent accumulator chains per thread in the FP32 FMA peak micro-benchmark (minicnn/kernels/peak.py):
+# enough to hide the FMA latency on two FMA ports (AVX2: 16 ymm registers of 8 floats; AVX-512: 8 zmm of 16)
+# without spilling. Measured on the 2-core AMD EPYC of this project (AVX2, 1 thread, median of 7): 64
+# chains 116 GFLOP/s, 128 chains 116 GFLOP/s, 16 or 32 chains 27 GFLOP/s (latency-bound).
+PEAK_FMA_CHAINS = 128
+# Bytes per array of the memory-copy bandwidth micro-benchmark: far larger than the last-level caches of
+# common CPUs, so that the copy streams from and to memory (not yet measured against smaller sizes).
+PEAK_COPY_BYTES = 64 * 2**20
