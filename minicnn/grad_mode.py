@@ -25,3 +25,13 @@ def no_grad():
         yield
     finally:
         set_grad_enabled(previous)
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Within this block forwards keep what backward needs again (e.g. inside a ``no_grad()`` block)."""
+    previous = set_grad_enabled(True)
+    try:
+        yield
+    finally:
+        set_grad_enabled(previous)

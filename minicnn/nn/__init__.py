@@ -1,7 +1,8 @@
 """Layers with PyTorch's names; NCHW layout; ``y = layer(x)`` then ``dx = layer.backward(dy)``."""
-from . import init
+from . import init, utils
 from .activation import ReLU
 from .batchnorm import BatchNorm2d
+from .container import Add, Concat, ModuleDict, ModuleList, Multiply, Parallel, Residual
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
