@@ -1,5 +1,5 @@
 """minicnn: convolutional networks from scratch, every hot loop a Numba kernel."""
-from . import kernels, models, nn, optim
+from . import kernels, models, nn, optim, profiler
 from ._config import get_num_threads, set_num_threads
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import gradcheck
