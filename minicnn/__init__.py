@@ -1,8 +1,9 @@
 """minicnn: convolutional networks from scratch, every hot loop a Numba kernel."""
-from . import kernels, models, nn, optim, profiler
+from . import functional, kernels, models, nn, optim, profiler
 from ._config import get_num_threads, set_num_threads
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .functional import conv_autotune_report, set_conv_autotune
 from .gradcheck import gradcheck
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import manual_seed
 from .serialization import load, save
 from .warmup import warmup

@@ -23,10 +23,13 @@ def jit_parallel(fn):
     return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
 
 
-def jit_parallel_fastmath(fn):
-    """Like :func:`jit_parallel`, with ``fastmath=True`` (LLVM may contract ``a * b + c`` into one FMA
-    and reassociate); only for kernels that measure the machine, never for results users see."""
-    return numba.njit(parallel=True, fastmath=True, **JIT_OPTIONS)(fn)
+def jit_reassoc(fn=None, *, parallel=False):
+    """Compile ``fn`` (serial, or parallel with ``@jit_reassoc(parallel=True)``) allowing floating-point
+    reassociation and contraction (FMA), so that its sums vectorise: only for kernels whose sums may run
+    in any order (their docstrings say so). The flags do not pass to the kernels it calls."""
+    if fn is None:
+        return lambda f: jit_reassoc(f, parallel=parallel)
+    return numba.njit(parallel=parallel, fastmath={"reassoc", "contract"}, **JIT_OPTIONS)(fn)
 
 
 def set_num_threads(n):

@@ -97,3 +97,42 @@ def grad_array(name, dy, expected_shape, dtype):
 def conv_output_size(size, kernel, stride, padding, dilation=1):
     """Output length along one axis (PyTorch's formula, floor mode)."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def grad_request(name, value, shape, dtype):
+    """A backward's optional parameter gradient (the convention of ``minicnn.functional``): for
+    ``True`` a new zeroed array of ``shape`` and ``dtype`` to add into, for ``False`` None (not
+    computed), for an ndarray that array (checked: writable, C-contiguous, ``shape``, ``dtype``), into
+    which the gradient is added in place."""
+    if value is True:
+        return np.zeros(shape, dtype)
+    if value is False or value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        return out_array(name, value, shape, dtype)
+    raise TypeError(f"{name} must be True, False or a numpy.ndarray to add the gradient into, got {value!r}")
+
+
+def conv_geometry(input_shape, kernel_size, stride, padding, dilation):
+    """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
+    ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W)."""
+    kh, kw = pair("kernel_size", kernel_size)
+    sh, sw = pair("stride", stride)
+    ph, pw = pair("padding", padding, minimum=0)
+    dh, dw = pair("dilation", dilation)
+    H, W = input_shape[2], input_shape[3]
+    if dh * (kh - 1) + 1 > H + 2 * ph or dw * (kw - 1) + 1 > W + 2 * pw:
+        raise ValueError(
+            f"kernel_size {(kh, kw)} with dilation {(dh, dw)} spans "
+            f"{(dh * (kh - 1) + 1, dw * (kw - 1) + 1)} pixels, larger than the padded input "
+            f"{(H + 2 * ph, W + 2 * pw)} (input {(H, W)}, padding {(ph, pw)})")
+    OH = conv_output_size(H, kh, sh, ph, dh)
+    OW = conv_output_size(W, kw, sw, pw, dw)
+    return kh, kw, sh, sw, ph, pw, dh, dw, OH, OW
+
+
+def choice(name, value, options):
+    """``value`` if it is one of ``options`` (strings), else a ValueError listing them."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value

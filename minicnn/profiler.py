@@ -184,7 +184,7 @@ class profile:
         its class (a second root of one class gets ``#2``), sub-modules by their dotted path in it."""
         roots = list(self._roots)
         if not roots:
-            found = [o for o in gc.get_objects() if isinstance(o, Module)]
+            found = [o for o in gc.get_objects() if issubclass(type(o), Module)]  # type(): no __class__ lookups
             children = {id(c) for m in found for c in m.children()}
             roots = sorted((m for m in found if id(m) not in children), key=lambda m: type(m).__name__)
         out, seen, labels = [], set(), {}

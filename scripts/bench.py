@@ -38,6 +38,7 @@ LR, MOMENTUM = 0.01, 0.9
 # -- contenders ------------------------------------------------------------------------------------
 class MinicnnContender:
     def __init__(self, mc, seed=0):
+        self.mc = mc
         self.model = mc.models.LeNet5(rng=seed)
         self.criterion = mc.nn.CrossEntropyLoss()
         self.optimizer = mc.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
@@ -55,7 +56,8 @@ class MinicnnContender:
     def predict(self, x):
         self.model.eval()
         try:
-            return self.model(x)
+            with self.mc.no_grad():  # as PyTorch's inference_mode: keep nothing for backward
+                return self.model(x)
         finally:
             self.model.train()
 

@@ -44,9 +44,11 @@ CONV_CASES = [
     ("conv 32->64 k3 s2 p1", (32, 32, 32, 32), 64, 3, 2, 1, True, "large"),
 ]
 POOL_SHAPES = [(64, 6, 28, 28), (64, 16, 10, 10), (32, 64, 32, 32)]
-CONTENDERS = ["minicnn", "numpy", "pytorch"]
+ALGORITHMS = ["im2col", "direct", "tiled"]  # minicnn's convolution algorithms, each also timed on its own
+CONTENDERS = ["minicnn"] + ALGORITHMS + ["numpy", "pytorch"]
 WARM_SECONDS = 0.02  # how long a contender runs untimed before each timed call (see time_case)
-LABELS = {"minicnn": "minicnn", "numpy": "NumPy im2col", "pytorch": "PyTorch"}
+LABELS = {"minicnn": "minicnn (auto)", "im2col": "im2col", "direct": "direct", "tiled": "tiled",
+          "numpy": "NumPy im2col", "pytorch": "PyTorch"}
 
 
 def conv_flops(shape, F, k, s, p, input_grad):
@@ -74,6 +76,12 @@ def conv_contenders(mc, torch, x, dy, F, k, s, p, input_grad):
         layer = mc.nn.Conv2d(C, F, k, stride=s, padding=p, input_grad=input_grad)
         base.weight[...], base.bias[...] = layer.weight.data, layer.bias.data
         out["minicnn"] = (lambda: None, lambda: layer(x), lambda: layer.backward(dy))
+        for algorithm in ALGORITHMS:
+            if algorithm == "direct" and s != 1:
+                continue  # stride 1 only
+            alayer = mc.nn.Conv2d(C, F, k, stride=s, padding=p, input_grad=input_grad, algorithm=algorithm)
+            alayer.load_state_dict(layer.state_dict())
+            out[algorithm] = (lambda: None, lambda al=alayer: al(x), lambda al=alayer: al.backward(dy))
     out["numpy"] = (lambda: None, lambda: base(x), lambda: base.backward(dy))
     if torch is not None:
         module = torch.nn.Conv2d(C, F, k, stride=s, padding=p)
@@ -238,15 +246,16 @@ def child_startup(threads):
         pool = cls(2)
         y = step(f"{cls.__name__} forward", lambda: pool(x))
         step(f"{cls.__name__} backward", lambda: pool.backward(y))
-    # The public kernel functions (their wrappers may use kernels the layers do not).
-    k = minicnn.kernels
-    cols = step("kernels.im2col", lambda: k.im2col(x, 3, padding=1))
-    step("kernels.col2im", lambda: k.col2im(cols, x.shape, 3, padding=1))
+    # The functional calls the layers above do not make.
+    F = minicnn.functional
+    cols = step("functional.im2col", lambda: F.im2col(x, 3, padding=1))
+    step("functional.col2im", lambda: F.col2im(cols, x.shape, 3, padding=1))
     w, b = conv.weight.data, conv.bias.data
-    y, cols = step("kernels.conv2d_forward", lambda: k.conv2d_forward(x, w, b, padding=2))
-    step("kernels.conv2d_backward_weight", lambda: k.conv2d_backward_weight(y, cols, (5, 5)))
-    step("kernels.conv2d_backward_bias", lambda: k.conv2d_backward_bias(y))
-    step("kernels.conv2d_backward_input", lambda: k.conv2d_backward_input(y, w, x.shape, 1, 2, 1))
+    for algorithm in ("im2col", "tiled"):  # the layer above ran "direct"
+        y, ctx = step(f"functional.conv2d_forward ({algorithm})",
+                      lambda: F.conv2d_forward(x, w, b, padding=2, algorithm=algorithm))
+        step(f"functional.conv2d_backward ({algorithm})", lambda: F.conv2d_backward(y, ctx))
+    from minicnn.kernels import pool as k  # pooling moves to minicnn.functional with its own issue
     y, argmax = step("kernels.max_pool2d_forward", lambda: k.max_pool2d_forward(x, 2))
     step("kernels.max_pool2d_backward", lambda: k.max_pool2d_backward(y, argmax, x.shape))
     y = step("kernels.avg_pool2d_forward", lambda: k.avg_pool2d_forward(x, 2))
@@ -274,6 +283,9 @@ def print_report(info, results, startup, names, notes):
         for pss in ("fwd", "bwd", "fwd+bwd"):
             row = [e["case"] if pss == "fwd" else "", pss]
             for n in names:
+                if n not in e["contenders"]:  # an algorithm that does not run this case
+                    row += ["n/a", ""]
+                    continue
                 st = e["contenders"][n][pss]
                 row += [f"{st['median_ms']:.3f} [{st['iqr_ms']:.3f}]", f"{st['gflops']:.1f}"]
             for other in ("pytorch", "numpy"):
@@ -344,7 +356,7 @@ def main(argv=None):
     if mc is not None and not args.no_startup:
         print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
         startup = bc.measure_startup(__file__, args.threads, "first_output_epoch", "to_first_output_s")
-    names = [n for n in CONTENDERS if n in results[0]["contenders"]]
+    names = [n for n in CONTENDERS if any(n in e["contenders"] for e in results)]
     print_report(info, results, startup, names, notes)
     targets = targets_for(results, startup)
     print("### Targets\n")

@@ -262,10 +262,13 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
 
 def evaluate(model, criterion, loader):
     """(mean loss, accuracy, predictions) over every image of ``loader`` (in order)."""
+    import minicnn
+
     model.eval()
     loss_sum, predictions = 0.0, []
     for x, y in loader:
-        logits = model(x)
+        with minicnn.no_grad():
+            logits = model(x)
         loss_sum += criterion(logits, y) * len(y)
         predictions.append(logits.argmax(axis=1))
     predictions = np.concatenate(predictions)

@@ -71,6 +71,30 @@ def conv2d(x, weight, bias, sh, sw, ph, pw, dh=1, dw=1):
     return y
 
 
+def conv2d_backward(dy, x, weight, sh, sw, ph, pw, dh=1, dw=1):
+    """The gradients ``(dx, dweight, dbias)`` of :func:`conv2d`, by the chain rule on each term of its sum."""
+    N, C, H, W = x.shape
+    F, _, kh, kw = weight.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    dx, dweight = np.zeros(x.shape), np.zeros(weight.shape)
+    dbias = np.zeros(F)
+    for n in range(N):
+        for f in range(F):
+            for oh in range(OH):
+                for ow in range(OW):
+                    g = float(dy[n, f, oh, ow])
+                    dbias[f] += g
+                    for c in range(C):
+                        for i in range(kh):
+                            for j in range(kw):
+                                h = oh * sh - ph + i * dh
+                                w = ow * sw - pw + j * dw
+                                if 0 <= h < H and 0 <= w < W:
+                                    dx[n, c, h, w] += g * float(weight[f, c, i, j])
+                                    dweight[f, c, i, j] += g * float(x[n, c, h, w])
+    return dx, dweight, dbias
+
+
 def max_pool2d(x, kh, kw, sh, sw, ph, pw):
     """Returns (y, argmax)."""
     N, C, H, W = x.shape

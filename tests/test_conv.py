@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import naive
-from minicnn.kernels import conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward
-from minicnn.kernels.conv import _direct_backward_params_s1, _direct_forward_s1, _spread_grad
+import minicnn
+from minicnn.functional import CONV_ALGORITHMS, conv2d, conv2d_backward, conv2d_forward
 from minicnn.nn import BackwardBeforeForwardError, Conv2d
 
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
@@ -68,103 +68,151 @@ def make(config, seed=0, dtype=np.float64):
     return x, w, b
 
 
-# --------------------------------------------------------------------------------------- kernels
-@pytest.mark.parametrize("config", FORWARD_CONFIGS, ids=str)
-def test_forward_matches_naive(config):
+# ------------------------------------------------------------------------------------ functional
+def algorithms_for(config):
+    """The algorithms that can run ``config`` ("direct" needs stride 1)."""
+    return [a for a in CONV_ALGORITHMS if a != "direct" or config[3] == (1, 1)]
+
+
+def with_algorithms(configs):
+    return [(c, a) for c in configs for a in algorithms_for(c)]
+
+
+@pytest.mark.parametrize("config, algorithm", with_algorithms(FORWARD_CONFIGS), ids=str)
+def test_forward_matches_naive(config, algorithm):
     shape, F, k, s, p, d, args = unpack(config)
     x, w, b = make(config)
-    y, cols = conv2d_forward(x, w, b, s, p, d)
-    np.testing.assert_allclose(y, naive.conv2d(x, w, b, *args[2:]), rtol=1e-10, atol=1e-10)
-    K = cols.shape[1]
-    np.testing.assert_array_equal(cols, naive.im2col(x, *args).reshape(shape[0], -1, K).transpose(0, 2, 1))
-    y0, _ = conv2d_forward(x, w, None, s, p, d)
-    np.testing.assert_allclose(y0, naive.conv2d(x, w, None, *args[2:]), rtol=1e-10, atol=1e-10)
+    expected = naive.conv2d(x, w, b, *args[2:])
+    y, ctx = conv2d_forward(x, w, b, s, p, d, algorithm=algorithm)
+    assert ctx.algorithm == algorithm
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv2d(x, w, b, s, p, d, algorithm=algorithm), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv2d(x, w, None, s, p, d, algorithm=algorithm), naive.conv2d(x, w, None, *args[2:]),
+                               rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("config", GRAD_CONFIGS, ids=str)
-def test_backward_matches_finite_differences(config):
+@pytest.mark.parametrize("config, algorithm", with_algorithms(GRAD_CONFIGS), ids=str)
+def test_backward_matches_naive_and_finite_differences(config, algorithm):
     shape, F, k, s, p, d, args = unpack(config)
     x, w, b = make(config, seed=3)
-    y, cols = conv2d_forward(x, w, b, s, p, d)
+    y, ctx = conv2d_forward(x, w, b, s, p, d, algorithm=algorithm)
     g = np.random.default_rng(4).standard_normal(y.shape)  # loss = sum(y * g), so dy = g
 
     def loss():
-        return float(np.sum(conv2d_forward(x, w, b, s, p, d)[0] * g))
+        return float(np.sum(conv2d(x, w, b, s, p, d, algorithm=algorithm) * g))
 
-    dw = conv2d_backward_weight(g, cols, k)
-    db = conv2d_backward_bias(g)
-    dx = conv2d_backward_input(g, w, shape, s, p, d)
+    dx, dw, db = conv2d_backward(g, ctx)
     assert dw.shape == w.shape and db.shape == b.shape and dx.shape == x.shape
+    for got, want in zip((dx, dw, db), naive.conv2d_backward(g, x, w, *args[2:])):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw, numerical_grad(loss, w), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(db, numerical_grad(loss, b), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=1e-6, atol=1e-6)
 
 
-def test_backward_output_buffers_and_accumulate():
+@pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
+def test_backward_gradient_requests(algorithm):
     config = EDGE_CASES[0]
     shape, F, k, s, p, d, args = unpack(config)
     x, w, b = make(config)
-    y, cols = conv2d_forward(x, w, b, s, p, d)
+    y, ctx = conv2d_forward(x, w, b, s, p, d, algorithm=algorithm)
     g = np.random.default_rng(5).standard_normal(y.shape)
-    dw, db = conv2d_backward_weight(g, cols, k), conv2d_backward_bias(g)
-    out_w, out_b = np.ones_like(w), np.ones_like(b)
-    assert conv2d_backward_weight(g, cols, k, out=out_w, accumulate=True) is out_w
-    assert conv2d_backward_bias(g, out=out_b, accumulate=True) is out_b
+    dx, dw, db = conv2d_backward(g, ctx)
+    out_w, out_b = np.ones_like(w), np.ones_like(b)  # an array: the gradient is added into it
+    dx2, dw2, db2 = conv2d_backward(g, ctx, dweight=out_w, dbias=out_b)
+    assert dw2 is out_w and db2 is out_b
     np.testing.assert_allclose(out_w, dw + 1, rtol=1e-12)
     np.testing.assert_allclose(out_b, db + 1, rtol=1e-12)
-    conv2d_backward_weight(g, cols, k, out=out_w)
-    conv2d_backward_bias(g, out=out_b)
-    np.testing.assert_allclose(out_w, dw, rtol=1e-12)
-    np.testing.assert_allclose(out_b, db, rtol=1e-12)
-    out_x = np.full(x.shape, np.nan)
-    assert conv2d_backward_input(g, w, x.shape, s, p, d, out=out_x) is out_x
-    np.testing.assert_allclose(out_x, conv2d_backward_input(g, w, x.shape, s, p, d), rtol=1e-12)
-    out_y = np.full(y.shape, np.nan)
-    assert conv2d_forward(x, w, b, s, p, d, out=out_y)[0] is out_y
-    np.testing.assert_allclose(out_y, y, rtol=1e-12)
+    np.testing.assert_allclose(dx2, dx, rtol=1e-12)
+    for flags in [dict(dx=False), dict(dweight=False), dict(dbias=False), dict(dweight=False, dbias=False),
+                  dict(dx=False, dweight=False)]:
+        got = conv2d_backward(g, ctx, **flags)
+        for name, value, want in zip(("dx", "dweight", "dbias"), got, (dx, dw, db)):
+            if flags.get(name, True):
+                np.testing.assert_allclose(value, want, rtol=1e-12)
+            else:
+                assert value is None
+    _, ctx_nobias = conv2d_forward(x, w, None, s, p, d, algorithm=algorithm)
+    assert conv2d_backward(g, ctx_nobias)[2] is None
 
 
 def test_float32_forward_close_to_float64():
     config = ((2, 3, 9, 8), 4, (3, 3), (2, 1), (1, 1), (1, 2))
     shape, F, k, s, p, d, args = unpack(config)
     x, w, b = make(config)
-    y64, _ = conv2d_forward(x, w, b, s, p, d)
-    y32, cols32 = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), s, p, d)
-    assert y32.dtype == np.float32 and cols32.dtype == np.float32
-    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
+    y64 = conv2d(x, w, b, s, p, d)
+    for algorithm in algorithms_for(config):
+        y32, ctx = conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), s, p, d,
+                                  algorithm=algorithm)
+        assert y32.dtype == np.float32 and ctx.saved.dtype == np.float32
+        np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-4)
 
 
-def test_kernel_wrappers_reject_bad_arguments():
+def test_functional_rejects_bad_arguments():
     x, w, b = make(EDGE_CASES[0])
     with pytest.raises(ValueError, match="weight must have as many input channels as x"):
-        conv2d_forward(x, w[:, :0], b)
+        conv2d_forward(x, w[:, :1].repeat(2, axis=1), b)
     with pytest.raises(ValueError, match="bias must have shape"):
-        conv2d_forward(x, w, b[:1])
+        conv2d(x, w, b[:1])
     with pytest.raises(ValueError, match="kernel_size"):
-        conv2d_forward(x[:, :, :3, :3], w)
-    with pytest.raises(ValueError, match="dy must have the output's shape"):
-        conv2d_backward_input(np.zeros((2, 2, 5, 5)), w, x.shape, padding=2)
-    y, cols = conv2d_forward(x, w, b, padding=2)
-    with pytest.raises(ValueError, match="dy of shape"):
-        conv2d_backward_weight(y[:1], cols, 5)
-    with pytest.raises(ValueError, match="out must be"):
-        conv2d_backward_bias(y, out=np.zeros(3))
+        conv2d(x[:, :, :3, :3], w)
+    with pytest.raises(ValueError, match="x must not be empty"):
+        conv2d(x[:0], w)
+    with pytest.raises(TypeError, match="weight must be a floating-point array"):
+        conv2d(x, w.astype(np.int64))
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        conv2d(x, w, algorithm="fft")
+    with pytest.raises(ValueError, match="algorithm 'direct' supports stride 1 only"):
+        conv2d(x, w, stride=2, algorithm="direct")
+    y, ctx = conv2d_forward(x, w, b, padding=2)
+    with pytest.raises(ValueError, match=r"dy must have the output's shape \(2, 2, 6, 6\)"):
+        conv2d_backward(y[:1], ctx)
+    with pytest.raises(ValueError, match="dweight must be a writable C-contiguous float64 array"):
+        conv2d_backward(y, ctx, dweight=np.zeros(3))
+    with pytest.raises(TypeError, match="dbias must be True, False or a numpy.ndarray"):
+        conv2d_backward(y, ctx, dbias="yes")
+    with pytest.raises(TypeError, match="ctx must be the Conv2dCtx"):
+        conv2d_backward(y, (1, 2))
 
 
-def test_matches_torch():
+@pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
+def test_matches_torch(algorithm):
     torch = pytest.importorskip("torch")
-    config = ((3, 4, 11, 9), 5, (3, 2), (2, 1), (1, 2), (2, 1))
+    config = ((3, 4, 11, 9), 5, (3, 2), (2, 1), (1, 2), (2, 1)) if algorithm != "direct" else \
+        ((3, 4, 11, 9), 5, (3, 2), (1, 1), (1, 2), (2, 1))
     shape, F, k, s, p, d, args = unpack(config)
     x, w, b = make(config, seed=7)
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride=s, padding=p, dilation=d)
-    y, cols = conv2d_forward(x, w, b, s, p, d)
+    y, ctx = conv2d_forward(x, w, b, s, p, d, algorithm=algorithm)
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-10)
     g = np.random.default_rng(8).standard_normal(y.shape)
     ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(conv2d_backward_weight(g, cols, k), tw.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(conv2d_backward_bias(g), tb.grad.numpy(), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(conv2d_backward_input(g, w, shape, s, p, d), tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+    dx, dw, db = conv2d_backward(g, ctx)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_auto_rule_and_autotuner():
+    x1, w1, b1 = make(((2, 1, 6, 6), 2, (3, 3), (1, 1), (1, 1), (1, 1)))
+    x3, w3, b3 = make(((2, 3, 6, 6), 2, (3, 3), (1, 1), (1, 1), (1, 1)))
+    assert conv2d_forward(x1, w1, b1, padding=1)[1].algorithm == "direct"  # one channel, stride 1
+    assert conv2d_forward(x3, w3, b3, padding=1)[1].algorithm == "tiled"
+    assert conv2d_forward(x1, w1, b1, stride=2)[1].algorithm == "tiled"
+    try:
+        minicnn.set_conv_autotune(True)
+        y, ctx = conv2d_forward(x3, w3, b3, padding=1)
+        report = minicnn.conv_autotune_report()
+        (key, entry), = [(k, v) for k, v in report.items() if k[0] == x3.shape and k[1] == w3.shape]
+        assert set(entry["ms"]) == set(CONV_ALGORITHMS) and all(v > 0 for v in entry["ms"].values())
+        assert ctx.algorithm == entry["algorithm"] == min(entry["ms"], key=entry["ms"].get)
+        np.testing.assert_allclose(y, naive.conv2d(x3, w3, b3, 1, 1, 1, 1), rtol=1e-10, atol=1e-10)
+        _, ctx2 = conv2d_forward(x3, w3, b3, stride=2)  # a new geometry: "direct" is not a candidate
+        key2 = [k for k in minicnn.conv_autotune_report() if k[2] == ctx2.geometry][0]
+        assert "direct" not in minicnn.conv_autotune_report()[key2]["ms"]
+    finally:
+        minicnn.set_conv_autotune(False)
 
 
 # ----------------------------------------------------------------------------------------- layer
@@ -197,24 +245,6 @@ def test_layer_forward_backward_and_accumulation():
     np.testing.assert_allclose(layer.bias.grad, 2 * num_db, rtol=1e-6, atol=1e-6)
     layer.zero_grad()
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
-
-
-def test_direct_kernels_with_several_channels():
-    # Conv2d runs them for one input channel only; the kernels take any, in groups of taps (C*kh*kw =
-    # 27 here: whole groups and a remainder).
-    x, w, b = make(((2, 3, 6, 5), 4, (3, 3), (1, 1), (1, 2), (1, 1)), seed=8)
-    xpad = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2)))
-    y = np.empty((2, 4, 6, 7))
-    _direct_forward_s1(xpad, w, b, 1, 1, y)
-    np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, 1, 2), rtol=1e-10, atol=1e-10)
-    g = np.random.default_rng(9).standard_normal(y.shape)
-    g_wide = np.zeros((2, 4, 5 * 9 + 7))
-    _spread_grad(g, 9, g_wide)
-    dw, db = np.ones_like(w), np.ones_like(b)  # the kernel adds into them
-    _direct_backward_params_s1(xpad, g_wide, 1, 1, dw, db)
-    _, cols = conv2d_forward(x, w, b, 1, (1, 2))
-    np.testing.assert_allclose(dw - 1, conv2d_backward_weight(g, cols, 3), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(db - 1, g.sum(axis=(0, 2, 3)), rtol=1e-10, atol=1e-10)
 
 
 # (in_channels, out_channels, kernel, stride, padding, dilation, bias, x shape); one input channel with
@@ -266,7 +296,7 @@ def test_layer_buffers_follow_shape_changes():
         dx = layer.backward(g)
         w, b = layer.weight.data, layer.bias.data
         np.testing.assert_allclose(y, naive.conv2d(x, w, b, 1, 1, 1, 1), rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(dx, conv2d_backward_input(g, w, shape, 1, 1), rtol=1e-12)
+        np.testing.assert_allclose(dx, conv2d_backward(g, conv2d_forward(x, w, b, 1, 1)[1])[0], rtol=1e-12)
         np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
@@ -309,17 +339,33 @@ def test_layer_init_dtype_and_repr():
     assert dx.dtype == np.float32 and dx.shape == x.shape
 
 
-def test_layer_eval_mode_keeps_nothing_for_backward():
+def test_layer_keeps_nothing_for_backward_under_no_grad():
     layer = Conv2d(1, 2, 3, dtype=np.float64, rng=0)
     x = np.random.default_rng(13).standard_normal((2, 1, 5, 5))
     y_train = layer(x)
-    layer.eval()
-    np.testing.assert_array_equal(layer(x), y_train)
+    dx = layer.backward(np.ones_like(y_train))
+    with minicnn.no_grad():
+        np.testing.assert_array_equal(layer(x), y_train)
     with pytest.raises(BackwardBeforeForwardError, match="forward"):
         layer.backward(np.ones_like(y_train))
-    layer.train()
+    layer.eval()  # eval mode, as in PyTorch, still differentiates
     layer(x)
-    layer.backward(np.ones_like(y_train))
+    np.testing.assert_array_equal(layer.backward(np.ones_like(y_train)), dx)
+
+
+@pytest.mark.parametrize("algorithm", CONV_ALGORITHMS)
+def test_layer_algorithm_argument(algorithm):
+    layer = Conv2d(3, 4, 3, padding=1, dtype=np.float64, rng=0, algorithm=algorithm)
+    x = np.random.default_rng(15).standard_normal((2, 3, 6, 5))
+    y = layer(x)
+    np.testing.assert_allclose(y, naive.conv2d(x, layer.weight.data, layer.bias.data, 1, 1, 1, 1), rtol=1e-10)
+    assert layer._ctx.algorithm == algorithm
+    layer.backward(np.ones_like(y))
+    assert f"algorithm={algorithm!r}" in repr(layer)
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        Conv2d(3, 4, 3, algorithm="winograd")
+    with pytest.raises(ValueError, match="algorithm 'direct' supports stride 1 only"):
+        Conv2d(3, 4, 3, stride=2, algorithm="direct")
 
 
 @pytest.mark.parametrize("kwargs, exc, message", [
@@ -391,9 +437,8 @@ def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding
     y = layer(x)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, naive.conv2d(x64, w64, b64, sh, sw, ph, pw), rtol=1e-4, atol=1e-4)
-    layer.eval()  # without padding, eval reads x in place instead of a padded copy
-    np.testing.assert_array_equal(layer(x), y)
-    layer.train()
+    with minicnn.no_grad():  # without padding, this reads x in place instead of a padded copy
+        np.testing.assert_array_equal(layer(x), y)
     layer(x)
     g = rng.standard_normal(y.shape).astype(np.float32)
     dx = layer.backward(g)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 import naive
-from minicnn.kernels import col2im, im2col
-from minicnn.kernels.conv import _col2im_t, _im2col_t
+from minicnn.functional import col2im, fold, im2col, unfold
 
 N_RANDOM = 25 if os.environ.get("NUMBA_DISABLE_JIT") == "1" else 150
 
@@ -49,10 +48,11 @@ def flat(config):
     return kh, kw, sh, sw, ph, pw, dh, dw
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=str)
-def test_im2col_col2im_match_naive_and_are_adjoint(config):
+@pytest.mark.parametrize("case", list(enumerate(CONFIGS)), ids=str)
+def test_im2col_col2im_match_naive_and_are_adjoint(case):
+    seed, config = case
     shape, k, s, p, d = config
-    rng = np.random.default_rng(abs(hash(str(config))) % 2**32)
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape)
     cols = im2col(x, k, s, p, d)
     expected = naive.im2col(x, *flat(config))
@@ -65,13 +65,11 @@ def test_im2col_col2im_match_naive_and_are_adjoint(config):
     # adjoint: <im2col(x), c> == <x, col2im(c)>
     np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-10, atol=1e-10)
 
-    # the per-sample transposed layout the convolution uses: cols_t[n] = im2col(x[n:n+1]).T
+    # PyTorch's unfold / fold layout, the one the kernels use: cols_t[n] = im2col(x[n:n+1]).T
     N, K = shape[0], cols.shape[1]
-    cols_t = np.full((N, K, cols.shape[0] // N), np.nan)
-    _im2col_t(x, *flat(config), cols_t)
+    cols_t = unfold(x, k, d, p, s)
     np.testing.assert_array_equal(cols_t, expected.reshape(N, -1, K).transpose(0, 2, 1))
-    back_t = np.full(shape, np.nan)
-    _col2im_t(np.ascontiguousarray(c.reshape(N, -1, K).transpose(0, 2, 1)), *flat(config), back_t)
+    back_t = fold(c.reshape(N, -1, K).transpose(0, 2, 1), shape[2:], k, d, p, s)
     np.testing.assert_allclose(back_t, back, rtol=1e-12, atol=1e-12)
 
 
@@ -156,3 +154,23 @@ def test_col2im_rejects_bad_inputs():
         col2im(np.zeros(16), (1, 2, 5, 5), 2)
     with pytest.raises(ValueError, match="kernel_size"):
         col2im(np.zeros((1, 72)), (1, 2, 5, 5), 6)
+
+
+def test_unfold_fold_match_torch():
+    torch = pytest.importorskip("torch")
+    for seed, (shape, k, s, p, d) in enumerate(EDGE_CASES):
+        x = np.random.default_rng(seed).standard_normal(shape)
+        cols = unfold(x, k, d, p, s)
+        expected = torch.nn.functional.unfold(torch.tensor(x), k, d, p, s).numpy()
+        np.testing.assert_array_equal(cols, expected)
+        back = torch.nn.functional.fold(torch.tensor(cols), shape[2:], k, d, p, s).numpy()
+        np.testing.assert_allclose(fold(cols, shape[2:], k, d, p, s), back, rtol=1e-12, atol=1e-12)
+
+
+def test_fold_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"cols.shape\[1\] = 5 must be a multiple of kh\*kw = 4"):
+        fold(np.zeros((1, 5, 16)), (5, 5), 2)
+    with pytest.raises(ValueError, match=r"cols.shape\[2\] must be OH\*OW = 16"):
+        fold(np.zeros((1, 4, 15)), (5, 5), 2)
+    with pytest.raises(ValueError, match="output_size"):
+        fold(np.zeros((1, 4, 16)), (5, 0), 2)

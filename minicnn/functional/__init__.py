@@ -21,3 +21,5 @@ call of each):
   from the forward) and validates ``dy`` against it.
 - Outputs are new C-contiguous arrays of the input's dtype.
 """
+from .conv import (CONV_ALGORITHMS, Conv2dCtx, col2im, conv2d, conv2d_backward, conv2d_forward, conv_autotune_report,
+                   fold, im2col, set_conv_autotune, unfold)

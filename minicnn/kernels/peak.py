@@ -3,10 +3,10 @@ memory-copy bandwidth on Numba's thread pool."""
 import numpy as np
 from numba import prange
 
-from .._config import PEAK_FMA_CHAINS, jit_parallel, jit_parallel_fastmath
+from .._config import PEAK_FMA_CHAINS, jit_parallel, jit_reassoc
 
 
-@jit_parallel_fastmath
+@jit_reassoc(parallel=True)
 def _fma_chains(iters, a, b, out):
     """For each of ``out.size`` blocks (one per thread), ``PEAK_FMA_CHAINS`` independent chains of
     ``acc = acc * a + b`` (one FMA = 2 FLOPs each) ``iters`` times; ``out[t]`` is block t's sum, so that

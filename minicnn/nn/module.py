@@ -265,11 +265,15 @@ def _wrap_backward(raw):
         if d["_pending"] <= 0:
             raise BackwardBeforeForwardError(_no_forward_message(self))
         d["_in_backward"] = True
+        ctx_stack = list(d["_ctx_stack"])
         try:
             if d["_hooks"] is None and not _global_hooks.active:
                 dx = raw(self, *args, **kwargs)
             else:
                 dx = _backward_hooked(self, raw, args, kwargs)
+        except BaseException:
+            d["_ctx_stack"] = ctx_stack  # a backward that raises (e.g. a bad dy) leaves the module as it was
+            raise
         finally:
             d["_in_backward"] = False
         d["_pending"] -= 1

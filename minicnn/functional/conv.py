@@ -1,0 +1,314 @@
+"""2-D convolution (cross-correlation, as PyTorch's ``conv2d``) with three algorithms behind one API.
+
+    y[n, f, oh, ow] = bias[f] + sum over c, i, j of weight[f, c, i, j] * xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+
+``algorithm`` chooses how it is computed (every one gives the same result up to float rounding):
+
+- ``"im2col"``: im2col, one matrix product per sample, col2im for the input gradient (the textbook;
+  ``minicnn.kernels.conv_im2col``). Any geometry. Keeps the im2col matrix (N, C*kh*kw, OH*OW) for
+  backward.
+- ``"direct"``: loops over the kernel taps on a padded copy of the input (``kernels.conv_direct``).
+  Stride 1 only; fastest for few input channels (LeNet's first layer).
+- ``"tiled"``: implicit GEMMs with a register-blocked micro-kernel (``kernels.conv_tiled``). Any
+  geometry; fastest for most layers. Keeps the padded input for backward.
+- ``"auto"`` (default): a fixed rule, so that one seed gives one result: ``"direct"`` for one input
+  channel and stride 1, else ``"tiled"``. With ``set_conv_autotune(True)`` (or the environment variable
+  ``MINICNN_CONV_AUTOTUNE=1``) it instead times every applicable algorithm on the first call with a new
+  shape, dtype and thread count and keeps the fastest; ``conv_autotune_report()`` lists the choices.
+"""
+import os
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from .._config import get_num_threads, kernel_blas_single_threaded, thread_blocks
+from .._validate import conv_geometry, float_input, grad_request, input_shape_arg, out_array, pair
+from ..kernels.common import pad_input
+from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
+from ..kernels.conv_im2col import im2col_backward, im2col_forward
+from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
+from ..kernels.im2col import col2im as _col2im_kernel
+from ..kernels.im2col import im2col as _im2col_kernel
+
+CONV_ALGORITHMS = ("im2col", "direct", "tiled")
+
+
+class Conv2dCtx(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`."""
+    algorithm: str            # the algorithm that ran the forward
+    input_shape: tuple        # (N, C, H, W)
+    geometry: tuple           # (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
+    weight: np.ndarray        # (F, C, kh, kw), the forward's weight
+    saved: np.ndarray         # "im2col": cols (N, C*kh*kw, OH*OW); else the padded input (N, C, Hp, Wp)
+    has_bias: bool
+
+
+# ------------------------------------------------------------------------------ argument checks
+def _check_conv_args(x, weight, bias, stride, padding, dilation, groups):
+    """Validated ``(x, weight, bias, geometry)``: weight and bias in x's dtype; bias zeros if None."""
+    x = float_input("x", x, 4, "(N, C, H, W)")
+    weight = float_input("weight", weight, 4, "(F, C, kh, kw)").astype(x.dtype, copy=False)
+    if groups != 1:
+        raise ValueError(f"groups must be 1, got {groups!r}")
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"weight must have as many input channels as x: weight.shape[1] = {weight.shape[1]}, "
+                         f"x.shape[1] = {x.shape[1]}")
+    if x.size == 0:
+        raise ValueError(f"x must not be empty, got shape {x.shape}")
+    if weight.size == 0:
+        raise ValueError(f"weight must not be empty, got shape {weight.shape}")
+    F = weight.shape[0]
+    if bias is None:
+        bias = np.zeros(F, x.dtype)
+    else:
+        bias = float_input("bias", bias, 1, "(F,)").astype(x.dtype, copy=False)
+        if bias.shape != (F,):
+            raise ValueError(f"bias must have shape (F,) = {(F,)}, got {bias.shape}")
+    return x, weight, bias, conv_geometry(x.shape, weight.shape[2:], stride, padding, dilation)
+
+
+def _unsupported(algorithm, geometry):
+    """Why ``algorithm`` cannot run ``geometry``, or None if it can."""
+    if algorithm not in CONV_ALGORITHMS:
+        return f"algorithm must be one of {CONV_ALGORITHMS + ('auto',)}, got {algorithm!r}"
+    if algorithm == "direct" and geometry[2:4] != (1, 1):
+        return f"algorithm 'direct' supports stride 1 only, got stride {geometry[2:4]}"
+    return None
+
+
+def _choose(algorithm, x, weight, bias, geometry):
+    if algorithm == "auto":
+        if _autotune_enabled():
+            return _autotuned(x, weight, bias, geometry)
+        return "direct" if x.shape[1] == 1 and geometry[2:4] == (1, 1) else "tiled"
+    why = _unsupported(algorithm, geometry)
+    if why:
+        raise ValueError(why)
+    return algorithm
+
+
+# ------------------------------------------------------------------------------ the algorithms
+def _padded(x, geometry):
+    ph, pw = geometry[4], geometry[5]
+    return np.empty((x.shape[0], x.shape[1], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw), x.dtype)
+
+
+def _tiled_plan(C, H, W, geometry):
+    """Window starts ``pos`` (OH*OW,) and tap offsets ``off`` (C*kh*kw,) in a flat padded sample, kept
+    per geometry (computing them on every call cost ~8% of LeNet conv2's forward)."""
+    key = (C, H, W, geometry)
+    plan = _PLANS.get(key)
+    if plan is None:
+        kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        plan = _PLANS[key] = (window_positions(OH, OW, sh, sw, Wp), tap_offsets(C, kh, kw, Hp, Wp, dh, dw))
+    return plan
+
+
+_PLANS = {}
+
+
+def _forward(algorithm, x, weight, bias, geometry, keep):
+    """``(y, saved)``: the output, and what backward needs if ``keep`` (else None)."""
+    N, C, H, W = x.shape
+    F = weight.shape[0]
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = geometry
+    y = np.empty((N, F, OH, OW), x.dtype)
+    if algorithm == "im2col":
+        cols = np.empty((N, C * kh * kw, OH * OW), x.dtype)
+        kernel_blas_single_threaded()
+        im2col_forward(x, weight.reshape(F, -1), bias, geometry, thread_blocks(N), cols, y.reshape(N, F, OH * OW))
+        return y, cols if keep else None
+    if algorithm == "direct":
+        xpad = _padded(x, geometry)
+        pad_input(x, ph, pw, xpad)
+        direct_forward(xpad, weight, bias, geometry, y)
+        return y, xpad if keep else None
+    pos, off = _tiled_plan(C, H, W, geometry)
+    copy = bool(ph or pw or keep)  # unpadded and not kept: read x in place
+    xpad = _padded(x, geometry) if copy else x
+    tiled_forward(x, weight, bias, ph, pw, pos, off, thread_blocks(N), copy, xpad, y.reshape(N, F, OH * OW))
+    return y, xpad if keep else None
+
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _backward(ctx, dy, dx, dweight, dbias):
+    """Fills ``dx`` (or an empty array) and adds into ``dweight`` / ``dbias`` (or empty arrays)."""
+    N, C, H, W = ctx.input_shape
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g = ctx.geometry
+    weight = ctx.weight
+    F = weight.shape[0]
+    empty = _EMPTY[dy.dtype]
+    dx = empty.reshape(0, 0, 0, 0) if dx is None else dx
+    if ctx.algorithm == "im2col":
+        nb = thread_blocks(N)
+        parts = np.empty((nb, C * kh * kw, F) if dweight is not None else (0, 0, 0), dy.dtype)
+        bias_parts = np.empty((nb, F) if dbias is not None else (0, 0), dy.dtype)
+        kernel_blas_single_threaded()
+        im2col_backward(dy.reshape(N, F, OH * OW), weight.reshape(F, -1), ctx.saved, g, nb, parts, bias_parts, dx)
+        if dweight is not None:
+            dweight += parts.sum(axis=0).T.reshape(weight.shape)
+        if dbias is not None:
+            dbias += bias_parts.sum(axis=0)
+        return
+    dweight = empty.reshape(0, 0, 0, 0) if dweight is None else dweight
+    dbias = empty if dbias is None else dbias
+    xpad = ctx.saved
+    if ctx.algorithm == "direct":
+        dy_wide = np.empty((N, F, (OH - 1) * xpad.shape[3] + OW), dy.dtype)
+        spread_grad(dy, xpad.shape[3], dy_wide)
+        if dweight.size or dbias.size:
+            direct_backward_params(xpad, dy_wide, g, dweight, dbias)
+        if dx.size:
+            direct_backward_input(dy_wide, weight, g, dx)
+        return
+    pos, off = _tiled_plan(C, H, W, g)
+    if dx.size and (sh, sw) != (1, 1):
+        kernel_blas_single_threaded()  # the input gradient takes W.T @ dy in BLAS
+    tiled_backward(xpad, dy, weight, pos, off, g, thread_blocks(N), dweight, dbias, dx)
+
+
+# ------------------------------------------------------------------------------ public API
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+    """``x`` (N, C, H, W) convolved with ``weight`` (F, C, kh, kw), plus ``bias`` (F,) if given: returns
+    ``y`` (N, F, OH, OW) and keeps nothing. ``stride``, ``padding`` (zeros) and ``dilation`` are ints or
+    ``(h, w)`` pairs; ``OH = (H + 2*ph - dh*(kh-1) - 1) // sh + 1``, likewise OW."""
+    x, weight, bias, g = _check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    return _forward(_choose(algorithm, x, weight, bias, g), x, weight, bias, g, keep=False)[0]
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, algorithm="auto"):
+    """As :func:`conv2d`, returning ``(y, ctx)``: ``ctx`` (a :class:`Conv2dCtx`) is what
+    :func:`conv2d_backward` needs."""
+    x, weight, bias_arr, g = _check_conv_args(x, weight, bias, stride, padding, dilation, groups)
+    chosen = _choose(algorithm, x, weight, bias_arr, g)
+    y, saved = _forward(chosen, x, weight, bias_arr, g, keep=True)
+    return y, Conv2dCtx(chosen, x.shape, g, weight, saved, bias is not None)
+
+
+def conv2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
+    """Gradients of the convolution that made ``ctx``, given ``dy`` (N, F, OH, OW): returns
+    ``(dx, dweight, dbias)``, ``dx`` (N, C, H, W), ``dweight`` (F, C, kh, kw), ``dbias`` (F,) (None
+    without a bias). Each argument: True (a new array), False (not computed, None), or for the
+    parameter gradients an array to add into (see ``minicnn.functional``)."""
+    if not isinstance(ctx, Conv2dCtx):
+        raise TypeError(f"ctx must be the Conv2dCtx that conv2d_forward returned, got {type(ctx).__name__}")
+    weight = ctx.weight
+    N, F, OH, OW = ctx.input_shape[0], weight.shape[0], ctx.geometry[8], ctx.geometry[9]
+    dy = float_input("dy", dy, 4, "(N, F, OH, OW)").astype(weight.dtype, copy=False)
+    if dy.shape != (N, F, OH, OW):
+        raise ValueError(f"dy must have the output's shape {(N, F, OH, OW)}, got {dy.shape}")
+    dweight = grad_request("dweight", dweight, weight.shape, weight.dtype)
+    dbias = grad_request("dbias", dbias, (F,), weight.dtype) if ctx.has_bias else None
+    dx = np.empty(ctx.input_shape, weight.dtype) if dx else None
+    _backward(ctx, dy, dx, dweight, dbias)
+    return dx, dweight, dbias
+
+
+# ------------------------------------------------------------------------------ the autotuner
+_AUTOTUNE = {"enabled": None, "choices": {}}
+
+
+def set_conv_autotune(enabled=True):
+    """Let ``algorithm="auto"`` time every applicable algorithm (forward + backward, the median of three
+    runs after one untimed run) on the first call with a new shape, dtype and thread count, and keep the
+    fastest. Off by default (then "auto" is a fixed rule); ``MINICNN_CONV_AUTOTUNE=1`` turns it on too.
+    Results may then differ in float rounding between machines or runs."""
+    _AUTOTUNE["enabled"] = bool(enabled)
+
+
+def _autotune_enabled():
+    if _AUTOTUNE["enabled"] is None:
+        _AUTOTUNE["enabled"] = os.environ.get("MINICNN_CONV_AUTOTUNE", "0") not in ("", "0")
+    return _AUTOTUNE["enabled"]
+
+
+def conv_autotune_report():
+    """The autotuner's choices: ``{(x shape, weight shape, geometry, dtype, threads): {"algorithm": name,
+    "ms": {name: median ms of forward + backward}}}``."""
+    return {k: {"algorithm": v[0], "ms": dict(v[1])} for k, v in _AUTOTUNE["choices"].items()}
+
+
+def _autotuned(x, weight, bias, geometry):
+    key = (x.shape, weight.shape, geometry, x.dtype.name, get_num_threads())
+    choice = _AUTOTUNE["choices"].get(key)
+    if choice is None:
+        ms = {}
+        for name in CONV_ALGORITHMS:
+            if _unsupported(name, geometry) is None:
+                ms[name] = _time_algorithm(name, x, weight, bias, geometry)
+        choice = _AUTOTUNE["choices"][key] = (min(ms, key=ms.get), ms)
+    return choice[0]
+
+
+def _time_algorithm(name, x, weight, bias, geometry):
+    """Median ms of one forward + backward of ``name``, after an untimed run (compilation, caches)."""
+    dy = np.ones((x.shape[0], weight.shape[0], geometry[8], geometry[9]), x.dtype)
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        y, saved = _forward(name, x, weight, bias, geometry, keep=True)
+        ctx = Conv2dCtx(name, x.shape, geometry, weight, saved, True)
+        _backward(ctx, dy, np.empty(x.shape, x.dtype), np.zeros_like(weight), np.zeros_like(bias))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]) * 1e3)
+
+
+# ------------------------------------------------------------------------------ im2col / col2im
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """The receptive fields of ``x`` (N, C, H, W) as columns, as PyTorch's ``F.unfold``: returns
+    ``cols`` (N, C*kh*kw, OH*OW), rows in (c, i, j) order, columns in (oh, ow) order; 0 on padding."""
+    x = float_input("x", x, 4, "(N, C, H, W)")
+    g = conv_geometry(x.shape, kernel_size, stride, padding, dilation)
+    cols = np.empty((x.shape[0], x.shape[1] * g[0] * g[1], g[8] * g[9]), x.dtype)
+    _im2col_kernel(x, g, cols)
+    return cols
+
+
+def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """The adjoint of :func:`unfold`, as PyTorch's ``F.fold``: ``cols`` (N, C*kh*kw, OH*OW) to ``x``
+    (N, C, *output_size), each pixel the sum of the entries read from it (0 if none)."""
+    H, W = pair("output_size", output_size)
+    cols = float_input("cols", cols, 3, "(N, C*kh*kw, OH*OW)")
+    kh, kw = pair("kernel_size", kernel_size)
+    N, K = cols.shape[0], cols.shape[1]
+    if K % (kh * kw):
+        raise ValueError(f"cols.shape[1] = {K} must be a multiple of kh*kw = {kh * kw} (kernel_size {(kh, kw)})")
+    shape = (N, K // (kh * kw), H, W)
+    g = conv_geometry(shape, (kh, kw), stride, padding, dilation)
+    if cols.shape[2] != g[8] * g[9]:
+        raise ValueError(f"cols.shape[2] must be OH*OW = {g[8] * g[9]} for output_size {(H, W)}, got {cols.shape[2]}")
+    x = np.empty(shape, cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols), g, x)
+    return x
+
+
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1, out=None):
+    """The textbook layout: one row per receptive field, ``cols`` (N*OH*OW, C*kh*kw), rows in (n, oh, ow)
+    order, columns in (c, i, j) order (:func:`unfold` transposed per sample). ``out``, if given, is
+    filled and returned."""
+    cols = unfold(x, kernel_size, dilation, padding, stride)
+    N, K, P = cols.shape
+    out = out_array("out", out, (N * P, K), cols.dtype)
+    out.reshape(N, P, K)[...] = cols.transpose(0, 2, 1)
+    return out
+
+
+def col2im(cols, input_shape, kernel_size, stride=1, padding=0, dilation=1, out=None):
+    """The adjoint of :func:`im2col`: ``x`` of ``input_shape`` (N, C, H, W) where each pixel is the sum
+    of the ``cols`` (N*OH*OW, C*kh*kw) entries read from it (0 if none)."""
+    N, C, H, W = input_shape = input_shape_arg(input_shape)
+    cols = float_input("cols", cols, 2, "(N*OH*OW, C*kh*kw)")
+    g = conv_geometry(input_shape, kernel_size, stride, padding, dilation)
+    K, P = C * g[0] * g[1], g[8] * g[9]
+    if cols.shape != (N * P, K):
+        raise ValueError(f"cols must have shape (N*OH*OW, C*kh*kw) = {(N * P, K)} for input_shape "
+                         f"{input_shape}, got {cols.shape}")
+    x = out_array("out", out, input_shape, cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols.reshape(N, P, K).transpose(0, 2, 1)), g, x)
+    return x

@@ -1,0 +1,249 @@
+"""The "tiled" convolution algorithm: implicit GEMMs with the register-blocked micro-kernels of
+``minicnn.kernels.tile``, on a zero-padded copy of the input flattened per sample; no im2col matrix is
+built. Output pixel p's window starts at ``pos[p]`` and tap t = (c, i, j) reads ``pos[p] + off[t]``
+(``off`` from ``_tap_offsets``), so 6 pixels (forward) or 6 taps (weight gradient) times 16 output
+channels is one tile call. Output channels go in blocks of 16 lanes, zero-padded. Measured 1.1-3.0x
+(forward) and 1.3-2.1x (weight gradient) faster than the im2col algorithm with OpenBLAS, on LeNet's
+conv2 and 3x3 layers of 3-64 channels.
+
+The stride-1 input gradient works on planes laid on the padded width Wp, as the direct kernels do:
+with dy at ``q = oh*Wp + ow`` (junk columns zero), tap (c, i, j) adds ``W[f, c, i, j] * dy[f, q]`` to
+the padded input gradient at ``q + i*dh*Wp + j*dw``. For one kernel row i, 16 consecutive gradient
+positions of 6 input channels are then one tile call summed over (j, f): kw*F terms, each reading dy
+shifted by j*dw. Measured: LeNet conv2's whole backward (batch 64) 1.7x faster than with W.T @ dy +
+col2im, which other strides keep; on 32-64 channels of 32x32, 1.1x. Slower: one tile per tap (6
+channels x 16 positions summed over f only: 1.3x slower on conv2, F = 16 terms per call is too short),
+a tiled correlation of the zero-bordered dy (most of it zeros).
+
+Each pass is one parallel region (one block of samples per thread: packing, tiles and the per-block
+parameter gradients, reduced after the loop).
+"""
+import numpy as np
+from numba import prange
+
+from .._config import jit, jit_parallel
+from .common import _add_row_sums, _pad_sample, _steps, _u, _zeros
+from .im2col import _col2im_sample
+from .tile import MR, NR, tile_6x16, tile_6x16_add
+
+
+@jit
+def window_positions(OH, OW, sh, sw, Wp):
+    """``pos[oh*OW + ow] = oh*sh*Wp + ow*sw``: where each window starts in a padded plane of width Wp."""
+    pos = np.empty(OH * OW, np.int64)
+    for oh in range(OH):
+        for ow in range(OW):
+            pos[oh * OW + ow] = oh * sh * Wp + ow * sw
+    return pos
+
+
+@jit
+def _lanes_weight(weight):
+    """``weight`` (F, C, kh, kw) as (ceil(F/16), T, 16), flat: [f // 16, t, f % 16] = weight[f].flat[t]."""
+    F = weight.shape[0]
+    T = weight.size // F
+    w2 = weight.reshape(F, T)
+    wt = np.zeros(((F + NR - 1) // NR) * T * NR, weight.dtype)
+    for f in range(F):
+        for t in range(T):
+            wt[((f // NR) * T + t) * NR + f % NR] = w2[f, t]
+    return wt
+
+
+@jit
+def _row_grouped_weight(weight):
+    """``weight`` (F, C, kh, kw) as (kh, ceil(C/6), kw*F, 6), flat: [i, c // 6, j*F + f, c % 6] =
+    weight[f, c, i, j]; zero past channel C."""
+    F, C, kh, kw = weight.shape
+    G = (C + MR - 1) // MR
+    wg = np.zeros(kh * G * kw * F * MR, weight.dtype)
+    for f in range(F):
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    wg[(((i * G + c // MR) * kw + j) * F + f) * MR + c % MR] = weight[f, c, i, j]
+    return wg
+
+
+@jit
+def _block_rows(starts, i0, rows):
+    """``rows[r] = starts[min(i0 + r, end)]``: a partial last block repeats its last row."""
+    last = starts.shape[0] - 1
+    for r in range(MR):
+        rows[r] = starts[min(i0 + r, last)]
+
+
+@jit_parallel
+def tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, xpad, y):
+    """``y`` (N, F, P) = ``bias`` + the convolution of ``x`` (N, C, H, W) by ``weight`` (F, C, kh, kw),
+    read from ``xpad`` (N, C, H + 2*ph, W + 2*pw): if ``copy``, the kernel first writes the zero-padded
+    ``x`` there; if not, ``xpad`` must already hold it (``x`` itself when unpadded). ``pos`` (P,) are
+    the window starts, ``off`` (T,) the tap offsets."""
+    N, F, P = y.shape
+    T = off.shape[0]
+    S = xpad.shape[1] * xpad.shape[2] * xpad.shape[3]
+    nfb = (F + NR - 1) // NR
+    wt = _lanes_weight(weight)
+    lanes = _steps(T, NR)  # b offsets of consecutive 16-wide rows
+    Pr = (P + MR - 1) // MR * MR
+    for b in prange(n_blocks):
+        yt = np.empty(Pr * NR, y.dtype)  # one sample's output for 16 channels, transposed: [p, lane]
+        rows = np.empty(MR, np.int64)
+        cbase = np.empty(MR, np.int64)
+        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            if copy:
+                _pad_sample(x, n, ph, pw, xpad)
+            src = xpad[n].reshape(S)
+            yn = y[n]
+            for fb in range(nfb):
+                for p0 in range(0, P, MR):
+                    _block_rows(pos, p0, rows)
+                    for r in range(MR):
+                        cbase[r] = (p0 + r) * NR
+                    tile_6x16(src, rows, off, wt, fb * T * NR, lanes, yt, cbase)
+                for lane in range(min(NR, F - fb * NR)):
+                    f = fb * NR + lane
+                    row = yn[f]
+                    bf = bias[f]
+                    for p in range(P):
+                        row[p] = yt[p * NR + lane] + bf
+
+
+@jit
+def _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, dyt, dyw):
+    """Copies of ``dyn`` (F, P): ``dyt`` in blocks of 16 channels, transposed ([f // 16, p, f % 16]), and
+    ``dyw`` each channel on rows of the padded width Wp after a margin ([f, margin + oh*Wp + ow]); each
+    skipped when empty."""
+    F, P = dyn.shape
+    for f in range(F):
+        dyf = dyn[f]
+        if dyt.size > 0:
+            lane0 = (f // NR) * P * NR + f % NR
+            for p in range(P):
+                dyt[_u(lane0 + p * NR)] = dyf[_u(p)]
+        if dyw.size > 0:
+            for oh in range(OH):
+                row0 = f * Ld + margin + oh * Wp
+                for ow in range(OW):
+                    dyw[_u(row0 + ow)] = dyf[_u(oh * OW + ow)]
+
+
+@jit
+def _weight_grad_tiles(src, off, pos, dyt, nfb, P, lanes, part, rows, cbase):
+    """``part`` [fb, t, lane] += the weight gradient of one sample (``src`` its padded input, ``dyt`` its
+    packed dy): 6 taps x 16 output channels per tile, summed over the pixels."""
+    Tr = part.shape[0] // (nfb * NR)
+    for t0 in range(0, Tr, MR):
+        _block_rows(off, t0, rows)
+        for fb in range(nfb):
+            for r in range(MR):
+                cbase[r] = (fb * Tr + t0 + r) * NR
+            tile_6x16_add(src, rows, pos, dyt, fb * P * NR, lanes, part, cbase)
+
+
+@jit
+def _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, rows, cbase):
+    """``dxw`` [c, :] = the stride-1 gradient of one sample's padded planes, from ``dyw`` (dy on the
+    padded width) and ``wg`` (the row-grouped weight), kernel row by kernel row."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    G = (C + MR - 1) // MR
+    QB = max(NR, 4096 // F // NR * NR)  # positions per pass over the kernel rows: F*QB values of dy in L1
+    dxw[:] = 0
+    for p_start in range(0, Lp, QB):
+        for i in range(kh):
+            for gi in range(G):
+                for r in range(MR):
+                    rows[r] = (i * G + gi) * kw * F * MR + r
+                for p0 in range(p_start, min(p_start + QB, Lp), NR):
+                    for r in range(MR):
+                        cbase[r] = (gi * MR + r) * Lx + i * dh * Wp + p0
+                    tile_6x16_add(wg, rows, steps, dyw, margin + p0, taps, dxw, cbase)
+
+
+@jit
+def _unpad_planes(dxw, n, Lx, Wp, ph, pw, dx):
+    """``dx[n]`` (C, H, W) = the interior of the padded plane gradients ``dxw`` (rows of length Lx)."""
+    for c in range(dx.shape[1]):
+        for h in range(dx.shape[2]):
+            dst = dx[n, c, h]
+            s0 = c * Lx + (h + ph) * Wp + pw
+            for w in range(dx.shape[3]):
+                dst[_u(w)] = dxw[_u(s0 + w)]
+
+
+@jit
+def _add_weight_parts(parts, F, T, weight_grad):
+    """``weight_grad`` (F, C, kh, kw) += the per-block parts [b][f // 16, t, f % 16], summed over b."""
+    Tr = parts.shape[1] // (((F + NR - 1) // NR) * NR)
+    wgrad = weight_grad.reshape(F, T)
+    for f in range(F):
+        for t in range(T):
+            s = 0.0
+            for b in range(parts.shape[0]):
+                s += parts[b, ((f // NR) * Tr + t) * NR + f % NR]
+            wgrad[f, t] += s
+
+
+@jit
+def _add_bias_parts(bias_parts, bias_grad):
+    """``bias_grad`` (F,) += the per-block parts (n_blocks, F), summed over the blocks."""
+    for f in range(bias_grad.shape[0]):
+        s = 0.0
+        for b in range(bias_parts.shape[0]):
+            s += bias_parts[b, f]
+        bias_grad[f] += s
+
+
+@jit_parallel
+def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_grad, dx):
+    """Adds the weight gradient to ``weight_grad`` (F, C, kh, kw) and the bias gradient to ``bias_grad``
+    (F,), and sets ``dx`` (N, C, H, W) to the input gradient, each skipped when empty. ``xpad``
+    (N, C, Hp, Wp) is the padded input of the forward pass, ``dy`` (N, F, OH, OW)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
+    N, F = dy.shape[0], dy.shape[1]
+    C, Hp, Wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
+    S, P, T = C * Hp * Wp, OH * OW, off.shape[0]
+    nfb = (F + NR - 1) // NR
+    Tr = (T + MR - 1) // MR * MR
+    want_weight, want_bias, want_input = weight_grad.size > 0, bias_grad.size > 0, dx.size > 0
+    parts = _zeros((n_blocks * nfb * Tr * NR) if want_weight else 0, dy).reshape(n_blocks, -1)  # [b][fb, t, lane]
+    bias_parts = _zeros(n_blocks * F, dy).reshape(n_blocks, F)
+    lanes = _steps(P, NR)
+    gather = want_input and sh == 1 and sw == 1
+    # Stride-1 input gradient (see above): dy on the padded width Wp, after a margin of (kw-1)*dw zeros;
+    # kernel row i adds to the padded plane from i*dh*Wp on, Lp positions.
+    margin = (kw - 1) * dw
+    Lp = ((OH - 1) * Wp + OW + margin + NR - 1) // NR * NR
+    Ld = margin + Lp  # dy row length
+    Lx = (kh - 1) * dh * Wp + Lp  # >= Hp*Wp
+    wg = _row_grouped_weight(weight) if gather else _zeros(0, dy)
+    steps = _steps(kw * F, MR)  # a offsets of t = (j, f) in wg
+    taps = _zeros(kw * F, off)  # b offsets of t = (j, f) in the dy rows
+    for j in range(kw):
+        for f in range(F):
+            taps[j * F + f] = f * Ld - j * dw
+    w2 = weight.reshape(F, T)
+    for b in prange(n_blocks):
+        dyt = np.zeros((nfb * P * NR) if want_weight else 0, dy.dtype)  # dy[n] transposed in blocks of 16 channels
+        dyw = np.zeros((F * Ld) if gather else 0, dy.dtype)  # dy[n] on the padded width
+        dxw = np.empty(((C + MR - 1) // MR * MR * Lx) if gather else 0, dy.dtype)  # padded plane gradients
+        dcols = np.empty((T, P) if want_input and not gather else (0, 0), dy.dtype)
+        rows = np.empty(MR, np.int64)
+        cbase = np.empty(MR, np.int64)
+        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+            dyn = dy[n].reshape(F, P)
+            if want_bias:
+                _add_row_sums(dyn, bias_parts[b])
+            _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, dyt, dyw)
+            if want_weight:
+                _weight_grad_tiles(xpad[n].reshape(S), off, pos, dyt, nfb, P, lanes, parts[b], rows, cbase)
+            if gather:
+                _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, rows, cbase)
+                _unpad_planes(dxw, n, Lx, Wp, ph, pw, dx)
+            elif want_input:
+                np.dot(w2.T, dyn, dcols)
+                _col2im_sample(dcols, n, g, dx)
+    if want_weight:
+        _add_weight_parts(parts, F, T, weight_grad)
+    if want_bias:
+        _add_bias_parts(bias_parts, bias_grad)
