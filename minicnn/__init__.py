@@ -6,6 +6,7 @@ from .gradcheck import gradcheck
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .random import manual_seed
 from .serialization import load, save
+from ._compile import compile_report, set_compile_notice
 from .warmup import warmup
 
 __version__ = "0.1.0"

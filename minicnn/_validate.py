@@ -86,6 +86,13 @@ def input_shape_arg(input_shape):
     return tuple(int(s) for s in input_shape)
 
 
+def shape_arg(name, shape):
+    """``shape`` as a non-empty tuple of positive ints (any number of dimensions)."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) >= 1 and all(_is_int(s) and s >= 1 for s in shape)):
+        raise ValueError(f"{name} must be a tuple of positive ints, e.g. (64, 1, 28, 28), got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
 def grad_array(name, dy, expected_shape, dtype):
     """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
     dy = float_array(name, dy, dtype)

@@ -1,35 +1,109 @@
-"""Compile (or load from the cache) every kernel a training or evaluation run uses, up front.
+"""Compile (or load from the cache) the kernels a model uses, up front.
 
-Scripts call ``warmup()`` before timing anything, so that an epoch's time never includes JIT
-compilation; the seconds it returns are the compile (or cache-load) time, reported separately.
+``warmup(model, input_shape, optimizer, loss)`` runs one training step and one evaluation forward of a
+COPY of the model (and optimizer) on a batch of ``input_shape`` in the model's dtype, so that exactly
+the kernels that model needs are compiled, and nothing else: the model, its optimizer and every random
+generator are left as they were. Scripts call it before timing anything, so that an epoch's time never
+includes JIT compilation. ``warmup()`` without a model compiles every layer and optimizer of the library
+(for a test session, or to fill a machine's cache once).
 """
+import copy
 import time
 
 import numpy as np
 
+from ._compile import compile_progress
+from ._validate import shape_arg
 
-def warmup(dtypes=(np.float32,)):
-    """Run every layer forward and backward, and every optimizer update, once on a tiny batch for each
-    dtype; returns the seconds it took (compilation, or loading compiled kernels from the cache)."""
+
+def _model_dtype(model):
+    for p in model.parameters():
+        return p.data.dtype
+    return np.dtype(getattr(model, "dtype", np.float32))
+
+
+def _target_for(loss, y):
+    """Targets for one loss evaluation on output ``y``: class indices for cross-entropy, zeros otherwise."""
+    from .nn import CrossEntropyLoss
+
+    if isinstance(loss, CrossEntropyLoss):
+        return np.arange(y.shape[0], dtype=np.int64) % y.shape[1]
+    return np.zeros_like(y)
+
+
+def _step(model, x, optimizer, loss, train, evaluate):
+    if train:
+        model.train()
+        y = model(x)
+        if loss is not None:
+            loss(y, _target_for(loss, y))
+            dy = loss.backward()
+        else:
+            dy = np.ones_like(y)
+        model.backward(dy)
+        if optimizer is not None:
+            optimizer.step()
+            optimizer.zero_grad()
+    if evaluate:
+        model.eval()
+        y = model(x)
+        if loss is not None:
+            loss(y, _target_for(loss, y))
+
+
+def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=True, eval=True, progress=False,
+           dtypes=(np.float32,)):
+    """Compile what one training step and one evaluation of ``model`` need; returns the seconds it took.
+
+    ``input_shape``: the shape of one input batch, e.g. ``(64, 1, 28, 28)`` (the input is drawn in the
+    model's dtype). ``optimizer`` (of ``model``'s parameters) and ``loss`` (e.g. ``nn.CrossEntropyLoss()``)
+    are optional; without a loss, backward starts from ones. ``train=False`` or ``eval=False`` leaves
+    out the training step or the evaluation forward. Everything runs on deep copies, so nothing given
+    is changed. With ``progress=True`` a line says what is being compiled and a progress bar counts the
+    kernels (on stderr), only if anything compiles; kernels already in Numba's cache just load.
+
+    Without a model, every layer and optimizer is run for each of ``dtypes`` (LeNet-5 with and without
+    the first layer's input gradient, SGD with and without momentum, Adam, AMSGrad, average pooling,
+    batch norm, dropout).
+
+    The seconds include loading cached kernels; ``minicnn.compile_report()`` lists the compiled ones.
+    """
+    start = time.perf_counter()
+    if model is None:
+        if input_shape is not None or optimizer is not None or loss is not None:
+            raise ValueError("warmup: input_shape, optimizer and loss need a model")
+        with compile_progress("every minicnn kernel for " + ", ".join(np.dtype(d).name for d in dtypes),
+                              enabled=progress):
+            _everything(dtypes)
+        return time.perf_counter() - start
+    from .nn import Module
+
+    if not isinstance(model, Module):
+        raise TypeError(f"model must be a minicnn.nn.Module, got {type(model).__name__}")
+    if input_shape is None:
+        raise ValueError("warmup: input_shape is needed with a model, e.g. (64, 1, 28, 28)")
+    input_shape = shape_arg("input_shape", input_shape)
+    dtype = _model_dtype(model)
+    # One deepcopy of everything, so that the copied optimizer updates the copied parameters.
+    model, optimizer, loss = copy.deepcopy((model, optimizer, loss))
+    x = np.random.default_rng(0).standard_normal(input_shape).astype(dtype)
+    with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
+                          enabled=progress):
+        _step(model, x, optimizer, loss, train, eval)
+    return time.perf_counter() - start
+
+
+def _everything(dtypes):
     from . import nn, optim
     from .models import LeNet5
 
-    start = time.perf_counter()
     for dtype in dtypes:
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((2, 1, 28, 28)).astype(dtype)
-        labels = np.array([0, 1])
+        x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(dtype)
         for first_input_grad in (False, True):
             model = LeNet5(dtype=dtype, rng=0, input_grad=first_input_grad)
-            loss = nn.CrossEntropyLoss()
-            loss(model(x), labels)
-            model.backward(loss.backward())
+            _step(model, x, None, nn.CrossEntropyLoss(), True, True)
             for opt in (optim.SGD(model.parameters(), lr=1e-3), optim.SGD(model.parameters(), lr=1e-3, momentum=0.9),
                         optim.Adam(model.parameters()), optim.Adam(model.parameters(), amsgrad=True)):
                 opt.step()
-            model.eval()
-            model(x)
         extra = nn.Sequential(nn.AvgPool2d(2), nn.BatchNorm2d(1, dtype=dtype), nn.Dropout(0.5, rng=0))
-        y = extra(x)
-        extra.backward(np.ones_like(y))
-    return time.perf_counter() - start
+        _step(extra, x, None, None, True, True)

@@ -1,6 +1,5 @@
-"""scripts/train.py end to end, on scikit-learn's digits (always there) and small fake IDX folders;
+"""minicnn-train (minicnn/cli/train.py, scripts/train.py in a clone) end to end, on scikit-learn's digits (always there) and small fake IDX folders;
 the real-data check on the MNIST test set when ``MINICNN_MNIST_DIR`` points at it."""
-import importlib.util
 import json
 import os
 import pathlib
@@ -29,16 +28,10 @@ SMALL = ["--dataset", "digits", "--limit-train", "256", "--limit-test", "120", "
 SCORES = ("lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("minicnn_train_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train():
-    return load_script()
+    from minicnn.cli import train as module
+    return module
 
 
 @pytest.fixture(autouse=True)
@@ -238,7 +231,7 @@ def test_nonsense_flags_exit_2_with_one_line(train, tmp_path, capsys, argv, flag
         train.main(argv + ["--out", str(tmp_path / "out")])
     assert info.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("train.py: error: argument " + flag)
+    assert last.startswith("minicnn-train: error: argument " + flag)
     assert not (tmp_path / "out").exists()
 
 
@@ -248,7 +241,7 @@ def expect_failure(train, argv, capsys, *fragments):
     lines = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith("Downloading ") for line in lines[:-1]), lines
     err = lines[-1]
-    assert err.startswith("train.py: error: "), err
+    assert err.startswith("minicnn-train: error: "), err
     for fragment in fragments:
         assert fragment in err, err
     return err
@@ -324,7 +317,7 @@ def test_bad_checkpoints(train, tmp_path, capsys):
     expect_failure(train, ["--resume", str(tmp_path / "nope.npz"), "--out", str(out)], capsys, "does not exist")
     minicnn.save({"weights": np.zeros(3)}, tmp_path / "other.npz")
     expect_failure(train, ["--resume", str(tmp_path / "other.npz"), "--out", str(out)], capsys,
-                   "is not a checkpoint written by train.py")
+                   "is not a checkpoint written by minicnn-train")
     # A real checkpoint whose model is another network.
     run_ok(train, SMALL + ["--epochs", "1", "--out", str(tmp_path / "run")])
     capsys.readouterr()

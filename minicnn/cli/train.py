@@ -1,0 +1,555 @@
+"""Train LeNet-5 on MNIST, Fashion-MNIST, KMNIST or scikit-learn's bundled digits.
+
+    minicnn-train                      # MNIST if on disk/downloadable, else digits; 10 epochs
+    minicnn-train --dataset digits --epochs 5 --out runs/digits
+    minicnn-train --resume runs/digits/checkpoint.npz --epochs 8
+    MNIST test set only: minicnn-train --dataset mnist --data-dir DIR --train-split 8000
+
+(``minicnn-train`` is installed by ``pip install``; ``python scripts/train.py`` in a clone is the same.)
+
+Writes into ``--out`` after every epoch, atomically (a file there is always complete):
+``metrics.json`` (configuration and one record per epoch) and ``checkpoint.npz`` (model, optimizer,
+scheduler, data-loader RNG, epoch and history; ``--resume`` continues from it and ends with exactly
+the metrics of an uninterrupted run). Ctrl-C keeps the checkpoint of the last completed epoch and
+exits with status 130. At the end: the test set's confusion matrix, and ``curves.png`` when matplotlib
+is installed. Bad input: a one-line message on stderr and exit status 1 (2 for bad flags).
+
+Defaults are the usual PyTorch LeNet-5 recipe: Adam, lr 1e-3, batch 64, 10 epochs (~99% on MNIST).
+"""
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+PROG = "minicnn-train"
+DATASET_CHOICES = ("auto", "mnist", "fashion-mnist", "kmnist", "digits")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle")
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 1e-2}
+EVAL_BATCH_SIZE = 1000
+CHECKPOINT_FORMAT = "minicnn-train-checkpoint-v1"
+ARCHITECTURE = "LeNet5"
+# The settings that define a run: a resumed run takes them from its checkpoint, and passing one with
+# another value is an error (``epochs`` may grow unless the schedule depends on it).
+RUN_KEYS = ("dataset", "train_split", "limit_train", "limit_test", "batch_size", "optimizer", "lr",
+            "momentum", "weight_decay", "scheduler", "step_size", "gamma", "seed", "epochs")
+
+
+class Fail(Exception):
+    """Bad input: printed as one line on stderr, exit status 1."""
+
+
+# -- command line -----------------------------------------------------------------------------------
+def _number(kind, low, low_inclusive, high=None, high_inclusive=False):
+    """An argparse type: ``kind`` (int or float) within bounds, else a one-line argparse error."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+        too_low = value < low or (value == low and not low_inclusive)
+        too_high = high is not None and (value > high or (value == high and not high_inclusive))
+        if too_low or too_high:
+            lower = f">= {low}" if low_inclusive else f"> {low}"
+            upper = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
+            raise argparse.ArgumentTypeError(f"must be {lower}{upper}, got {text}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog=PROG, description="Train LeNet-5 with minicnn.")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
+                   help="auto (default): MNIST when on disk or downloadable, otherwise scikit-learn's digits")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the dataset's IDX files (default: data/<dataset>)")
+    p.add_argument("--no-download", action="store_true", help="never download; use local files only")
+    p.add_argument("--train-split", type=_number(int, 1, True), default=None, metavar="N",
+                   help="train on the first N images of the TEST set and test on the rest "
+                        "(needs only the t10k files)")
+    p.add_argument("--limit-train", type=_number(int, 1, True), default=None, metavar="N",
+                   help="use only the first N training images")
+    p.add_argument("--limit-test", type=_number(int, 1, True), default=None, metavar="N",
+                   help="use only the first N test images")
+    p.add_argument("--epochs", type=_number(int, 1, True), default=10, help="default: 10")
+    p.add_argument("--batch-size", type=_number(int, 1, True), default=64, help="default: 64")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
+    p.add_argument("--lr", type=_number(float, 0, False), default=None,
+                   help="learning rate (default: 1e-3 for adam/adamw, 0.05 for sgd); "
+                        "the peak for onecycle")
+    p.add_argument("--momentum", type=_number(float, 0, True, 1, False), default=0.9,
+                   help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", type=_number(float, 0, True), default=None,
+                   help="default: 0 for sgd/adam, 0.01 for adamw")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="none",
+                   help="step: x gamma every --step-size epochs; multistep: x gamma at 50%% and 75%% "
+                        "of the epochs; cosine: to 0 over the epochs; onecycle: per batch, peak --lr (default: none)")
+    p.add_argument("--step-size", type=_number(int, 1, True), default=None,
+                   help="epochs between StepLR decays (default: a third of the epochs)")
+    p.add_argument("--gamma", type=_number(float, 0, False, 1, True), default=0.1,
+                   help="decay factor of step and multistep (default: 0.1)")
+    p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
+    p.add_argument("--threads", type=_number(int, 1, True), default=None,
+                   help="threads for kernels and BLAS (default: all cores)")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "
+                                               "checkpoint's folder with --resume)")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint.npz")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-plot", action="store_true", help="do not write curves.png")
+    return p
+
+
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Which flags were given explicitly: argparse leaves attributes that the namespace already has
+    # alone unless their flag is given, so parse again into a namespace of sentinels.
+    unset = object()
+    probe = parser.parse_args(argv, argparse.Namespace(**{name: unset for name in vars(args)}))
+    args.given = {name for name, value in vars(probe).items() if value is not unset}
+    return args
+
+
+def resolve_defaults(config):
+    """Fill the defaults that depend on other settings (lr, weight decay, step size)."""
+    if config["lr"] is None:
+        config["lr"] = DEFAULT_LR[config["optimizer"]]
+    if config["weight_decay"] is None:
+        config["weight_decay"] = DEFAULT_WEIGHT_DECAY[config["optimizer"]]
+    if config["step_size"] is None:
+        config["step_size"] = max(1, config["epochs"] // 3)
+    return config
+
+
+# -- files ------------------------------------------------------------------------------------------
+def write_atomic(path, write):
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj):
+    write_atomic(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+# -- data -------------------------------------------------------------------------------------------
+def load_data(config, data_dir, download):
+    """``(info, (train_x, train_y), (test_x, test_y))`` for the configured dataset; ``info`` has the
+    dataset's name, title, normalisation and the first line to print."""
+    from minicnn import data
+
+    name = config["dataset"]
+    split = "test" if config["train_split"] is not None else "all"
+    note = ""
+    if name == "auto":
+        # Quietly: the first line printed says which dataset it is (and whether it was downloaded).
+        folder = data_dir or data.default_root("mnist")
+        bases = [b for s in (("test",) if split == "test" else ("train", "test")) for b in data.SPLIT_FILES[s]]
+        on_disk = all(os.path.isfile(os.path.join(folder, b)) or os.path.isfile(os.path.join(folder, b + ".gz"))
+                      for b in bases)
+        try:
+            parts = data.load_mnist(data_dir, download=download, split=split, quiet=True)
+            name = "mnist"
+            note = "" if on_disk else " (downloaded)"
+        except data.DatasetNotFoundError:
+            why = "could not be downloaded" if download else "--no-download"
+            note = f" (MNIST is not in {folder} and {why}; --dataset mnist says what to put where)"
+            name = "digits"
+    if name == "digits":
+        parts = data.load_digits(split=split)
+        title, mean, std = "digits", data.DIGITS_MEAN, data.DIGITS_STD
+        source = "scikit-learn's bundled 8x8 digits scaled to 28x28"
+    else:
+        spec = data.DATASETS[name]
+        if config["dataset"] != "auto":
+            parts = data.load_idx_dataset(spec, data_dir, download=download, split=split)
+        title, mean, std = spec.title, spec.mean, spec.std
+        source = os.path.abspath(data_dir or data.default_root(name))
+    if config["train_split"] is not None:
+        images, labels = parts
+        n = config["train_split"]
+        if n >= len(images):
+            raise Fail(f"--train-split {n} must be smaller than the test set's {len(images)} images")
+        train, test = (images[:n], labels[:n]), (images[n:], labels[n:])
+        source += f", test set split {n}/{len(images) - n}"
+    else:
+        train, test = parts
+    if config["limit_train"] is not None:
+        train = (train[0][:config["limit_train"]], train[1][:config["limit_train"]])
+    if config["limit_test"] is not None:
+        test = (test[0][:config["limit_test"]], test[1][:config["limit_test"]])
+    line = (f"dataset: {title} ({source}): {len(train[1])} train, {len(test[1])} test images{note}")
+    info = {"name": name, "title": title, "mean": mean, "std": std, "line": line}
+    return info, train, test
+
+
+# -- model, optimizer, schedule ---------------------------------------------------------------------
+def build(config, steps_per_epoch):
+    import minicnn
+    from minicnn import optim
+
+    minicnn.manual_seed(config["seed"])
+    model = minicnn.models.LeNet5(num_classes=10, in_channels=1, dtype=np.float32, rng=config["seed"])
+    params = model.parameters()
+    lr, wd = config["lr"], config["weight_decay"]
+    if config["optimizer"] == "sgd":
+        optimizer = optim.SGD(params, lr=lr, momentum=config["momentum"], weight_decay=wd)
+    elif config["optimizer"] == "adam":
+        optimizer = optim.Adam(params, lr=lr, weight_decay=wd)
+    else:
+        optimizer = optim.AdamW(params, lr=lr, weight_decay=wd)
+    epochs, kind = config["epochs"], config["scheduler"]
+    if kind == "step":
+        scheduler = optim.StepLR(optimizer, step_size=config["step_size"], gamma=config["gamma"])
+    elif kind == "multistep":
+        milestones = sorted({max(1, round(epochs * 0.5)), max(1, round(epochs * 0.75))})
+        scheduler = optim.MultiStepLR(optimizer, milestones=milestones, gamma=config["gamma"])
+    elif kind == "cosine":
+        scheduler = optim.CosineAnnealingLR(optimizer, T_max=epochs)
+    elif kind == "onecycle":
+        scheduler = optim.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    else:
+        scheduler = None
+    return model, optimizer, scheduler
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress):
+    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen."""
+    from tqdm import tqdm
+
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    with tqdm(total=len(loader), desc=desc, unit="batch", leave=False, file=sys.stderr,
+              disable=None if progress else True, dynamic_ncols=True) as bar:
+        for i, (x, y) in enumerate(loader):
+            logits = model(x)
+            loss = criterion(logits, y)
+            optimizer.zero_grad()
+            model.backward(criterion.backward())
+            optimizer.step()
+            if scheduler_per_batch is not None:
+                scheduler_per_batch.step()
+            loss_sum += loss * len(y)
+            correct += int((logits.argmax(axis=1) == y).sum())
+            seen += len(y)
+            bar.update(1)
+            if i % 10 == 0 or i == len(loader) - 1:
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
+                                refresh=False)
+    return loss_sum / seen, correct / seen
+
+
+def evaluate(model, criterion, loader):
+    """(mean loss, accuracy, predictions) over every image of ``loader`` (in order)."""
+    import minicnn
+
+    model.eval()
+    loss_sum, predictions = 0.0, []
+    for x, y in loader:
+        with minicnn.no_grad():
+            logits = model(x)
+        loss_sum += criterion(logits, y) * len(y)
+        predictions.append(logits.argmax(axis=1))
+    predictions = np.concatenate(predictions)
+    return loss_sum / len(predictions), float((predictions == loader.labels).mean()), predictions
+
+
+def rng_state(rng):
+    from minicnn.data.loader import _pcg64_state_to_array
+
+    return _pcg64_state_to_array(rng.bit_generator.state)
+
+
+def set_rng_state(rng, words):
+    from minicnn.data.loader import _array_to_pcg64_state
+
+    rng.bit_generator.state = _array_to_pcg64_state(words)
+
+
+def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader):
+    from minicnn.random import default_rng
+
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "architecture": ARCHITECTURE,
+        "config": dict(config),
+        "history": [dict(r) for r in history],
+        "epoch": int(epoch),
+        "model": dict(model.state_dict()),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+        "loader": loader.state_dict(),
+        "global_rng": rng_state(default_rng()),
+    }
+
+
+def read_checkpoint(path):
+    """``(checkpoint dict, config, history, epoch)``; ``Fail`` for anything unreadable or foreign."""
+    import minicnn
+
+    if not os.path.isfile(path):
+        raise Fail(f"checkpoint {path} does not exist")
+    try:
+        ckpt = minicnn.load(path)
+    except Exception as e:  # any unreadable file: corrupt zip, not an .npz, truncated, ...
+        raise Fail(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    keys = ("format", "architecture", "config", "history", "epoch", "model", "optimizer", "scheduler",
+            "loader", "global_rng")
+    if not (isinstance(ckpt, dict) and all(k in ckpt for k in keys) and isinstance(ckpt["format"], str)
+            and ckpt["format"] == CHECKPOINT_FORMAT):
+        raise Fail(f"{path} is not a checkpoint written by {PROG}")
+    architecture, config, history, epoch = (ckpt[k] for k in ("architecture", "config", "history", "epoch"))
+    if not isinstance(architecture, str) or architecture != ARCHITECTURE:
+        raise Fail(f"checkpoint {path} is of a {architecture}, this script trains a {ARCHITECTURE}")
+    if not (isinstance(config, dict) and all(k in config for k in RUN_KEYS) and isinstance(epoch, int)
+            and isinstance(history, list) and len(history) == epoch):
+        raise Fail(f"checkpoint {path} is inconsistent (configuration or history damaged)")
+    return ckpt, config, history, epoch
+
+
+def merge_resume_config(args, saved):
+    """The saved run configuration, checked against the flags given explicitly on this command line."""
+    config = dict(saved)
+    for key in RUN_KEYS:
+        if key not in args.given or key == "epochs":
+            continue
+        value = getattr(args, key)
+        if key == "dataset" and value == "auto":
+            continue
+        if key in ("lr", "weight_decay") and value is not None and math.isclose(value, saved[key]):
+            continue
+        if value != saved[key]:
+            flag = "--" + key.replace("_", "-")
+            raise Fail(f"{flag} {value} differs from the checkpoint's {saved[key]}; a resumed run keeps "
+                       f"its settings (omit {flag})")
+    if "epochs" in args.given and args.epochs != saved["epochs"]:
+        if saved["scheduler"] in ("cosine", "onecycle"):
+            raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']} "
+                       f"(its schedule spans the {saved['epochs']} epochs of the original run)")
+        config["epochs"] = args.epochs
+    return config
+
+
+def print_confusion_matrix(labels, predictions, classes):
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(labels, predictions, labels=np.arange(len(classes)))
+    width = max(4, len(str(matrix.max())) + 1)
+    print("confusion matrix (rows: true class, columns: predicted):")
+    print(" " * 6 + "".join(f"{c:>{width}}" for c in range(len(classes))))
+    for c, row in enumerate(matrix):
+        print(f"{c:>4}  " + "".join(f"{v:>{width}}" for v in row))
+    return matrix
+
+
+def save_curves(path, history, title):
+    """``curves.png``: loss and accuracy per epoch; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = [r["epoch"] for r in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title=f"{title}: loss")
+    ax_acc.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", label="train")
+    ax_acc.plot(epochs, [100 * r["test_accuracy"] for r in history], "o-", label="test")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+    return True
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except Fail as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # before training started (loading, compiling): nothing written yet
+        print(f"\n{PROG}: interrupted before the first epoch; nothing saved", file=sys.stderr)
+        return 130
+
+
+def run(args):
+    import minicnn
+    from minicnn import data, nn
+
+    # 1. Everything that can be wrong with the input is checked before OUT is touched.
+    resume = None
+    if args.resume is not None:
+        resume = read_checkpoint(args.resume)
+        config = merge_resume_config(args, resume[1])
+        if args.data_dir is None:  # the folder the run started from, unless told otherwise
+            args.data_dir = resume[1].get("data_dir")
+    else:
+        config = resolve_defaults({key: getattr(args, key) for key in RUN_KEYS})
+    config["data_dir"] = os.path.abspath(args.data_dir) if args.data_dir is not None else None
+    if args.threads is not None:
+        try:
+            minicnn.set_num_threads(args.threads)
+        except ValueError as e:
+            raise Fail(f"--threads: {e}") from None
+    try:
+        info, (train_x, train_y), (test_x, test_y) = load_data(config, args.data_dir, not args.no_download)
+    except data.DatasetNotFoundError as e:
+        raise Fail(str(e)) from None
+    except (ValueError, OSError) as e:  # corrupt, truncated or foreign files
+        raise Fail(str(e)) from None
+    config["dataset"] = info["name"]  # auto resolved; a resume continues on the same dataset
+    if resume is not None and resume[1]["dataset"] != info["name"]:
+        raise Fail(f"the checkpoint was trained on {resume[1]['dataset']}, but {info['name']} was loaded")
+
+    train_loader = data.DataLoader(train_x, train_y, config["batch_size"], shuffle=True, seed=config["seed"],
+                                   mean=info["mean"], std=info["std"])
+    test_loader = data.DataLoader(test_x, test_y, EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
+    model, optimizer, scheduler = build(config, len(train_loader))
+    criterion = nn.CrossEntropyLoss()
+    history, start_epoch = [], 0
+    if resume is not None:
+        ckpt, _, history, start_epoch = resume
+        if start_epoch >= config["epochs"]:
+            raise Fail(f"the checkpoint already has {start_epoch} epochs; pass --epochs N with N > "
+                       f"{start_epoch} to train further")
+        try:
+            model.load_state_dict(ckpt["model"])
+        except (TypeError, ValueError) as e:
+            raise Fail(f"checkpoint {args.resume} does not fit {ARCHITECTURE}: {e}") from None
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(ckpt["scheduler"])
+            train_loader.load_state_dict(ckpt["loader"])
+            from minicnn.random import default_rng
+            set_rng_state(default_rng(), ckpt["global_rng"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise Fail(f"checkpoint {args.resume} has a damaged optimizer/scheduler/loader state: {e}") from None
+
+    out = args.out
+    if out is None:
+        out = (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
+               os.path.join("runs", f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise Fail(f"cannot create output folder {out}: {e}") from None
+    checkpoint_path = os.path.join(out, "checkpoint.npz")
+    metrics_path = os.path.join(out, "metrics.json")
+
+    # 2. Train.
+    print(info["line"], flush=True)
+    print(f"model: {ARCHITECTURE}, {sum(p.data.size for p in model.parameters())} parameters; "
+          f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
+          f"scheduler {config['scheduler']}, batch {config['batch_size']}, seed {config['seed']}, "
+          f"threads {minicnn.get_num_threads()}; output in {out}", flush=True)
+    if resume is not None:
+        print(f"resuming from {args.resume} after epoch {start_epoch}", flush=True)
+    compile_seconds = minicnn.warmup()
+    print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
+
+    run_info = {"threads": minicnn.get_num_threads(), "dataset_title": info["title"],
+                "train_images": int(len(train_y)), "test_images": int(len(test_y)),
+                "normalize": [info["mean"], info["std"]], "numpy": np.__version__,
+                "minicnn": minicnn.__version__}
+    metrics = {"config": config, "run": run_info, "compile_seconds": compile_seconds, "epochs": history}
+    batch_scheduler = scheduler if config["scheduler"] == "onecycle" else None
+    epoch_scheduler = scheduler if batch_scheduler is None else None
+    last_saved = None  # the checkpoint of the last completed epoch
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch + 1, config["epochs"] + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            start = time.perf_counter()
+            train_loss, train_acc = train_epoch(model, criterion, optimizer, batch_scheduler, train_loader,
+                                                f"epoch {epoch}/{config['epochs']}", not args.no_progress)
+            train_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            test_loss, test_acc, predictions = evaluate(model, criterion, test_loader)
+            test_seconds = time.perf_counter() - start
+            if epoch_scheduler is not None:
+                epoch_scheduler.step()
+            record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
+                      "test_loss": test_loss, "test_accuracy": test_acc, "train_seconds": train_seconds,
+                      "images_per_second": len(train_y) / train_seconds, "test_seconds": test_seconds}
+            history = history + [record]
+            metrics["epochs"] = history
+            last_saved = (make_checkpoint(config, epoch, history, model, optimizer, scheduler, train_loader),
+                          dict(metrics))
+            minicnn.save(last_saved[0], checkpoint_path)
+            write_json(metrics_path, last_saved[1])
+            print(f"epoch {epoch}/{config['epochs']}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
+                  f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | {train_seconds:.1f} s, "
+                  f"{len(train_y) / train_seconds:.0f} img/s (test {test_seconds:.1f} s) | lr {lr:.3g}",
+                  flush=True)
+    except KeyboardInterrupt:
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the save
+        except ValueError:  # not the main thread
+            pass
+        if last_saved is None:
+            print(f"\ninterrupted during epoch {epoch}: no epoch completed, nothing saved", file=sys.stderr)
+        else:
+            # Rewrite the last completed epoch's files: an interrupt may have hit their first write.
+            minicnn.save(last_saved[0], checkpoint_path)
+            write_json(metrics_path, last_saved[1])
+            done = last_saved[0]["epoch"]
+            print(f"\ninterrupted during epoch {epoch}: checkpoint of epoch {done} in {checkpoint_path}; "
+                  f"continue with --resume {checkpoint_path}", file=sys.stderr)
+        return 130
+
+    try:
+        report(metrics, metrics_path, history, test_y, predictions, out, info, args.no_plot)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after the last epoch: {checkpoint_path} and {metrics_path} are complete",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def report(metrics, metrics_path, history, test_y, predictions, out, info, no_plot):
+    """The confusion matrix (printed and added to metrics.json), the final accuracy, curves.png."""
+    matrix = print_confusion_matrix(test_y, predictions, range(10))
+    metrics["confusion_matrix"] = matrix.tolist()
+    write_json(metrics_path, metrics)
+    best = max(history, key=lambda r: r["test_accuracy"])
+    print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% "
+          f"(best {100 * best['test_accuracy']:.2f}% at epoch {best['epoch']}); {metrics_path}")
+    if not no_plot:
+        if save_curves(os.path.join(out, "curves.png"), history, info["title"]):
+            print(f"curves: {os.path.join(out, 'curves.png')}")
+        else:
+            print("curves.png not written: matplotlib is not installed (pip install 'minicnn[plot]')")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
