@@ -49,21 +49,32 @@ def _threads(threads):
         numba.set_num_threads(before)
 
 
-def _rate(run, size, repeats, min_seconds):
-    """Median over ``repeats`` samples of (work done / seconds), ``run(size)`` returning its work. ``size``
-    is first doubled until one call takes ``min_seconds``; one untimed call warms threads and pages."""
+def _timed(run, size):
+    t0 = time.perf_counter()
+    work = run(size)
+    return work, time.perf_counter() - t0
+
+
+def _rate(run, size, repeats, min_seconds, max_seconds=1.0):
+    """Median over ``repeats`` samples of (work done / seconds), ``run(size)`` returning its work.
+
+    ``size`` is first doubled until a call takes at least ``min_seconds`` AND doubling the size made
+    the call at least 1.6x longer: the time is then the work's, not a fixed cost such as waking
+    threads that another process keeps off the cores (on a busy machine a parallel region can wait a
+    scheduler tick, milliseconds, to start). ``max_seconds`` bounds that search. One untimed call first
+    warms threads and pages."""
     run(size)
-    while True:
-        t0 = time.perf_counter()
-        run(size)
-        if time.perf_counter() - t0 >= min_seconds:
-            break
+    _, t = _timed(run, size)
+    while t < max_seconds:
+        _, t2 = _timed(run, 2 * size)
         size *= 2
+        if t2 >= min_seconds and t2 >= 1.6 * t:
+            break
+        t = t2
     samples = []
     for _ in range(positive_int("repeats", repeats)):
-        t0 = time.perf_counter()
-        work = run(size)
-        samples.append(work / (time.perf_counter() - t0))
+        work, seconds = _timed(run, size)
+        samples.append(work / seconds)
     return statistics.median(samples)
 
 

@@ -309,7 +309,7 @@ class profile:
             elif next(module.children(), None) is None and type(module).__name__ not in NO_DATA_MOVEMENT:
                 nbytes = _nbytes(frame.inputs) + _nbytes(outputs)
         self.calls.append({
-            "name": frame.path, "type": type(module).__name__ if module is not None else "record_function",
+            "name": frame.path, "type": type(module).__name__ if module is not None else frame.path,
             "phase": frame.phase, "t0": frame.t0, "t1": t1, "self": dur - frame.children,
             "depth": len(self._stack), "compiled": frame.compiled, "compile_s": frame.compile_s,
             "inputs": _shapes(frame.inputs), "outputs": _shapes(outputs), "flops": flops, "bytes": nbytes,
