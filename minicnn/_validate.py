@@ -1,4 +1,14 @@
-"""Argument checks shared by the layers. Each error names the argument and what was expected."""
+"""Every argument check of minicnn, with one contract (functional, layers, optimizers, schedulers, gradcheck).
+
+- Errors: ``TypeError`` for a wrong type or dtype, ``ValueError`` for a wrong shape or value (nan and
+  inf included), each naming the argument and what was expected: ``"p must be in [0, 1], got 1.5"``.
+- Numbers: an int is a ``numbers.Integral`` that is not a bool; a real is a ``numbers.Real`` that is
+  not a bool, finite, returned as a Python float (:func:`integer`, :func:`real`, :func:`boolean`).
+- Arrays: float32 and float64 are computed in; another float dtype is cast (4 bytes or fewer to float32,
+  longer to float64: :func:`float_input`), or to a given dtype (a layer's: :func:`float_array`);
+  integer, bool and complex arrays are refused. Arrays written in place (``out``, gradients to add
+  into, running statistics) are never cast: they must already fit.
+"""
 import numbers
 
 import numpy as np
@@ -22,11 +32,8 @@ def pair(name, value, minimum=1):
 
 
 def positive_int(name, value, minimum=1):
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+    """``value`` as an int >= ``minimum`` (see :func:`integer`)."""
+    return integer(name, value, minimum)
 
 
 def float_dtype(name, dtype):
@@ -143,3 +150,104 @@ def choice(name, value, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
+# -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
+def integer(name, value, minimum=None):
+    """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _bound(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite Python float, optionally in ``[low, high]`` (``low_open`` / ``high_open``
+    exclude the bound). ``TypeError`` unless a real number (bools excluded); ``ValueError`` for nan,
+    inf, a value out of range, or an array of more than 0 dimensions (a 0-d array is a scalar)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a real scalar, got an array of shape {value.shape}")
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number (int or float), got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    below = low is not None and (value < low or (low_open and value == low))
+    above = high is not None and (value > high or (high_open and value == high))
+    if below or above:
+        if high is None:
+            expected = f"{'>' if low_open else '>='} {_bound(low)}"
+        elif low is None:
+            expected = f"{'<' if high_open else '<='} {_bound(high)}"
+        else:
+            expected = (f"in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                        f"{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+def boolean(name, value):
+    """``value`` as a Python bool: ``TypeError`` unless a bool (``numpy.bool_`` included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+# -- arrays ---------------------------------------------------------------------------------------
+def at_least_ndim(name, x, ndim, shape_hint):
+    """``ValueError`` unless array ``x`` has at least ``ndim`` dimensions (``shape_hint``, e.g. "(N, C, ...)")."""
+    if x.ndim < ndim:
+        raise ValueError(f"{name} must be {shape_hint} with at least {ndim} dimensions, got shape {x.shape}")
+
+
+def axis_size(name, x, axis, expected, what):
+    """``ValueError`` unless ``x.shape[axis] == expected``; ``what`` names the axis, e.g. ``"channels"``."""
+    if x.shape[axis] != expected:
+        raise ValueError(f"expected {expected} {what}, got {name} of shape {x.shape}")
+
+
+def vector(name, v, length, dtype, what=""):
+    """``v`` as a C-contiguous 1-D float array of ``length`` entries, cast to ``dtype`` (``what`` says
+    what the length is, e.g. ``"one per channel"``)."""
+    v = float_array(name, v, dtype)
+    if v.shape != (length,):
+        hint = f" ({what})" if what else ""
+        raise ValueError(f"{name} must have shape ({length},){hint}, got {v.shape}")
+    return v
+
+
+def buffer(name, v, length):
+    """A per-channel state array updated in place (e.g. running statistics): a writable float
+    ``numpy.ndarray`` of shape ``(length,)``, returned as is (any float dtype; it is never cast)."""
+    if not isinstance(v, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(v).__name__}")
+    if v.dtype.kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got dtype {v.dtype}")
+    if v.shape != (length,) or not v.flags.writeable:
+        raise ValueError(f"{name} must be a writable array of shape ({length},), got shape {v.shape}"
+                         f"{'' if v.flags.writeable else ' (read-only)'}")
+    return v
+
+
+def class_indices(name, labels, n, num_classes):
+    """``labels`` as a C-contiguous int64 array of ``n`` class indices in ``[0, num_classes)``
+    (any integer dtype; a list is converted)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array of class indices, got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,), got shape {labels.shape}")
+    if labels.shape[0] != n:
+        raise ValueError(f"{name} must hold one class index per row: expected {n} labels, got {labels.shape[0]}")
+    if n:
+        low, high = labels.min(), labels.max()
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
+                             f"got {bad}")
+    return np.ascontiguousarray(labels, dtype=np.int64)

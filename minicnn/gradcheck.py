@@ -32,9 +32,9 @@ Pass/fail: an entry passes when ``|analytic - numerical| <= atol + rtol * |numer
 floored at ``atol / rtol`` so that near-zero gradients do not blow it up; an array passes exactly
 when this is ``<= rtol``.
 """
-import numbers
-
 import numpy as np
+
+from ._validate import integer, real
 
 __all__ = ["gradcheck", "GradcheckResult", "GradcheckEntry"]
 
@@ -86,12 +86,6 @@ class GradcheckResult:
 
     def __repr__(self):
         return f"GradcheckResult(passed={self.passed}, errors={self.errors})"
-
-
-def _real(name, value):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite real number, got {value!r}")
-    return float(value)
 
 
 def _buffers(obj):
@@ -146,12 +140,10 @@ def gradcheck(fn_or_module, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, rais
     Returns a :class:`GradcheckResult`; with ``raise_exception=True`` a failure raises ``ValueError``
     naming each failing input/parameter and its worst error.
     """
-    eps, atol, rtol = _real("eps", eps), _real("atol", atol), _real("rtol", rtol)
+    eps, atol, rtol = real("eps", eps), real("atol", atol), real("rtol", rtol)
     if eps <= 0 or atol < 0 or rtol <= 0:
         raise ValueError(f"need eps > 0, atol >= 0 and rtol > 0, got eps={eps}, atol={atol}, rtol={rtol}")
-    if samples is not None and (not isinstance(samples, numbers.Integral) or isinstance(samples, bool)
-                                or samples < 1):
-        raise ValueError(f"samples must be None or a positive int, got {samples!r}")
+    samples = None if samples is None else integer("samples", samples, 1)
     args = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
     float_positions = []
     for i, a in enumerate(args):

@@ -5,6 +5,8 @@
 """
 import numpy as np
 
+from ._validate import _is_int
+
 _default = np.random.default_rng(0)
 
 
@@ -26,6 +28,6 @@ def as_rng(rng):
         return _default
     if isinstance(rng, np.random.Generator):
         return rng
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+    if _is_int(rng):
         return np.random.default_rng(int(rng))
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

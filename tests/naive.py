@@ -6,6 +6,8 @@ Conventions the kernels must match:
   holds the flat index ``h * W + w`` into the unpadded input plane (as PyTorch's indices).
 - average pooling divides by kh * kw, padded zeros included (PyTorch's count_include_pad=True).
 """
+import math
+
 import numpy as np
 
 
@@ -174,3 +176,79 @@ def numerical_grad(f, x, eps=1e-6):
         flat[k] = old
         gflat[k] = (plus - minus) / (2 * eps)
     return grad
+
+
+def linear(x, w, b):
+    """y = x @ w.T + b by loops, in float64."""
+    N, I = x.shape
+    O = w.shape[0]
+    y = np.zeros((N, O))
+    for n in range(N):
+        for o in range(O):
+            s = 0.0 if b is None else float(b[o])
+            for i in range(I):
+                s += float(x[n, i]) * float(w[o, i])
+            y[n, o] = s
+    return y
+
+
+def batch_norm_train(x, gamma, beta, eps):
+    """Per channel: mean and biased variance over (n, h, w), loops and float64."""
+    N, C, H, W = x.shape
+    y = np.empty(x.shape)
+    means, variances = np.empty(C), np.empty(C)
+    for c in range(C):
+        vals = [float(x[n, c, h, w]) for n in range(N) for h in range(H) for w in range(W)]
+        m = sum(vals) / len(vals)
+        v = sum((t - m) ** 2 for t in vals) / len(vals)
+        means[c], variances[c] = m, v
+        for n in range(N):
+            for h in range(H):
+                for w in range(W):
+                    y[n, c, h, w] = (x[n, c, h, w] - m) / np.sqrt(v + eps) * gamma[c] + beta[c]
+    return y, means, variances
+
+
+def cross_entropy(logits, labels, smoothing=0.0):
+    """Textbook: p = exp(z) / sum exp(z); loss = mean_n [(1-s) * -log p_y + s * mean_k -log p_k]."""
+    N, K = logits.shape
+    total = 0.0
+    for n in range(N):
+        exps = [math.exp(float(z)) for z in logits[n]]
+        s = sum(exps)
+        logp = [math.log(e / s) for e in exps]
+        total += (1 - smoothing) * -logp[labels[n]] + smoothing * -sum(logp) / K
+    return total / N
+
+
+def cross_entropy_grad(logits, labels, smoothing=0.0):
+    """d mean loss / d logits of :func:`cross_entropy`: (softmax - smoothed one-hot) / N."""
+    N, K = logits.shape
+    g = np.zeros((N, K))
+    for n in range(N):
+        exps = [math.exp(float(z)) for z in logits[n]]
+        s = sum(exps)
+        for k in range(K):
+            target = (1 - smoothing) * (k == labels[n]) + smoothing / K
+            g[n, k] = (exps[k] / s - target) / N
+    return g
+
+
+def relu(x):
+    """y = max(x, 0) element by element (NaN stays NaN)."""
+    y = np.array(x, copy=True)
+    flat = y.reshape(-1)
+    for i in range(flat.size):
+        if flat[i] <= 0:
+            flat[i] = 0
+    return y
+
+
+def relu_grad(dy, x):
+    """dy where x > 0, else 0 (the gradient at 0 is 0)."""
+    dx = np.zeros_like(dy)
+    xf, dyf, dxf = x.reshape(-1), dy.reshape(-1), dx.reshape(-1)
+    for i in range(dyf.size):
+        if xf[i] > 0:
+            dxf[i] = dyf[i]
+    return dx

@@ -1,13 +1,11 @@
-"""ReLU forward and backward, elementwise on arrays of any shape (float32 or float64).
+"""ReLU kernels, elementwise on flat arrays (float32 or float64); ``minicnn.functional.relu`` calls them.
 
 The backward pass uses the forward *output*: ``y > 0`` exactly where ``x > 0``, so no mask is kept.
-Serial kernels for small arrays: the work is memory-bound, a single thread already runs 3-5x faster
-than ``np.maximum(x, 0)``, and a parallel region's start-up cost exceeds its gain below about 1e5
-values; above ``PARALLEL_MIN_SIZE`` the layer uses the parallel versions (measured on an idle 2-core
-machine, float32: 3e5 values 38/56 us serial forward/backward against 29/43 us parallel; 1.2e6 values
-164/350 us against 100/144 us).
+The serial kernels serve small arrays: the work is memory-bound and a single thread already runs
+3-5x faster than ``np.maximum(x, 0)``; from ``_config.ELEMENTWISE_PARALLEL_MIN_SIZE`` values on the
+parallel versions (one contiguous chunk per thread) are used, e.g. for LeNet's first ReLU
+(0.3-1.2 M values at batch 64-256).
 """
-import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
@@ -32,45 +30,6 @@ def _relu_backward(dy, y, dx):
             dx[i] = dy[i]
         else:
             dx[i] = 0
-
-
-def _check(name, a, dtype=None, shape=None):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {a.dtype}")
-    if dtype is not None and a.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype}, got {a.dtype}")
-    if shape is not None and a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-
-
-def relu_forward(x, out=None):
-    """``max(x, 0)`` for a float32/float64 array ``x`` of any shape; ``out`` (same shape and dtype) may be ``x``."""
-    _check("x", x)
-    if out is None:
-        out = np.empty_like(x)
-    _check("out", out, x.dtype, x.shape)
-    _relu_forward(x.reshape(-1), out.reshape(-1))
-    return out
-
-
-def relu_backward(dy, y, out=None):
-    """Input gradient of ReLU from the upstream gradient ``dy`` and the forward output ``y`` (same shape)."""
-    _check("y", y)
-    _check("dy", dy, y.dtype, y.shape)
-    if out is None:
-        out = np.empty_like(dy)
-    _check("out", out, y.dtype, y.shape)
-    _relu_backward(dy.reshape(-1), y.reshape(-1), out.reshape(-1))
-    return out
-
-
-# Parallel versions for large arrays (e.g. LeNet's first ReLU: 0.3-1.2 M values at batch 64-256): one
-# contiguous chunk per thread.
-PARALLEL_MIN_SIZE = 1 << 17
 
 
 @jit_parallel

@@ -1,15 +1,15 @@
 """Elementwise sum of two same-shape arrays, the add of residual connections and of branch gradients.
 
-Memory-bound like ReLU: serial below ``PARALLEL_MIN_SIZE`` values, split into one contiguous chunk per
-Numba thread above it. The threshold is ReLU's (measured there, see ``kernels/activation.py``); the add
+Memory-bound like ReLU: serial below ``_config.ELEMENTWISE_PARALLEL_MIN_SIZE`` values, split into one
+contiguous chunk per Numba thread above it. The threshold is ReLU's (measured there); the add
 reads two arrays instead of one and was not measured separately.
 """
 import numba
 import numpy as np
 from numba import prange
 
+from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE as PARALLEL_MIN_SIZE
 from .._config import jit, jit_parallel
-from .activation import PARALLEL_MIN_SIZE
 
 
 @jit

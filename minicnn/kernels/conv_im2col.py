@@ -16,15 +16,9 @@ two cores, BLAS threads spinning next to Numba's made every pass 2-5x slower tha
 import numpy as np
 from numba import prange
 
-from .._config import jit, jit_parallel
+from .._config import IM2COL_TRANSPOSED_PRODUCT_MAX, jit, jit_parallel
 from .common import _add_row_sums, _u
 from .im2col import _col2im_sample, _im2col_sample
-
-# Outputs up to this many values per sample (LeNet's conv2: F*P = 1600) are computed as
-# y[n].T = cols[n].T @ W2.T and transposed in cache: measured 10-20% faster than W2 @ cols[n], whose
-# 16-row result BLAS handles poorly; larger ones (64 channels of 32x32) directly, where the copy costs more.
-TRANSPOSED_PRODUCT_MAX = 4096
-
 
 @jit
 def _add_bias_rows(yn, bias):
@@ -52,7 +46,7 @@ def im2col_forward(x, w2, bias, g, n_blocks, cols, y):
     the receptive fields of ``x[n]``, for ``x`` (N, C, H, W)."""
     N = x.shape[0]
     F, P = y.shape[1], y.shape[2]
-    transposed = F * P <= TRANSPOSED_PRODUCT_MAX
+    transposed = F * P <= IM2COL_TRANSPOSED_PRODUCT_MAX  # see _config
     for b in prange(n_blocks):
         tmp = np.empty((P, F) if transposed else (1, 1), dtype=y.dtype)
         for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):

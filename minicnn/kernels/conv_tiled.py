@@ -21,7 +21,7 @@ parameter gradients, reduced after the loop).
 import numpy as np
 from numba import prange
 
-from .._config import jit, jit_parallel
+from .._config import TILED_INPUT_GRAD_DY_VALUES, jit, jit_parallel
 from .common import _add_row_sums, _pad_sample, _steps, _u, _zeros
 from .im2col import _col2im_sample
 from .tile import MR, NR, tile_6x16, tile_6x16_add
@@ -147,7 +147,7 @@ def _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, row
     padded width) and ``wg`` (the row-grouped weight), kernel row by kernel row."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     G = (C + MR - 1) // MR
-    QB = max(NR, 4096 // F // NR * NR)  # positions per pass over the kernel rows: F*QB values of dy in L1
+    QB = max(NR, TILED_INPUT_GRAD_DY_VALUES // F // NR * NR)  # positions per pass: F*QB values of dy in L1
     dxw[:] = 0
     for p_start in range(0, Lp, QB):
         for i in range(kh):

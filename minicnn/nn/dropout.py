@@ -1,12 +1,9 @@
-"""Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by
-``1 / (1 - p)``, so that eval mode (the identity) needs no rescaling."""
-import numbers
-
-import numpy as np
-
-from .._validate import float_input, grad_array
+"""Inverted dropout (``minicnn.functional.dropout``): in training, zero each element with probability
+``p`` and scale the rest by ``1 / (1 - p)``, so that eval mode (the identity) needs no rescaling."""
+from .. import functional as F
+from .._validate import real
 from ..random import as_rng
-from .module import BackwardBeforeForwardError, Module
+from .module import Module
 
 
 class Dropout(Module):
@@ -21,33 +18,16 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, rng=None):
         super().__init__()
-        if not isinstance(p, numbers.Real) or isinstance(p, bool):
-            raise TypeError(f"dropout probability p must be a number, got {p!r}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = real("p", p, 0.0, 1.0)
         self.rng = None if rng is None else as_rng(rng)
-        self._mask = None      # 0 or 1/(1-p) per element; None in eval mode
-        self._y_shape = None
 
     def forward(self, x):
-        x = float_input("x", x)
-        self._y_shape, self._dtype = x.shape, x.dtype
-        if not self.training or self.p == 0.0:
-            self._mask = None
-            return x
-        if self.p == 1.0:
-            self._mask = np.zeros_like(x)
-            return np.zeros_like(x)
-        keep = as_rng(self.rng).random(x.shape, dtype=x.dtype) >= self.p
-        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
-        return x * self._mask
+        y, ctx = F.dropout_forward(x, self.p, self.training, self.rng)
+        self._save_ctx(ctx)
+        return y
 
     def backward(self, dy):
-        if self._y_shape is None:
-            raise BackwardBeforeForwardError("Dropout.backward called before forward")
-        dy = grad_array("dy", dy, self._y_shape, self._dtype)
-        return dy if self._mask is None else dy * self._mask
+        return F.dropout_backward(dy, self._pop_ctx())
 
     def extra_repr(self):
         return f"p={self.p}"

@@ -2,7 +2,8 @@
 import numpy as np
 
 from .._config import jit
-from .optimizer import Optimizer, check_bool, check_lr, check_range, param_views
+from .._validate import boolean, real
+from .optimizer import Optimizer, check_lr, param_views
 
 
 # The kernels compute in the parameter's dtype, in PyTorch's operation order, and have no
@@ -64,13 +65,13 @@ class Adam(Optimizer):
         betas = group["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        group["betas"] = (check_range("beta parameter at index 0 (betas[0])", betas[0], 0.0, 1.0),
-                          check_range("beta parameter at index 1 (betas[1])", betas[1], 0.0, 1.0))
-        group["eps"] = check_range("epsilon value (eps)", group["eps"], 0.0)
-        group["weight_decay"] = check_range("weight_decay", group["weight_decay"], 0.0)
-        group["amsgrad"] = check_bool("amsgrad", group["amsgrad"])
-        group["maximize"] = check_bool("maximize", group["maximize"])
-        group["decoupled_weight_decay"] = check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
+        group["betas"] = (real("beta parameter at index 0 (betas[0])", betas[0], 0.0, 1.0, high_open=True),
+                          real("beta parameter at index 1 (betas[1])", betas[1], 0.0, 1.0, high_open=True))
+        group["eps"] = real("epsilon value (eps)", group["eps"], 0.0)
+        group["weight_decay"] = real("weight_decay", group["weight_decay"], 0.0)
+        group["amsgrad"] = boolean("amsgrad", group["amsgrad"])
+        group["maximize"] = boolean("maximize", group["maximize"])
+        group["decoupled_weight_decay"] = boolean("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def step(self, closure=None):
         """Update every parameter once, in place; returns ``closure()`` if given (called first)."""

@@ -11,25 +11,14 @@ the current one, as PyTorch's recursive form does).
 import bisect
 import copy
 import math
-import numbers
 from collections.abc import Mapping
 
-from .optimizer import Optimizer, _real
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+from .._validate import boolean, integer, positive_int, real
+from .optimizer import Optimizer
 
 
 def _positive(name, value):
-    value = _real(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
+    return real(name, value, 0.0, low_open=True)
 
 
 class LRScheduler:
@@ -88,8 +77,10 @@ class LRScheduler:
             raise ValueError(f"state_dict['base_lrs'] must have one entry per parameter group "
                              f"({len(self.optimizer.param_groups)}), got {base_lrs!r}")
         last_epoch = state_dict["last_epoch"]
-        if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < 0:
-            raise ValueError(f"state_dict['last_epoch'] must be a non-negative int, got {last_epoch!r}")
+        try:
+            integer("state_dict['last_epoch']", last_epoch, 0)
+        except TypeError as exc:  # a state that does not fit is a ValueError, as for the other entries
+            raise ValueError(str(exc)) from None
         for key, value in state_dict.items():
             setattr(self, key, copy.deepcopy(value))
         self.base_lrs = list(self.base_lrs)
@@ -101,7 +92,7 @@ class StepLR(LRScheduler):
     ``lr = base_lr * gamma ** (last_epoch // step_size)``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _positive_int("step_size", step_size)
+        self.step_size = positive_int("step_size", step_size)
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
@@ -120,10 +111,7 @@ class MultiStepLR(LRScheduler):
             milestones = list(milestones)
         except TypeError:
             raise TypeError(f"milestones must be an iterable of ints, got {milestones!r}") from None
-        for m in milestones:
-            if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 0:
-                raise ValueError(f"milestones must be non-negative ints, got {milestones!r}")
-        self.milestones = sorted(int(m) for m in milestones)
+        self.milestones = sorted(integer(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones))
         self.gamma = _positive("gamma", gamma)
         super().__init__(optimizer)
 
@@ -142,10 +130,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = _positive_int("T_max", T_max)
-        self.eta_min = _real("eta_min", eta_min)
-        if self.eta_min < 0:
-            raise ValueError(f"eta_min must be >= 0, got {eta_min!r}")
+        self.T_max = positive_int("T_max", T_max)
+        self.eta_min = real("eta_min", eta_min, 0.0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -193,19 +179,16 @@ class OneCycleLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         if total_steps is not None:
-            self.total_steps = _positive_int("total_steps", total_steps)
+            self.total_steps = positive_int("total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = _positive_int("epochs", epochs) * _positive_int("steps_per_epoch", steps_per_epoch)
+            self.total_steps = positive_int("epochs", epochs) * positive_int("steps_per_epoch", steps_per_epoch)
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        pct_start = _real("pct_start", pct_start)
-        if not 0 <= pct_start <= 1:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start!r}")
+        pct_start = real("pct_start", pct_start, 0.0, 1.0)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
-        if not isinstance(three_phase, bool) or not isinstance(cycle_momentum, bool):
-            raise TypeError("three_phase and cycle_momentum must be bools")
+        three_phase, cycle_momentum = boolean("three_phase", three_phase), boolean("cycle_momentum", cycle_momentum)
         div_factor = _positive("div_factor", div_factor)
         final_div_factor = _positive("final_div_factor", final_div_factor)
         max_lrs = _per_group("max_lr", max_lr, optimizer, _positive)
@@ -236,10 +219,7 @@ class OneCycleLR(LRScheduler):
             upper = 1.0 if self.use_beta1 else math.inf  # Adam's beta1 must stay below 1
 
             def momentum_value(name, value):
-                value = _real(name, value)
-                if not 0 <= value < upper:
-                    raise ValueError(f"{name} must be in [0, {upper}), got {value!r}")
-                return value
+                return real(name, value, 0.0, upper, high_open=True)
 
             max_momentums = _per_group("max_momentum", max_momentum, optimizer, momentum_value)
             base_momentums = _per_group("base_momentum", base_momentum, optimizer, momentum_value)

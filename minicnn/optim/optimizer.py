@@ -5,57 +5,17 @@ updates ``Parameter.data`` in place, and describe their per-parameter state in `
 that ``load_state_dict`` can check a saved state before touching anything.
 """
 import copy
-import math
-import numbers
 from collections.abc import Mapping
 
 import numpy as np
 
+from .._validate import _is_int, real
 from ..nn.module import Parameter
-
-
-class _RequiredParameter:
-    """Marks a hyper-parameter that has no default and must be given (PyTorch's ``required``)."""
-
-    def __repr__(self):
-        return "<required parameter>"
-
-
-required = _RequiredParameter()
-
-
-def _real(name, value):
-    """``value`` as a finite Python float; ``TypeError`` for non-numbers, ``ValueError`` for nan/inf."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
 
 
 def check_lr(lr, allow_zero=False):
     """A learning rate as a float: finite and > 0 (>= 0 with ``allow_zero``, e.g. a loaded state)."""
-    lr = _real("lr", lr)
-    if lr < 0 or (lr == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"Invalid learning rate: lr must be {bound}, got {lr!r}")
-    return lr
-
-
-def check_range(name, value, low, high=math.inf, high_inclusive=False):
-    """``value`` as a float in ``[low, high)`` (``[low, high]`` with ``high_inclusive``)."""
-    value = _real(name, value)
-    if value < low or value > high or (value == high and not high_inclusive):
-        upper = "]" if high_inclusive else ")"
-        raise ValueError(f"Invalid {name}: must be in [{low}, {high}{upper}, got {value!r}")
-    return value
-
-
-def check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
+    return real("lr", lr, 0.0, low_open=not allow_zero)
 
 
 def param_views(p):
@@ -156,11 +116,7 @@ class Optimizer:
                                 "optimizers support float32 and float64")
         group["params"] = params
         for name, default in self.defaults.items():
-            if name not in group:
-                if default is required:
-                    raise ValueError(f"parameter group {g} didn't specify a value of required "
-                                     f"optimization parameter {name}")
-                group[name] = default
+            group.setdefault(name, default)
         self._check_group(group)
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"parameter group {g} contains the same parameter more than once")
@@ -259,8 +215,7 @@ class Optimizer:
         new_groups = []
         for g, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             indices = saved.get("params")
-            if not isinstance(indices, (list, tuple)) or not all(
-                    isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in indices):
+            if not isinstance(indices, (list, tuple)) or not all(_is_int(i) for i in indices):
                 raise ValueError(f"state_dict['param_groups'][{g}]['params'] must be a list of ints")
             if len(indices) != len(group["params"]):
                 raise ValueError(f"loaded parameter group {g} has {len(indices)} parameters, but the "
@@ -284,7 +239,7 @@ class Optimizer:
             new_groups.append(new_group)
         new_state = {}
         for key, saved in saved_state.items():
-            if isinstance(key, bool) or not isinstance(key, numbers.Integral) or int(key) not in id_map:
+            if not _is_int(key) or int(key) not in id_map:
                 raise ValueError(f"state_dict['state'] has an entry for {key!r}, which is not the index "
                                  "of a parameter in state_dict['param_groups']")
             p = id_map[int(key)]

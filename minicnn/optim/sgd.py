@@ -2,7 +2,8 @@
 import numpy as np
 
 from .._config import jit
-from .optimizer import Optimizer, check_bool, check_lr, check_range, param_views
+from .._validate import boolean, real
+from .optimizer import Optimizer, check_lr, param_views
 
 
 # The kernels compute in the parameter's dtype, in PyTorch's operation order, with no branches in
@@ -60,11 +61,11 @@ class SGD(Optimizer):
 
     def _check_group(self, group, loading=False):
         group["lr"] = check_lr(group["lr"], allow_zero=loading)
-        group["momentum"] = check_range("momentum", group["momentum"], 0.0)
-        group["dampening"] = check_range("dampening", group["dampening"], 0.0, 1.0, high_inclusive=True)
-        group["weight_decay"] = check_range("weight_decay", group["weight_decay"], 0.0)
-        group["nesterov"] = check_bool("nesterov", group["nesterov"])
-        group["maximize"] = check_bool("maximize", group["maximize"])
+        group["momentum"] = real("momentum", group["momentum"], 0.0)
+        group["dampening"] = real("dampening", group["dampening"], 0.0, 1.0)
+        group["weight_decay"] = real("weight_decay", group["weight_decay"], 0.0)
+        group["nesterov"] = boolean("nesterov", group["nesterov"])
+        group["maximize"] = boolean("maximize", group["maximize"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
