@@ -51,17 +51,14 @@ def add_common_args(ap, rounds, warmup, pause):
 
 
 def _owner(path):
-    """Which package a shared library belongs to, by its path: numpy, scipy, torch or other."""
-    real = os.path.realpath(path)
-    for name in ("numpy", "scipy", "torch"):
-        try:
-            module = __import__(name)
-        except ImportError:
-            continue
-        pkg = os.path.dirname(os.path.realpath(module.__file__))
-        if real.startswith(pkg + os.sep) or real.startswith(pkg + ".libs" + os.sep):
-            return name
-    return "other"
+    """Which installed package a shared library ships with, by its path: the folder under site-packages
+    (``numpy.libs`` -> numpy, ``torch/lib`` -> torch), else the library's own folder."""
+    parts = os.path.realpath(path).split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-1]:
+            top = parts[parts.index(marker) + 1]
+            return top[:-len(".libs")] if top.endswith(".libs") else top
+    return os.path.dirname(os.path.realpath(path))
 
 
 def blas_libraries():
@@ -88,7 +85,7 @@ class ThreadSettings:
     """
 
     def __init__(self, threads, minicnn=None, torch=None):
-        self.threads = threads
+        self.threads, self.has_minicnn, self.has_torch = threads, minicnn is not None, torch is not None
         if minicnn is not None:
             minicnn.set_num_threads(threads)
         try:
@@ -103,8 +100,10 @@ class ThreadSettings:
             torch.set_num_threads(threads)
 
     def describe(self):
-        return {"minicnn": f"minicnn.set_num_threads({self.threads})", "numpy": f"NumPy's BLAS at {self.threads}",
-                "pytorch": f"torch.set_num_threads({self.threads})", "libraries": blas_libraries()}
+        return {"minicnn": f"minicnn.set_num_threads({self.threads})" if self.has_minicnn else None,
+                "numpy": f"NumPy's BLAS at {self.threads}",
+                "pytorch": f"torch.set_num_threads({self.threads})" if self.has_torch else None,
+                "libraries": blas_libraries()}
 
 
 def cpu_model():
@@ -140,13 +139,15 @@ def print_versions(info):
     print(f"- CPU: {info['cpu']} ({info['cores']} cores); threads used by every contender: {info['threads']}")
     print(f"- Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, "
           f"PyTorch {info['torch'] or 'not installed'}")
-    libs = "; ".join(f"{lib['owner']}'s {lib['internal_api']} {lib['version'] or ''} ({lib['file']}, "
-                     f"{lib['threads']} threads)" for lib in info["blas"])
+    libs = "; ".join(f"{lib['owner']}'s {lib['internal_api']}{' ' + lib['version'] if lib['version'] else ''} "
+                     f"({lib['file']}, {lib['threads']} thread{'s' if lib['threads'] != 1 else ''})"
+                     for lib in info["blas"])
     print(f"- BLAS/OpenMP libraries by path (threadpoolctl, read after the settings): {libs or 'none found'}")
     ts = info.get("thread_settings")
     if ts:
-        print(f"- Threads per contender, each set once in its own library: minicnn = {ts['minicnn']} (Numba; "
-              f"scipy's BLAS inside its kernels at 1); NumPy baseline = {ts['numpy']}; PyTorch = {ts['pytorch']}")
+        parts = [f"minicnn = {ts['minicnn']} (Numba; scipy's BLAS inside its kernels at 1)" if ts["minicnn"] else None,
+                 f"NumPy baseline = {ts['numpy']}", f"PyTorch = {ts['pytorch']}" if ts["pytorch"] else None]
+        print("- Threads per contender, each set once in its own library: " + "; ".join(p for p in parts if p))
 
 
 def summary(values, suffix=""):

@@ -278,3 +278,20 @@ def test_memory_child_reports_peak_rss():
                          "--batches", "2", "--threads", "1")
     res = json.loads(stdout.strip().splitlines()[-1])
     assert 0 < res["setup_rss_mib"] <= res["peak_rss_mib"] < 4096
+
+
+def test_blas_libraries_are_told_apart_by_path():
+    import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
+
+    import bench_common as bc
+    import minicnn
+
+    libs = [lib for lib in bc.blas_libraries() if lib["user_api"] == "blas"]
+    owners = [lib["owner"] for lib in libs]
+    if len(libs) < 2:
+        pytest.skip("NumPy and scipy share one BLAS here")
+    assert "numpy" in owners and "scipy" in owners, libs
+    settings = bc.ThreadSettings(1, minicnn)
+    threads = {lib["owner"]: lib["threads"] for lib in bc.blas_libraries() if lib["user_api"] == "blas"}
+    assert threads["scipy"] == 1 and threads["numpy"] == 1  # each set in its own library
+    assert settings.describe()["pytorch"] is None
