@@ -200,8 +200,8 @@ class profile:
         return out
 
     def __enter__(self):
-        if self._active:
-            raise RuntimeError("this profile is already active; use a new profile() for another block")
+        if self._active or hasattr(self, "end"):
+            raise RuntimeError("a profile records one with-block; use a new profile() for another")
         self._thread = threading.get_ident()
         self.threads = numba.get_num_threads()
         self._listener = _CompileListener(self)
@@ -276,8 +276,15 @@ class profile:
     def _push(self, module, path, phase, inputs):
         if threading.get_ident() != self._thread:
             return
+        stack = self._stack
+        for k, open_frame in enumerate(stack):
+            # The same module in the same pass still open: that call raised (its post-hook never ran) and
+            # the caller went on; it and the calls it had open are dropped, not taken for parents.
+            if open_frame.module is module and open_frame.phase == phase:
+                del stack[k:]
+                break
         frame = _Frame(module, path, phase, inputs)
-        self._stack.append(frame)
+        stack.append(frame)
         frame.t0 = time.perf_counter()  # last, so that the hook's own work is not in the call's time
 
     def _pop(self, module, phase, outputs):

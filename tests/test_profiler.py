@@ -144,6 +144,22 @@ def test_hooks_are_removed_on_exit_and_on_exception():
     assert all(c["name"] != "Doubler" for c in prof3.calls)
 
 
+def test_a_call_that_raised_is_not_taken_for_a_parent_of_later_calls():
+    model = Doubler()
+    x = np.ones((2, 6), np.float32)
+    with profiler.profile(model, peaks=False) as prof:
+        with pytest.raises(ValueError):
+            model(np.ones((2, 5), np.float32))  # Linear refuses the shape; the caller goes on
+        model(x)
+        prof.step()
+    assert [(c["name"], c["depth"]) for c in prof.calls] == [("Doubler.lin", 1), ("Doubler", 0)]
+    st = prof.stats()
+    assert st["in_modules_ms"] == pytest.approx(st["top_level_ms"], rel=1e-9)
+    with pytest.raises(RuntimeError, match="one with-block"):
+        with prof:
+            pass
+
+
 def test_profile_without_modules_records_every_module():
     model = Doubler()
     x = np.ones((2, 6), np.float32)
