@@ -517,7 +517,7 @@ def main(argv=None):
     except ValueError as e:
         ap.error(str(e))
     if args.quick:
-        args.rounds, args.warmup, args.pause = 2, 1, 0.0
+        args.rounds, args.warmup, args.pause = 2, 0, 0.0
 
     import minicnn as mc
 
