@@ -373,6 +373,14 @@ class profile:
         types = self._aggregate(used, lambda c: (c["type"], c["phase"]), n_steps, step_s, peaks)
         top = sum(c["t1"] - c["t0"] for c in used if c["depth"] == 0) / n_steps
         in_modules = sum(c["self"] for c in used) / n_steps
+        # Per step, the part of it inside top-level calls; the median is robust to one step that a
+        # garbage collection or another process interrupted between two calls.
+        per_step = {k: 0.0 for k in counted}
+        for c in used:
+            if c["depth"] == 0:
+                per_step[step_of(c["t0"])] += c["t1"] - c["t0"]
+        steps["in_modules_share_median"] = None if note else statistics.median(
+            per_step[k] / (segs[k][1] - segs[k][0]) for k in counted)
         compile_s = sum(c["t1"] - c["t0"] for c in self._compiles)
         return {
             "threads": self.threads, "steps": steps,
@@ -454,7 +462,8 @@ class profile:
             lines.append(f"note: {steps['note']}")
         else:
             lines.append(f"step: {steps['mean_ms']:.3f} ms mean, {steps['median_ms']:.3f} ms median; in modules "
-                         f"(top level) {st['top_level_ms']:.3f} ms, outside modules {st['outside_modules_ms']:.3f} ms")
+                         f"(top level) {st['top_level_ms']:.3f} ms, outside modules {st['outside_modules_ms']:.3f} ms; "
+                         f"modules cover {100 * steps['in_modules_share_median']:.1f}% of a step (median)")
         c = st["compile"]
         lines.append(f"compile (not in any time below): {c['seconds']:.3f} s in {c['kernels']} kernel "
                      f"compilation(s); {c['calls_flagged']} call(s) that compiled left out")
