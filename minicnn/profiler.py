@@ -474,6 +474,10 @@ class profile:
         lines += ["", markdown_table(["module", "type", "pass"] + cols + ["input -> output"],
                                      rows(st["modules"], True)),
                   "", markdown_table(["module type", "pass"] + cols, rows(st["types"], False))]
+        over = [r for r in st["modules"] if (r["pct_peak"] or 0) > 100 or (r["pct_copy"] or 0) > 100]
+        if over:
+            lines += ["", "Above 100%: % copy when a layer's arrays stay in the caches (the copy benchmark streams "
+                          "from memory); % peak when the machine was busier while the peak was measured."]
         return "\n".join(lines)
 
     def trace_events(self):
