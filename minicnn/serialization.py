@@ -16,11 +16,12 @@ The file name is used exactly as given: ``'.npz'`` is NOT appended (unlike ``np.
 import json
 import math
 import os
-import secrets
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
+
+from ._io import atomic_write
 
 _FORMAT = "minicnn"
 _VERSION = 1
@@ -76,10 +77,9 @@ def _encode(obj, where, arrays, active):
 def save(obj, path):
     """Write ``obj`` (see the module docstring for the supported types) to ``path`` atomically.
 
-    ``path`` (str or os.PathLike) is used as given, no suffix is appended. The data goes to a
-    temporary file in the same directory, is flushed and fsynced, then renamed over ``path``
-    (``os.replace``): an existing file is either left untouched or replaced by the complete new
-    one, and the temporary file is removed on any failure. Unsupported objects raise
+    ``path`` (str or os.PathLike) is used as given, no suffix is appended. Written through
+    ``minicnn._io.atomic_write``: an existing file is either left untouched or replaced by the
+    complete new one, with the permissions of a normally created file. Unsupported objects raise
     ``TypeError`` naming their place in the tree (e.g. ``obj['optimizer']['state'][0]``) before
     anything is written.
     """
@@ -90,40 +90,14 @@ def save(obj, path):
                         allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     members = [(_HEADER, np.frombuffer(header.encode("utf-8"), dtype=np.uint8))] + arrays
 
-    directory, base = os.path.split(os.path.abspath(path))
-    while True:
-        tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            # What np.savez writes, with pickling refused explicitly.
-            with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-                for name, array in members:
-                    with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX); not possible everywhere, hence best effort
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    def write(f):
+        # What np.savez writes, with pickling refused explicitly.
+        with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, array in members:
+                with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+
+    atomic_write(path, write)
 
 
 # -- decoding -----------------------------------------------------------------------------------

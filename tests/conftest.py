@@ -11,3 +11,72 @@ def rng():
 
 def pytest_report_header(config):
     return f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels(request):
+    """Compile (or load from Numba's cache) every layer and optimizer once, before the first test, with
+    one visible line and a progress bar instead of a silent wait inside whichever test comes first."""
+    import minicnn
+
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        minicnn.warmup(dtypes=(np.float32, np.float64), progress=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    import sys
+
+    if "minicnn" not in sys.modules:
+        return
+    from minicnn import compile_report
+
+    report = compile_report()
+    if report:
+        terminalreporter.write_line(f"minicnn: compiled {len(report)} kernels in this session, "
+                                    f"{sum(k.seconds for k in report):.1f} s "
+                                    f"({sum(k.cpu_seconds for k in report):.1f} s CPU)")
+    if os.environ.get("MINICNN_COMPILE_REPORT"):
+        terminalreporter.write_line(str(report))
+
+
+@pytest.fixture
+def http_folder():
+    """``serve(folder, mode)`` -> a base URL ``http://127.0.0.1:PORT/`` for ``folder``; ``mode``: ``"ok"``
+    serves the files, ``"truncate"`` announces each file's length but closes after 100 bytes, ``"silent"``
+    accepts connections and never answers (a mirror that hangs). Servers stop after the test."""
+    import functools
+    import http.server
+    import socket
+    import threading
+
+    servers, sockets = [], []
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    class Truncating(Quiet):
+        def copyfile(self, source, outputfile):
+            outputfile.write(source.read(100))
+            self.close_connection = True
+
+    def serve(folder, mode="ok"):
+        if mode == "silent":
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)  # the kernel completes the handshakes; nobody ever reads or answers
+            sockets.append(s)
+            return f"http://127.0.0.1:{s.getsockname()[1]}/"
+        handler = functools.partial(Truncating if mode == "truncate" else Quiet, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    for s in sockets:
+        s.close()

@@ -1,5 +1,5 @@
-"""minicnn.data: IDX files, dataset folders and downloads (served from a temporary folder through
-file:// URLs: this machine has no internet), scikit-learn's digits at 28x28, and the DataLoader."""
+"""minicnn.data: IDX files, dataset folders and downloads (served from a temporary folder by a local
+HTTP server: this machine has no internet), scikit-learn's digits at 28x28, and the DataLoader."""
 import dataclasses
 import gzip
 import hashlib
@@ -185,17 +185,50 @@ def test_uncompressed_file_is_used_when_no_gz(tmp_path):
 
 
 # -- downloads --------------------------------------------------------------------------------------------
+def closed_port_url():
+    """A URL on which nothing listens (connection refused at once)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}/nowhere/"
+
+
 @pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    """A fake MNIST mirror in a folder, reached through file:// URLs, with the right MD5s; the real
-    MNIST spec is patched to use it (after an unreachable first mirror, to test falling back)."""
+def mirror(tmp_path, monkeypatch, http_folder):
+    """A fake MNIST mirror in a folder, served over local HTTP, with the right MD5s; the real MNIST spec
+    is patched to use it (after an unreachable first mirror, to test falling back)."""
     server = tmp_path / "server"
     arrays = make_dataset_folder(server)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in server.iterdir()}
-    spec = dataclasses.replace(ds.MNIST, md5=md5,
-                               mirrors=((tmp_path / "nowhere").as_uri() + "/", server.as_uri() + "/"))
+    spec = dataclasses.replace(ds.MNIST, md5=md5, mirrors=(closed_port_url(), http_folder(tmp_path) + "server/"))
     monkeypatch.setitem(ds.DATASETS, "mnist", spec)
     return server, arrays
+
+
+def test_downloaded_files_have_normal_permissions(tmp_path, mirror):
+    old = os.umask(0o022)
+    try:
+        data.load_mnist(tmp_path / "m", split="test", quiet=True)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_a_mirror_that_never_answers_is_given_up_by_name(tmp_path, mirror, monkeypatch, http_folder, capsys):
+    server, arrays = mirror
+    silent = http_folder(None, "silent")
+    monkeypatch.setattr(ds, "DOWNLOAD_TIMEOUT", 0.5)
+    monkeypatch.setitem(ds.DATASETS, "mnist", dataclasses.replace(
+        ds.DATASETS["mnist"], mirrors=(silent, ds.DATASETS["mnist"].mirrors[1])))
+    x, y = data.load_mnist(tmp_path / "m", split="test")
+    np.testing.assert_array_equal(x, arrays["test"][0])
+    err = capsys.readouterr().err
+    assert f"{silent} failed (no answer within 0.5 s); trying the next mirror" in err
+    assert "Downloading " + ds.DATASETS["mnist"].mirrors[1] in err
 
 
 def test_download_fetches_missing_files_checks_md5_and_falls_back(tmp_path, mirror, capsys):
@@ -212,6 +245,7 @@ def test_download_fetches_missing_files_checks_md5_and_falls_back(tmp_path, mirr
         assert (target / name).stat().st_mtime_ns == mtime
     err = capsys.readouterr().err
     assert "nowhere/train-images-idx3-ubyte.gz" in err and "server/t10k-labels-idx1-ubyte.gz" in err
+    assert "failed (cannot connect: [Errno 111] Connection refused); trying the next mirror" in err
     assert "nowhere/train-labels" not in err  # present files are not downloaded
 
 
@@ -227,35 +261,32 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path, mirror):
     assert not target.exists()  # no partial or temporary file, and the folder made for it is gone
 
 
-def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, mirror, monkeypatch):
-    class Broken(io.BytesIO):
-        def read(self, n=-1):
-            if self.tell() > 100:
-                raise ConnectionResetError("connection reset by peer")
-            return super().read(50)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(ds.urllib.request, "urlopen", lambda url, timeout: Broken(bytes(10_000)))
+def test_download_interrupted_midway_leaves_no_partial_file(tmp_path, mirror, monkeypatch, http_folder):
+    server, _ = mirror
+    broken = http_folder(tmp_path, "truncate") + "server/"
+    monkeypatch.setitem(ds.DATASETS, "mnist", dataclasses.replace(ds.DATASETS["mnist"], mirrors=(broken,)))
     target = tmp_path / "t"
     target.mkdir()
-    with pytest.raises(data.DatasetNotFoundError, match="connection reset"):
+    with pytest.raises(data.DatasetNotFoundError, match=broken):
         data.load_mnist(target, quiet=True)
     assert list(target.iterdir()) == []  # an existing folder stays, without partial files
 
 
+def offline(monkeypatch, why):
+    """No network: every download fails as a name lookup does."""
+    import pooch
+    import requests
+
+    def fail(self, url, output_file, pooch_instance, check_only=False):
+        raise requests.exceptions.ConnectionError(f"HTTPSConnectionPool(host='x'): Max retries exceeded "
+                                                  f"(Caused by NameResolutionError: {why})")
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", fail)
+
+
 def test_download_failure_without_network_message(tmp_path, monkeypatch):
     """With the real mirrors and no network: the message says what to put where."""
-    import urllib.error
-
-    def offline(url, timeout):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(ds.urllib.request, "urlopen", offline)
+    offline(monkeypatch, "Name or service not known")
     with pytest.raises(data.DatasetNotFoundError) as info:
         data.load_kmnist(tmp_path / "data" / "k", quiet=True)
     message = str(info.value)

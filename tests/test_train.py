@@ -58,7 +58,7 @@ def run_ok(train, argv):
 
 def only_final_files(out):
     names = sorted(p.name for p in out.iterdir())
-    assert set(names) <= {"checkpoint.npz", "metrics.json", "curves.png"}, names  # no temporary files
+    assert set(names) <= {"checkpoint.npz", "metrics.json", "curves.png", "confusion.png"}, names  # no temp files
     return names
 
 
@@ -95,7 +95,8 @@ def test_end_to_end_on_digits(train, tmp_path, capsys):
     names = only_final_files(out)
     try:
         import matplotlib  # noqa: F401
-        assert "curves.png" in names and (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for png in ("curves.png", "confusion.png"):
+            assert png in names and (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     except ImportError:
         assert "curves.png" not in names
 
@@ -239,7 +240,7 @@ def expect_failure(train, argv, capsys, *fragments):
     """Exit status 1 and a one-line error (after any "Downloading URL" progress lines)."""
     assert train.main(argv) == 1
     lines = capsys.readouterr().err.strip().splitlines()
-    assert all(line.startswith("Downloading ") for line in lines[:-1]), lines
+    assert all(line.startswith(("Downloading ", "  ")) for line in lines[:-1]), lines  # and mirror failures
     err = lines[-1]
     assert err.startswith("minicnn-train: error: "), err
     for fragment in fragments:
@@ -247,10 +248,108 @@ def expect_failure(train, argv, capsys, *fragments):
     return err
 
 
-def test_too_many_threads(train, tmp_path, capsys):
-    expect_failure(train, ["--dataset", "digits", "--threads", "100000", "--out", str(tmp_path / "o")],
-                   capsys, "--threads", "NUMBA_NUM_THREADS")
+def test_too_many_threads_exits_2_like_other_flag_errors(train, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--dataset", "digits", "--threads", "100000", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("minicnn-train: error: argument --threads: must be <= ") and "NUMBA_NUM_THREADS" in last
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum is only used by --optimizer sgd, not adam"),
+    (["--optimizer", "adamw", "--momentum", "0.9"], "--momentum is only used by --optimizer sgd, not adamw"),
+    (["--step-size", "2"], "--step-size is only used by --scheduler step, not none"),
+    (["--scheduler", "cosine", "--step-size", "2"], "--step-size is only used by --scheduler step, not cosine"),
+    (["--scheduler", "cosine", "--gamma", "0.5"], "--gamma is only used by --scheduler step or multistep"),
+])
+def test_flags_the_optimizer_or_schedule_would_ignore_are_rejected(train, tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        train.main(SMALL + argv + ["--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "minicnn-train: error: " + message
+    assert not (tmp_path / "o").exists()
+
+
+def test_flags_the_resumed_run_would_ignore_are_rejected(train, tmp_path, capsys):
+    out = tmp_path / "run"
+    run_ok(train, SMALL + ["--epochs", "1", "--out", str(out)])  # adam, no schedule
+    capsys.readouterr()
+    assert train.main(["--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--momentum", "0.5"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "minicnn-train: error: --momentum is only used by --optimizer sgd, not adam")
+
+
+def test_an_out_folder_holding_a_run_is_refused_unless_overwrite_or_resume(train, tmp_path, capsys):
+    out = tmp_path / "run"
+    run_ok(train, SMALL + ["--epochs", "1", "--out", str(out)])
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    capsys.readouterr()
+    expect_failure(train, SMALL + ["--epochs", "1", "--out", str(out)], capsys, f"{out} holds another run",
+                   "--overwrite", "--resume")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    run_ok(train, SMALL + ["--epochs", "1", "--seed", "5", "--out", str(out), "--overwrite"])
+    assert read_metrics(out)["config"]["seed"] == 5
+    run_ok(train, ["--resume", str(out / "checkpoint.npz"), "--epochs", "2", "--threads", "1", "--no-progress",
+                   "--no-plot"])  # continuing the run in its own folder
+    assert len(read_metrics(out)["epochs"]) == 2
+
+
+def test_files_are_written_with_the_umask_permissions(train, tmp_path):
+    out = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        run_ok(train, [a for a in SMALL if a != "--no-plot"] + ["--epochs", "1", "--out", str(out)])
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert set(modes.values()) == {0o640}, modes
+
+
+def test_ctrl_c_before_the_first_epoch_ends_leaves_no_folder(train, tmp_path, monkeypatch, capsys):
+    interrupt_at_evaluation(train, monkeypatch, 1)
+    out = tmp_path / "new" / "run"
+    assert train.main(SMALL + ["--epochs", "3", "--out", str(out)]) == 130
+    assert "no epoch completed, nothing saved" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(train, tmp_path, monkeypatch, capsys):
+    real = minicnn.nn.CrossEntropyLoss.forward
+    calls = []
+
+    def forward(self, logits, labels):  # epoch 1: 8 training batches + 1 test batch; then NaN
+        calls.append(1)
+        return float("nan") if len(calls) > 9 else real(self, logits, labels)
+
+    monkeypatch.setattr(minicnn.nn.CrossEntropyLoss, "forward", forward)
+    out = tmp_path / "run"
+    assert train.main(SMALL + ["--epochs", "3", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("minicnn-train: error: epoch 2: the training loss became nan in batch 1 of 8; "
+                          "training stopped (the checkpoint of epoch 1 in ")
+    assert minicnn.load(out / "checkpoint.npz")["epoch"] == 1 and len(read_metrics(out)["epochs"]) == 1
+
+
+def test_a_diverging_first_epoch_leaves_nothing(train, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train.main(SMALL + ["--optimizer", "sgd", "--lr", "1e30", "--epochs", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "epoch 1: the training loss became" in err and "no epoch completed, nothing saved" in err
+    assert not out.exists()
+
+
+def test_curves_have_whole_epoch_ticks(train, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    figures = []
+    monkeypatch.setattr(train, "_save_figure", lambda plt, fig, path: figures.append(fig))
+    history = [{"epoch": e, "train_loss": 1 / e, "test_loss": 1 / e, "train_accuracy": 0.5, "test_accuracy": 0.5}
+               for e in (1, 2, 3)]
+    assert train.save_curves(str(tmp_path / "c.png"), history, "t")
+    for ax in figures[0].axes:
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
 
 
 def write_mnist_folder(folder, n_train=64, n_test=40, skip=()):
@@ -279,12 +378,9 @@ def test_missing_or_partial_dataset_folder(train, tmp_path, capsys):
 
 
 def test_download_failure_is_one_line(train, tmp_path, capsys, monkeypatch):
-    import urllib.error
+    from test_data import offline
 
-    def offline(url, timeout):
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setattr(data.datasets.urllib.request, "urlopen", offline)
+    offline(monkeypatch, "no network")
     expect_failure(train, ["--dataset", "kmnist", "--data-dir", str(tmp_path / "k"), "--out", str(tmp_path / "o")],
                    capsys, "KMNIST not found", "download failed", "no network", "codh.rois.ac.jp")
     assert not (tmp_path / "o").exists()
@@ -338,7 +434,7 @@ def test_bad_checkpoints(train, tmp_path, capsys):
 
 
 # -- dataset choice ------------------------------------------------------------------------------------
-def test_auto_uses_mnist_when_on_disk_and_digits_otherwise(train, tmp_path, capsys):
+def test_auto_uses_mnist_when_on_disk_and_digits_otherwise(train, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "mnist"
     write_mnist_folder(folder)
     common = ["--epochs", "1", "--threads", "1", "--no-progress", "--no-plot", "--limit-train", "64"]
@@ -348,13 +444,18 @@ def test_auto_uses_mnist_when_on_disk_and_digits_otherwise(train, tmp_path, caps
     assert read_metrics(tmp_path / "a")["config"]["dataset"] == "mnist"
     empty = tmp_path / "empty"
     empty.mkdir()
-    run_ok(train, common + ["--data-dir", str(empty), "--no-download", "--out", str(tmp_path / "b")])
+    # A folder given with --data-dir is used or the run fails: never a silent fall-back.
+    expect_failure(train, common + ["--data-dir", str(empty), "--no-download", "--out", str(tmp_path / "b")],
+                   capsys, "MNIST not found", str(empty))
+    # Without --data-dir: data/mnist (relative to the current folder), else the digits.
+    monkeypatch.chdir(empty)
+    run_ok(train, common + ["--no-download", "--out", str(tmp_path / "b")])
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("dataset: digits") and f"MNIST is not in {empty}" in first
+    assert first.startswith("dataset: digits") and "MNIST is not in data/mnist" in first
     assert read_metrics(tmp_path / "b")["config"]["dataset"] == "digits"
 
 
-def test_auto_downloads_mnist_quietly_when_a_mirror_answers(train, tmp_path, capsys, monkeypatch):
+def test_auto_downloads_mnist_saying_so_when_a_mirror_answers(train, tmp_path, capsys, monkeypatch, http_folder):
     import dataclasses
     import hashlib
 
@@ -362,13 +463,13 @@ def test_auto_downloads_mnist_quietly_when_a_mirror_answers(train, tmp_path, cap
     write_mnist_folder(server)
     md5 = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in server.iterdir()}
     monkeypatch.setitem(data.DATASETS, "mnist",
-                        dataclasses.replace(data.MNIST, md5=md5, mirrors=(server.as_uri() + "/",)))
+                        dataclasses.replace(data.MNIST, md5=md5, mirrors=(http_folder(server),)))
     target = tmp_path / "data" / "mnist"
     run_ok(train, ["--epochs", "1", "--threads", "1", "--no-progress", "--no-plot", "--data-dir", str(target),
                    "--out", str(tmp_path / "o")])
     captured = capsys.readouterr()
     assert captured.out.splitlines()[0] == f"dataset: MNIST ({target}): 64 train, 40 test images (downloaded)"
-    assert "Downloading" not in captured.err
+    assert captured.err.count("Downloading http://127.0.0.1:") == 4  # never a silent wait
     assert len(list(target.iterdir())) == 4
 
 
@@ -381,6 +482,21 @@ def test_train_split_uses_only_the_test_files(train, tmp_path, capsys):
     assert "30 train, 20 test images" in capsys.readouterr().out.splitlines()[0]
     expect_failure(train, argv + ["--train-split", "50", "--out", str(tmp_path / "p")], capsys,
                    "--train-split 50 must be smaller than the test set's 50 images")
+    # Without --train-split the training files are missing: the message says how to use the test files.
+    expect_failure(train, argv + ["--out", str(tmp_path / "q")], capsys, "MNIST not found",
+                   "holds the test files only: --train-split N trains on the first N test images")
+
+
+def test_confusion_matrix_names_the_classes(train, tmp_path, capsys):
+    folder = tmp_path / "fashion"
+    write_mnist_folder(folder)
+    out = tmp_path / "o"
+    run_ok(train, ["--dataset", "fashion-mnist", "--data-dir", str(folder), "--no-download", "--epochs", "1",
+                   "--threads", "1", "--no-progress", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "0 T-shirt/top" in printed and "9 Ankle boot" in printed
+    metrics = read_metrics(out)
+    assert metrics["classes"][0] == "T-shirt/top" and np.array(metrics["confusion_matrix"]).sum() == 40
 
 
 # -- the real-data check ---------------------------------------------------------------------------------

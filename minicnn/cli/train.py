@@ -12,17 +12,18 @@ Writes into ``--out`` after every epoch, atomically (a file there is always comp
 scheduler, data-loader RNG, epoch and history; ``--resume`` continues from it and ends with exactly
 the metrics of an uninterrupted run). Ctrl-C keeps the checkpoint of the last completed epoch and
 exits with status 130. At the end: the test set's confusion matrix, and ``curves.png`` when matplotlib
-is installed. Bad input: a one-line message on stderr and exit status 1 (2 for bad flags).
+is installed, and ``confusion.png``. Bad input: a one-line message on stderr and exit status 1 (2 for
+bad flags, including flags the chosen optimizer or schedule would ignore). ``--out`` must not hold
+another run (``--overwrite`` replaces it, ``--resume`` continues it). A loss that becomes NaN or
+infinite stops the run (exit status 1), keeping the checkpoint of the last completed epoch.
 
 Defaults are the usual PyTorch LeNet-5 recipe: Adam, lr 1e-3, batch 64, 10 epochs (~99% on MNIST).
 """
 import argparse
-import json
 import math
 import os
 import signal
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -36,6 +37,7 @@ DEFAULT_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 1e-2}
 EVAL_BATCH_SIZE = 1000
 CHECKPOINT_FORMAT = "minicnn-train-checkpoint-v1"
 ARCHITECTURE = "LeNet5"
+RUN_FILES = ("checkpoint.npz", "metrics.json", "curves.png", "confusion.png")
 # The settings that define a run: a resumed run takes them from its checkpoint, and passing one with
 # another value is an error (``epochs`` may grow unless the schedule depends on it).
 RUN_KEYS = ("dataset", "train_split", "limit_train", "limit_test", "batch_size", "optimizer", "lr",
@@ -44,6 +46,14 @@ RUN_KEYS = ("dataset", "train_split", "limit_train", "limit_test", "batch_size",
 
 class Fail(Exception):
     """Bad input: printed as one line on stderr, exit status 1."""
+
+
+class UsageError(Fail):
+    """A bad combination of flags found after parsing (e.g. against a checkpoint): exit status 2."""
+
+
+class NonFiniteLoss(Exception):
+    """The training loss became NaN or infinite."""
 
 
 # -- command line -----------------------------------------------------------------------------------
@@ -101,9 +111,10 @@ def build_parser():
                    help="decay factor of step and multistep (default: 0.1)")
     p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
     p.add_argument("--threads", type=_number(int, 1, True), default=None,
-                   help="threads for kernels and BLAS (default: all cores)")
+                   help=f"threads for kernels and BLAS, 1 to {_thread_limit()} (default: all cores)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "
                                                "checkpoint's folder with --resume)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint.npz")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-plot", action="store_true", help="do not write curves.png")
@@ -118,73 +129,116 @@ def parse_args(argv):
     unset = object()
     probe = parser.parse_args(argv, argparse.Namespace(**{name: unset for name in vars(args)}))
     args.given = {name for name, value in vars(probe).items() if value is not unset}
+    if args.threads is not None and args.threads > _thread_limit():
+        parser.error(f"argument --threads: must be <= {_thread_limit()} (NUMBA_NUM_THREADS), got {args.threads}")
+    if args.resume is None:
+        try:
+            check_used_flags(args.given, vars(args))
+        except UsageError as e:
+            parser.error(str(e))
     return args
 
 
+def _thread_limit():
+    import numba
+
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def check_used_flags(given, config):
+    """``UsageError`` for a flag that the configured optimizer or schedule would ignore."""
+    if "momentum" in given and config["optimizer"] != "sgd":
+        raise UsageError(f"--momentum is only used by --optimizer sgd, not {config['optimizer']}")
+    if "step_size" in given and config["scheduler"] != "step":
+        raise UsageError(f"--step-size is only used by --scheduler step, not {config['scheduler']}")
+    if "gamma" in given and config["scheduler"] not in ("step", "multistep"):
+        raise UsageError(f"--gamma is only used by --scheduler step or multistep, not {config['scheduler']}")
+
+
+def schedule_spans_the_epochs(config):
+    """Whether the learning-rate schedule is derived from the number of epochs (so that a resumed run
+    cannot change it without leaving the schedule of the run it continues)."""
+    return config["scheduler"] in ("cosine", "onecycle", "multistep") or (
+        config["scheduler"] == "step" and config["step_size"] is None)
+
+
+def step_size_of(config):
+    """StepLR's step size: ``--step-size``, or a third of the epochs."""
+    return config["step_size"] if config["step_size"] is not None else max(1, config["epochs"] // 3)
+
+
 def resolve_defaults(config):
-    """Fill the defaults that depend on other settings (lr, weight decay, step size)."""
+    """Fill the defaults that depend on the optimizer (lr, weight decay); the step size stays None when
+    derived from the epochs (``step_size_of``)."""
     if config["lr"] is None:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
     if config["weight_decay"] is None:
         config["weight_decay"] = DEFAULT_WEIGHT_DECAY[config["optimizer"]]
-    if config["step_size"] is None:
-        config["step_size"] = max(1, config["epochs"] // 3)
     return config
 
 
 # -- files ------------------------------------------------------------------------------------------
-def write_atomic(path, write):
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+def make_folders(path):
+    """``os.makedirs(path)``; returns the folders it created, innermost first (for ``remove_empty``)."""
+    created, folder = [], os.path.abspath(path)
+    while not os.path.exists(folder):
+        created.append(folder)
+        folder = os.path.dirname(folder)
+    os.makedirs(path, exist_ok=True)
+    return created
 
 
-def write_json(path, obj):
-    write_atomic(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+def remove_empty(folders):
+    """Remove the folders ``make_folders`` created, as long as they are empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            break
+
+
+def holds_a_run(folder):
+    return any(os.path.exists(os.path.join(folder, name)) for name in RUN_FILES)
 
 
 # -- data -------------------------------------------------------------------------------------------
 def load_data(config, data_dir, download):
     """``(info, (train_x, train_y), (test_x, test_y))`` for the configured dataset; ``info`` has the
-    dataset's name, title, normalisation and the first line to print."""
+    dataset's name, title, normalisation, class names and the first line to print.
+
+    ``auto``: MNIST from ``data_dir`` (default ``data/mnist``), downloaded into it if missing; only when
+    no folder was given, scikit-learn's digits if that fails (an explicitly given folder is used or the
+    run fails)."""
     from minicnn import data
 
     name = config["dataset"]
     split = "test" if config["train_split"] is not None else "all"
     note = ""
     if name == "auto":
-        # Quietly: the first line printed says which dataset it is (and whether it was downloaded).
         folder = data_dir or data.default_root("mnist")
         bases = [b for s in (("test",) if split == "test" else ("train", "test")) for b in data.SPLIT_FILES[s]]
         on_disk = all(os.path.isfile(os.path.join(folder, b)) or os.path.isfile(os.path.join(folder, b + ".gz"))
                       for b in bases)
         try:
-            parts = data.load_mnist(data_dir, download=download, split=split, quiet=True)
+            parts = load_idx(data.DATASETS["mnist"], data_dir, download, split)
             name = "mnist"
             note = "" if on_disk else " (downloaded)"
         except data.DatasetNotFoundError:
+            if data_dir is not None:  # the folder the user named: use it or fail, never something else
+                raise
             why = "could not be downloaded" if download else "--no-download"
             note = f" (MNIST is not in {folder} and {why}; --dataset mnist says what to put where)"
             name = "digits"
     if name == "digits":
         parts = data.load_digits(split=split)
         title, mean, std = "digits", data.DIGITS_MEAN, data.DIGITS_STD
+        classes = tuple(str(d) for d in range(10))
         source = "scikit-learn's bundled 8x8 digits scaled to 28x28"
     else:
         spec = data.DATASETS[name]
         if config["dataset"] != "auto":
-            parts = data.load_idx_dataset(spec, data_dir, download=download, split=split)
-        title, mean, std = spec.title, spec.mean, spec.std
+            parts = load_idx(spec, data_dir, download, split)
+        title, mean, std, classes = spec.title, spec.mean, spec.std, spec.classes
         source = os.path.abspath(data_dir or data.default_root(name))
     if config["train_split"] is not None:
         images, labels = parts
@@ -200,8 +254,24 @@ def load_data(config, data_dir, download):
     if config["limit_test"] is not None:
         test = (test[0][:config["limit_test"]], test[1][:config["limit_test"]])
     line = (f"dataset: {title} ({source}): {len(train[1])} train, {len(test[1])} test images{note}")
-    info = {"name": name, "title": title, "mean": mean, "std": std, "line": line}
+    info = {"name": name, "title": title, "mean": mean, "std": std, "classes": classes, "line": line}
     return info, train, test
+
+
+def load_idx(spec, data_dir, download, split):
+    """``load_idx_dataset``; when the training files are missing but the test files are there, the
+    error says that ``--train-split`` trains on those."""
+    from minicnn import data
+
+    try:
+        return data.load_idx_dataset(spec, data_dir, download=download, split=split)
+    except data.DatasetNotFoundError as e:
+        folder = data_dir or data.default_root(spec.name)
+        if split == "all" and all(any(os.path.isfile(os.path.join(folder, b + gz)) for gz in ("", ".gz"))
+                                  for b in data.SPLIT_FILES["test"]):
+            raise data.DatasetNotFoundError(f"{e}; {folder} holds the test files only: --train-split N trains "
+                                            "on the first N test images and tests on the rest") from None
+        raise
 
 
 # -- model, optimizer, schedule ---------------------------------------------------------------------
@@ -221,7 +291,7 @@ def build(config, steps_per_epoch):
         optimizer = optim.AdamW(params, lr=lr, weight_decay=wd)
     epochs, kind = config["epochs"], config["scheduler"]
     if kind == "step":
-        scheduler = optim.StepLR(optimizer, step_size=config["step_size"], gamma=config["gamma"])
+        scheduler = optim.StepLR(optimizer, step_size=step_size_of(config), gamma=config["gamma"])
     elif kind == "multistep":
         milestones = sorted({max(1, round(epochs * 0.5)), max(1, round(epochs * 0.75))})
         scheduler = optim.MultiStepLR(optimizer, milestones=milestones, gamma=config["gamma"])
@@ -236,7 +306,8 @@ def build(config, steps_per_epoch):
 
 # -- training ---------------------------------------------------------------------------------------
 def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress):
-    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen."""
+    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen.
+    ``NonFiniteLoss`` (before the step that would spread it into the weights) if a loss is NaN or inf."""
     from tqdm import tqdm
 
     model.train()
@@ -246,6 +317,8 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
         for i, (x, y) in enumerate(loader):
             logits = model(x)
             loss = criterion(logits, y)
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"the training loss became {loss} in batch {i + 1} of {len(loader)}")
             optimizer.zero_grad()
             model.backward(criterion.backward())
             optimizer.step()
@@ -276,20 +349,8 @@ def evaluate(model, criterion, loader):
     return loss_sum / len(predictions), float((predictions == loader.labels).mean()), predictions
 
 
-def rng_state(rng):
-    from minicnn.data.loader import _pcg64_state_to_array
-
-    return _pcg64_state_to_array(rng.bit_generator.state)
-
-
-def set_rng_state(rng, words):
-    from minicnn.data.loader import _array_to_pcg64_state
-
-    rng.bit_generator.state = _array_to_pcg64_state(words)
-
-
 def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader):
-    from minicnn.random import default_rng
+    from minicnn.random import default_rng, get_rng_state
 
     return {
         "format": CHECKPOINT_FORMAT,
@@ -301,7 +362,7 @@ def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader)
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "loader": loader.state_dict(),
-        "global_rng": rng_state(default_rng()),
+        "global_rng": get_rng_state(default_rng()),
     }
 
 
@@ -345,33 +406,57 @@ def merge_resume_config(args, saved):
             raise Fail(f"{flag} {value} differs from the checkpoint's {saved[key]}; a resumed run keeps "
                        f"its settings (omit {flag})")
     if "epochs" in args.given and args.epochs != saved["epochs"]:
-        if saved["scheduler"] in ("cosine", "onecycle"):
-            raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']} "
+        if schedule_spans_the_epochs(saved):
+            derived = " with the step size derived from the epochs" if saved["scheduler"] == "step" else ""
+            raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']}{derived} "
                        f"(its schedule spans the {saved['epochs']} epochs of the original run)")
         config["epochs"] = args.epochs
+    check_used_flags(args.given - {"optimizer", "scheduler"}, config)
     return config
 
 
 def print_confusion_matrix(labels, predictions, classes):
+    """Print the confusion matrix (rows: true class, named when the classes have names; columns:
+    predicted class index) and return it."""
     from sklearn.metrics import confusion_matrix
 
     matrix = confusion_matrix(labels, predictions, labels=np.arange(len(classes)))
     width = max(4, len(str(matrix.max())) + 1)
-    print("confusion matrix (rows: true class, columns: predicted):")
-    print(" " * 6 + "".join(f"{c:>{width}}" for c in range(len(classes))))
-    for c, row in enumerate(matrix):
-        print(f"{c:>4}  " + "".join(f"{v:>{width}}" for v in row))
+    named = any(name != str(c) for c, name in enumerate(classes))
+    rows = [f"{c} {name}" if named else str(c) for c, name in enumerate(classes)]
+    first = max(4, max(len(r) for r in rows))
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    print(" " * (first + 2) + "".join(f"{c:>{width}}" for c in range(len(classes))))
+    for row, counts in zip(rows, matrix):
+        print(f"{row:>{first}}  " + "".join(f"{v:>{width}}" for v in counts))
     return matrix
 
 
-def save_curves(path, history, title):
-    """``curves.png``: loss and accuracy per epoch; False when matplotlib is not installed."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or None when matplotlib is not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
+        return None
+    return plt
+
+
+def _save_figure(plt, fig, path):
+    from minicnn._io import atomic_write
+
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def save_curves(path, history, title):
+    """``curves.png``: loss and accuracy per epoch (ticks on whole epochs); False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
         return False
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
@@ -381,31 +466,69 @@ def save_curves(path, history, title):
     ax_acc.plot(epochs, [100 * r["test_accuracy"] for r in history], "o-", label="test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title=f"{title}: accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    _save_figure(plt, fig, path)
+    return True
+
+
+def save_confusion(path, matrix, classes, title):
+    """``confusion.png``: the confusion matrix normalised per true class (each row sums to 1, shown in
+    %); False without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.6 * k, 1.2 + 0.6 * k))
+    image = ax.imshow(100 * share, cmap="Blues", vmin=0, vmax=100)
+    for i in range(k):
+        for j in range(k):
+            if matrix[i, j]:
+                ax.text(j, i, f"{100 * share[i, j]:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), classes, rotation=45 if any(len(c) > 2 for c in classes) else 0, ha="right"
+                  if any(len(c) > 2 for c in classes) else "center")
+    ax.set_yticks(range(k), classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"{title}: test set, % of each true class")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    _save_figure(plt, fig, path)
     return True
 
 
 def main(argv=None):
+    """The ``minicnn-train`` command: returns the exit status (0, 1 bad input or non-finite loss,
+    2 bad flags, 130 interrupted)."""
     args = parse_args(argv)
+    created = []  # the output folders this run made: removed again if it ends before any epoch is saved
     try:
-        return run(args)
+        return run(args, created)
+    except UsageError as e:
+        build_parser().print_usage(sys.stderr)
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     except Fail as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before training started (loading, compiling): nothing written yet
         print(f"\n{PROG}: interrupted before the first epoch; nothing saved", file=sys.stderr)
         return 130
+    finally:
+        remove_empty(created)
 
 
-def run(args):
+def setup(args, created):
+    """Everything before the first epoch, checked before OUT is touched: the configuration (from the
+    flags or the checkpoint), the data, loaders, model, optimizer, scheduler, the restored state of a
+    resumed run, and the output folder. Returns a dict of them (``fit`` and ``report`` take it)."""
     import minicnn
     from minicnn import data, nn
+    from minicnn.random import default_rng, set_rng_state
 
-    # 1. Everything that can be wrong with the input is checked before OUT is touched.
     resume = None
     if args.resume is not None:
         resume = read_checkpoint(args.resume)
@@ -415,26 +538,29 @@ def run(args):
     else:
         config = resolve_defaults({key: getattr(args, key) for key in RUN_KEYS})
     config["data_dir"] = os.path.abspath(args.data_dir) if args.data_dir is not None else None
+    out = args.out if args.out is not None else (
+        os.path.dirname(os.path.abspath(args.resume)) if args.resume else None)  # else: named after the data
+    continues = resume is not None and os.path.abspath(out) == os.path.dirname(os.path.abspath(args.resume))
+    if out is not None and os.path.isdir(out) and holds_a_run(out) and not continues and not args.overwrite:
+        raise Fail(f"{out} holds another run ({', '.join(n for n in RUN_FILES if os.path.exists(os.path.join(out, n)))}); "
+                   "pass --overwrite to replace it, --resume CHECKPOINT to continue it, or another --out")
     if args.threads is not None:
-        try:
-            minicnn.set_num_threads(args.threads)
-        except ValueError as e:
-            raise Fail(f"--threads: {e}") from None
+        minicnn.set_num_threads(args.threads)  # in range: parse_args checked it
     try:
         info, (train_x, train_y), (test_x, test_y) = load_data(config, args.data_dir, not args.no_download)
-    except data.DatasetNotFoundError as e:
-        raise Fail(str(e)) from None
-    except (ValueError, OSError) as e:  # corrupt, truncated or foreign files
+    except (data.DatasetNotFoundError, ValueError, OSError) as e:  # missing, corrupt, truncated or foreign
         raise Fail(str(e)) from None
     config["dataset"] = info["name"]  # auto resolved; a resume continues on the same dataset
     if resume is not None and resume[1]["dataset"] != info["name"]:
         raise Fail(f"the checkpoint was trained on {resume[1]['dataset']}, but {info['name']} was loaded")
 
+    if out is None:
+        out = os.path.join("runs", f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+
     train_loader = data.DataLoader(train_x, train_y, config["batch_size"], shuffle=True, seed=config["seed"],
                                    mean=info["mean"], std=info["std"])
     test_loader = data.DataLoader(test_x, test_y, EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
     model, optimizer, scheduler = build(config, len(train_loader))
-    criterion = nn.CrossEntropyLoss()
     history, start_epoch = [], 0
     if resume is not None:
         ckpt, _, history, start_epoch = resume
@@ -450,49 +576,105 @@ def run(args):
             if scheduler is not None:
                 scheduler.load_state_dict(ckpt["scheduler"])
             train_loader.load_state_dict(ckpt["loader"])
-            from minicnn.random import default_rng
             set_rng_state(default_rng(), ckpt["global_rng"])
         except (TypeError, ValueError, KeyError) as e:
             raise Fail(f"checkpoint {args.resume} has a damaged optimizer/scheduler/loader state: {e}") from None
-
-    out = args.out
-    if out is None:
-        out = (os.path.dirname(os.path.abspath(args.resume)) if args.resume else
-               os.path.join("runs", f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}"))
     try:
-        os.makedirs(out, exist_ok=True)
+        created.extend(make_folders(out))
     except OSError as e:
         raise Fail(f"cannot create output folder {out}: {e}") from None
-    checkpoint_path = os.path.join(out, "checkpoint.npz")
-    metrics_path = os.path.join(out, "metrics.json")
+    if args.overwrite and not continues:
+        for name in RUN_FILES:
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+    return {"config": config, "info": info, "out": out, "train_loader": train_loader, "test_loader": test_loader,
+            "model": model, "optimizer": optimizer, "scheduler": scheduler, "criterion": nn.CrossEntropyLoss(),
+            "history": history, "start_epoch": start_epoch, "resume": args.resume,
+            "checkpoint_path": os.path.join(out, "checkpoint.npz"), "metrics_path": os.path.join(out, "metrics.json")}
 
-    # 2. Train.
+
+def run(args, created):
+    """``setup``, the warm-up, ``fit``, ``report``; returns the exit status."""
+    import minicnn
+
+    s = setup(args, created)
+    config, info, model = s["config"], s["info"], s["model"]
     print(info["line"], flush=True)
     print(f"model: {ARCHITECTURE}, {sum(p.data.size for p in model.parameters())} parameters; "
           f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
-          f"scheduler {config['scheduler']}, batch {config['batch_size']}, seed {config['seed']}, "
-          f"threads {minicnn.get_num_threads()}; output in {out}", flush=True)
-    if resume is not None:
-        print(f"resuming from {args.resume} after epoch {start_epoch}", flush=True)
-    compile_seconds = minicnn.warmup()
+          f"scheduler {describe_schedule(config)}, batch {config['batch_size']}, seed {config['seed']}, "
+          f"threads {minicnn.get_num_threads()}; output in {s['out']}", flush=True)
+    if s["resume"] is not None:
+        print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
+    # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
+    # first batch comes as early as possible.
+    compile_seconds = minicnn.warmup(model, (config["batch_size"],) + s["train_loader"].images.shape[1:],
+                                     s["optimizer"], s["criterion"], eval=False, progress=not args.no_progress)
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
+    s["metrics"] = {"config": config, "run": run_info(s), "compile_seconds": compile_seconds,
+                    "epochs": s["history"]}
+    status = fit(s, args)
+    if status:
+        return status
+    try:
+        report(s, args.no_plot)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted after the last epoch: {s['checkpoint_path']} and {s['metrics_path']} are complete",
+              file=sys.stderr)
+        return 130
+    return 0
 
-    run_info = {"threads": minicnn.get_num_threads(), "dataset_title": info["title"],
-                "train_images": int(len(train_y)), "test_images": int(len(test_y)),
-                "normalize": [info["mean"], info["std"]], "numpy": np.__version__,
-                "minicnn": minicnn.__version__}
-    metrics = {"config": config, "run": run_info, "compile_seconds": compile_seconds, "epochs": history}
+
+def describe_schedule(config):
+    if config["scheduler"] == "step":
+        return f"step (every {step_size_of(config)} epochs x {config['gamma']:g})"
+    if config["scheduler"] == "multistep":
+        return f"multistep (x {config['gamma']:g})"
+    return config["scheduler"]
+
+
+def run_info(s):
+    import minicnn
+
+    return {"threads": minicnn.get_num_threads(), "dataset_title": s["info"]["title"],
+            "train_images": int(len(s["train_loader"].labels)), "test_images": int(len(s["test_loader"].labels)),
+            "normalize": [s["info"]["mean"], s["info"]["std"]], "step_size": step_size_of(s["config"]),
+            "numpy": np.__version__, "minicnn": minicnn.__version__}
+
+
+def save_run(s, saved):
+    """Write the checkpoint and metrics of ``saved`` = (checkpoint dict, metrics dict), each atomically."""
+    import minicnn
+    from minicnn._io import write_json
+
+    minicnn.save(saved[0], s["checkpoint_path"])
+    write_json(s["metrics_path"], saved[1])
+
+
+def fit(s, args):
+    """The epochs from ``start_epoch + 1`` to the configured number, saving after each; returns None when
+    all ran, else the exit status (130 interrupted, 1 non-finite loss)."""
+    import minicnn
+
+    config, model, optimizer, scheduler = s["config"], s["model"], s["optimizer"], s["scheduler"]
+    train_loader, test_loader, criterion, metrics = s["train_loader"], s["test_loader"], s["criterion"], s["metrics"]
     batch_scheduler = scheduler if config["scheduler"] == "onecycle" else None
     epoch_scheduler = scheduler if batch_scheduler is None else None
-    last_saved = None  # the checkpoint of the last completed epoch
-    epoch = start_epoch
+    history = s["history"]
+    last_saved = None  # the checkpoint and metrics of the last completed epoch
+    epoch = s["start_epoch"]
+    n_train = len(train_loader.labels)
     try:
-        for epoch in range(start_epoch + 1, config["epochs"] + 1):
+        for epoch in range(s["start_epoch"] + 1, config["epochs"] + 1):
             lr = optimizer.param_groups[0]["lr"]
             start = time.perf_counter()
             train_loss, train_acc = train_epoch(model, criterion, optimizer, batch_scheduler, train_loader,
                                                 f"epoch {epoch}/{config['epochs']}", not args.no_progress)
             train_seconds = time.perf_counter() - start
+            if epoch == s["start_epoch"] + 1:  # the evaluation's kernels, timed apart from the epoch
+                metrics["compile_seconds"] += minicnn.warmup(model, (EVAL_BATCH_SIZE,) + test_loader.images.shape[1:],
+                                                             loss=criterion, train=False,
+                                                             progress=not args.no_progress)
             start = time.perf_counter()
             test_loss, test_acc, predictions = evaluate(model, criterion, test_loader)
             test_seconds = time.perf_counter() - start
@@ -500,17 +682,22 @@ def run(args):
                 epoch_scheduler.step()
             record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
                       "test_loss": test_loss, "test_accuracy": test_acc, "train_seconds": train_seconds,
-                      "images_per_second": len(train_y) / train_seconds, "test_seconds": test_seconds}
+                      "images_per_second": n_train / train_seconds, "test_seconds": test_seconds}
             history = history + [record]
             metrics["epochs"] = history
             last_saved = (make_checkpoint(config, epoch, history, model, optimizer, scheduler, train_loader),
                           dict(metrics))
-            minicnn.save(last_saved[0], checkpoint_path)
-            write_json(metrics_path, last_saved[1])
+            save_run(s, last_saved)
             print(f"epoch {epoch}/{config['epochs']}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
                   f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | {train_seconds:.1f} s, "
-                  f"{len(train_y) / train_seconds:.0f} img/s (test {test_seconds:.1f} s) | lr {lr:.3g}",
+                  f"{n_train / train_seconds:.0f} img/s (test {test_seconds:.1f} s) | lr {lr:.3g}",
                   flush=True)
+    except NonFiniteLoss as e:
+        kept = (f"the checkpoint of epoch {epoch - 1} in {s['checkpoint_path']} is kept"
+                if epoch - 1 > 0 else "no epoch completed, nothing saved")
+        print(f"{PROG}: error: epoch {epoch}: {e}; training stopped ({kept}). A smaller --lr usually helps.",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the save
@@ -520,35 +707,36 @@ def run(args):
             print(f"\ninterrupted during epoch {epoch}: no epoch completed, nothing saved", file=sys.stderr)
         else:
             # Rewrite the last completed epoch's files: an interrupt may have hit their first write.
-            minicnn.save(last_saved[0], checkpoint_path)
-            write_json(metrics_path, last_saved[1])
+            save_run(s, last_saved)
             done = last_saved[0]["epoch"]
-            print(f"\ninterrupted during epoch {epoch}: checkpoint of epoch {done} in {checkpoint_path}; "
-                  f"continue with --resume {checkpoint_path}", file=sys.stderr)
+            print(f"\ninterrupted during epoch {epoch}: checkpoint of epoch {done} in {s['checkpoint_path']}; "
+                  f"continue with --resume {s['checkpoint_path']}", file=sys.stderr)
         return 130
-
-    try:
-        report(metrics, metrics_path, history, test_y, predictions, out, info, args.no_plot)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted after the last epoch: {checkpoint_path} and {metrics_path} are complete",
-              file=sys.stderr)
-        return 130
-    return 0
+    s["history"], s["predictions"] = history, predictions
+    return None
 
 
-def report(metrics, metrics_path, history, test_y, predictions, out, info, no_plot):
-    """The confusion matrix (printed and added to metrics.json), the final accuracy, curves.png."""
-    matrix = print_confusion_matrix(test_y, predictions, range(10))
+def report(s, no_plot):
+    """The confusion matrix (printed, added to metrics.json, and confusion.png), the final accuracy,
+    curves.png."""
+    from minicnn._io import write_json
+
+    metrics, history, info, out = s["metrics"], s["history"], s["info"], s["out"]
+    matrix = print_confusion_matrix(s["test_loader"].labels, s["predictions"], info["classes"])
     metrics["confusion_matrix"] = matrix.tolist()
-    write_json(metrics_path, metrics)
+    metrics["classes"] = list(info["classes"])
+    write_json(s["metrics_path"], metrics)
     best = max(history, key=lambda r: r["test_accuracy"])
     print(f"final test accuracy {100 * history[-1]['test_accuracy']:.2f}% "
-          f"(best {100 * best['test_accuracy']:.2f}% at epoch {best['epoch']}); {metrics_path}")
+          f"(best {100 * best['test_accuracy']:.2f}% at epoch {best['epoch']}); {s['metrics_path']}")
     if not no_plot:
-        if save_curves(os.path.join(out, "curves.png"), history, info["title"]):
-            print(f"curves: {os.path.join(out, 'curves.png')}")
+        curves, confusion = os.path.join(out, "curves.png"), os.path.join(out, "confusion.png")
+        if save_curves(curves, history, info["title"]):
+            save_confusion(confusion, matrix, info["classes"], info["title"])
+            print(f"curves: {curves}; confusion matrix: {confusion}")
         else:
-            print("curves.png not written: matplotlib is not installed (pip install 'minicnn[plot]')")
+            print("curves.png and confusion.png not written: matplotlib is not installed "
+                  "(pip install 'minicnn[plot]')")
 
 
 if __name__ == "__main__":

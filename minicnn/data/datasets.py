@@ -11,20 +11,19 @@ folder to use its ``data/``). A folder holds the four standard files, each gzipp
     train-images-idx3-ubyte(.gz)  train-labels-idx1-ubyte(.gz)
     t10k-images-idx3-ubyte(.gz)   t10k-labels-idx1-ubyte(.gz)
 
-Files that are missing are downloaded (``download=True``) from the dataset's mirrors, each checked
-against its known MD5 before it is moved into place (written to a temporary file in the same folder,
-then ``os.replace``), so a folder never holds a partial or wrong file under a standard name.
+Files that are missing are downloaded (``download=True``) from the dataset's mirrors over HTTP(S) with
+``pooch``'s downloader (a progress bar; a mirror that does not answer for ``DOWNLOAD_TIMEOUT`` seconds
+is given up, by name, for the next), each checked against its known MD5 before it is moved into place
+(``minicnn._io.atomic_write``), so a folder never holds a partial or wrong file under a standard name.
 """
 import hashlib
 import os
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._io import atomic_write
 from .idx import read_idx_images, read_idx_labels
 
 #: The two parts of every dataset and their (images, labels) file names, without ``.gz``.
@@ -32,7 +31,7 @@ SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-DOWNLOAD_TIMEOUT = 60  # seconds without data before a mirror is given up
+DOWNLOAD_TIMEOUT = 15  # seconds without an answer (connecting, or between data) before a mirror is given up
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -117,23 +116,52 @@ def _splits(split):
     raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
 
 
-def _fetch(url, destination, md5):
-    """Download ``url`` to ``destination`` through a temporary file, checking its MD5 first."""
-    folder = os.path.dirname(destination) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(destination) + ".", suffix=".part")
-    try:
-        digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            while chunk := response.read(1 << 16):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != md5:
-            raise ValueError(f"checksum mismatch: MD5 {digest.hexdigest()}, expected {md5}")
-        os.replace(tmp, destination)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+class _Hashing:
+    """What the downloader writes into: the temporary file, with the MD5 computed on the way."""
+
+    def __init__(self, f):
+        self.f, self.md5 = f, hashlib.md5()
+
+    def write(self, chunk):
+        self.md5.update(chunk)
+        return self.f.write(chunk)
+
+    def flush(self):
+        self.f.flush()
+
+
+def _fetch(url, destination, md5, quiet=False):
+    """Download ``url`` to ``destination`` (through ``minicnn._io.atomic_write``, so that a partial or
+    wrong file never gets the final name), checking its MD5 first. ``pooch``'s HTTP downloader (requests)
+    gives up after ``DOWNLOAD_TIMEOUT`` seconds without an answer; unless ``quiet``, a progress bar."""
+    import pooch
+    from tqdm import tqdm
+
+    def write(f):
+        out = _Hashing(f)
+        # total=1 until pooch sets the announced length (pooch tests the bar's truth, which needs a total)
+        bar = False if quiet else tqdm(total=1, desc=os.path.basename(destination), unit="B", unit_scale=True,
+                                       file=sys.stderr, dynamic_ncols=True, delay=0.5)
+        try:
+            pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT)(url, out, None)
+        finally:
+            if bar is not False:
+                bar.close()
+        if out.md5.hexdigest() != md5:
+            raise ValueError(f"checksum mismatch: MD5 {out.md5.hexdigest()}, expected {md5}")
+
+    atomic_write(destination, write)
+
+
+def _reason(error):
+    """A short reason for a failed download (requests' messages nest the whole connection pool)."""
+    import requests
+
+    if isinstance(error, requests.exceptions.Timeout):
+        return f"no answer within {DOWNLOAD_TIMEOUT} s"
+    if isinstance(error, requests.exceptions.ConnectionError):
+        return f"cannot connect: {str(error).rsplit(': ', 1)[-1].strip(chr(34) + chr(39) + ')')[:120]}"
+    return str(error)[:200]
 
 
 def _missing_message(spec, folder, missing, splits, reason):
@@ -166,13 +194,16 @@ def download_files(spec, folder, bases, quiet=False):
             for mirror in spec.mirrors:
                 url = mirror.rstrip("/") + "/" + name
                 if not quiet:
-                    print(f"Downloading {url}", file=sys.stderr)
+                    print(f"Downloading {url}", file=sys.stderr, flush=True)
                 try:
-                    _fetch(url, os.path.join(folder, name), spec.md5[name])
+                    _fetch(url, os.path.join(folder, name), spec.md5[name], quiet)
                     break
-                except (OSError, ValueError) as e:  # URLError and timeouts are OSErrors
-                    reason = e.reason if isinstance(e, urllib.error.URLError) else e
-                    errors.append(f"{url}: {reason}")
+                except (OSError, ValueError) as e:  # requests' errors (timeouts too) are OSErrors
+                    errors.append(f"{url}: {_reason(e)}")
+                    if not quiet:
+                        print(f"  {mirror} failed ({_reason(e)}); "
+                              + ("trying the next mirror" if mirror != spec.mirrors[-1] else "no mirror left"),
+                              file=sys.stderr, flush=True)
             else:
                 raise DatasetNotFoundError("download failed: " + "; ".join(errors))
     except BaseException:

@@ -4,25 +4,7 @@ import numbers
 
 import numpy as np
 
-from ..random import as_rng
-
-
-def _pcg64_state_to_array(state):
-    """A PCG64 ``bit_generator.state`` dict as 6 uint64 words (the 128-bit ints split in two), so
-    that it can be saved in an ``.npz`` file."""
-    s, inc = state["state"]["state"], state["state"]["inc"]
-    mask = (1 << 64) - 1
-    return np.array([s >> 64, s & mask, inc >> 64, inc & mask, state["has_uint32"], state["uinteger"]],
-                    dtype=np.uint64)
-
-
-def _array_to_pcg64_state(words):
-    words = [int(w) for w in np.asarray(words, dtype=np.uint64).reshape(-1)]
-    if len(words) != 6:
-        raise ValueError(f"loader state 'rng' must hold 6 uint64 words, got {len(words)}")
-    return {"bit_generator": "PCG64",
-            "state": {"state": (words[0] << 64) | words[1], "inc": (words[2] << 64) | words[3]},
-            "has_uint32": words[4], "uinteger": words[5]}
+from ..random import as_rng, get_rng_state, set_rng_state
 
 
 class DataLoader:
@@ -103,18 +85,13 @@ class DataLoader:
 
     def state_dict(self):
         """``{"rng": uint64 array}``: the shuffling generator's state (PCG64)."""
-        state = self._rng.bit_generator.state
-        if state["bit_generator"] != "PCG64":
-            raise TypeError(f"state_dict supports PCG64 generators only, got {state['bit_generator']}")
-        return {"rng": _pcg64_state_to_array(state)}
+        return {"rng": get_rng_state(self._rng)}
 
     def load_state_dict(self, state):
         """Restore the shuffling generator saved by ``state_dict``."""
         if not hasattr(state, "keys") or "rng" not in state:
             raise ValueError("loader state must be a dict with key 'rng'")
-        if self._rng.bit_generator.state["bit_generator"] != "PCG64":
-            raise TypeError("load_state_dict supports PCG64 generators only")
-        self._rng.bit_generator.state = _array_to_pcg64_state(state["rng"])
+        set_rng_state(self._rng, state["rng"])
 
     def __repr__(self):
         return (f"DataLoader({len(self.labels)} images {self.images.shape[1:]}, batch_size={self.batch_size}, "
