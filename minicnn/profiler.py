@@ -46,6 +46,7 @@ import numba
 import numpy as np
 from numba.core import event as numba_event
 
+from ._io import atomic_write, write_json
 from .nn.module import (Module, register_module_forward_hook, register_module_forward_pre_hook,
                         register_module_full_backward_hook, register_module_full_backward_pre_hook)
 
@@ -502,12 +503,12 @@ class profile:
 
     def export_chrome_trace(self, path):
         """Write the Chrome trace-event JSON (``{"traceEvents": [...]}``) to ``path``, atomically."""
-        data = {"traceEvents": self.trace_events(), "displayTimeUnit": "ms"}
-        _write_atomic(path, json.dumps(data).encode("utf-8"))
+        data = json.dumps({"traceEvents": self.trace_events(), "displayTimeUnit": "ms"}).encode("utf-8")
+        atomic_write(path, lambda f: f.write(data))
 
     def export_json(self, path):
         """Write ``stats()`` as JSON to ``path``, atomically."""
-        _write_atomic(path, json.dumps(self.stats(), indent=2).encode("utf-8"))
+        write_json(path, self.stats())
 
     def plot(self, path, step=None):
         """A PNG chart (needs matplotlib): the timeline of one counted step (the last; ``step`` = its
@@ -553,7 +554,7 @@ class profile:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120)
         plt.close(fig)
-        _write_atomic(path, buf.getvalue())
+        atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 @contextlib.contextmanager
@@ -591,19 +592,3 @@ def markdown_table(header, rows):
         return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
 
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows])
-
-
-def _write_atomic(path, data):
-    """Write ``data`` (bytes) to ``path`` through a temporary file renamed over it (umask respected)."""
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

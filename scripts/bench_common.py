@@ -273,6 +273,8 @@ def print_targets(targets):
 
 
 def write_json(path, data):
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    """``data`` as JSON at ``path``, through minicnn's one atomic writer."""
+    from minicnn._io import write_json
+
+    write_json(path, data)
     print(f"\nResults written to {path}")

@@ -50,7 +50,6 @@ cache. Nothing is written unless ``--json PATH`` is given. The BLAS libraries ar
 each contender's thread setting is made once, in its own library (see ``bench_common.ThreadSettings``).
 """
 import argparse
-import inspect
 import re
 import sys
 import time

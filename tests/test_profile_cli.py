@@ -120,3 +120,13 @@ def test_script_shim_runs_from_any_folder(tmp_path):
                           capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| LeNet5.0 " in proc.stdout and list(tmp_path.iterdir()) == []
+
+
+def test_the_scripts_folder_does_not_shadow_the_standard_profile_module():
+    # scripts/profile.py has the standard library's name; cProfile (imported by PyTorch) must still work
+    # for a script in that folder, which has the folder first on sys.path.
+    proc = subprocess.run([sys.executable, "-c", "import cProfile, profile; print(profile.__file__); "
+                           "cProfile.run('1 + 1', '/dev/null')"], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.join(ROOT, "scripts"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not proc.stdout.strip().startswith(os.path.join(ROOT, "scripts"))

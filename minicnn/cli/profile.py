@@ -25,7 +25,6 @@ Bad input: a one-line message on stderr and exit status 2.
 """
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import sys
@@ -454,10 +453,10 @@ def _run(args):
     print(text)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        from ..profiler import _write_atomic
+        from .._io import atomic_write, write_json
 
-        _write_atomic(os.path.join(args.out, "table.md"), (text + "\n").encode("utf-8"))
-        _write_atomic(os.path.join(args.out, "profile.json"), json.dumps(report, indent=2).encode("utf-8"))
+        atomic_write(os.path.join(args.out, "table.md"), lambda f: f.write((text + "\n").encode("utf-8")))
+        write_json(os.path.join(args.out, "profile.json"), report)
         prof.export_chrome_trace(os.path.join(args.out, "trace.json"))
         written = ["table.md", "profile.json", "trace.json"]
         try:
