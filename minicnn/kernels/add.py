@@ -1,15 +1,14 @@
 """Elementwise sum of two same-shape arrays, the add of residual connections and of branch gradients.
 
 Memory-bound like ReLU: serial below ``_config.ELEMENTWISE_PARALLEL_MIN_SIZE`` values, split into one
-contiguous chunk per Numba thread above it. The threshold is ReLU's (measured there); the add
-reads two arrays instead of one and was not measured separately.
+contiguous chunk per Numba thread from there on. The threshold was measured on ReLU (see ``_config``);
+the add reads two arrays instead of one and was not measured separately.
 """
 import numba
 import numpy as np
 from numba import prange
 
-from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE as PARALLEL_MIN_SIZE
-from .._config import jit, jit_parallel
+from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE, jit, jit_parallel
 
 
 @jit
@@ -43,7 +42,7 @@ def add(a, b, out=None):
     fast = fast and out.dtype == a.dtype and out.shape == a.shape and out.flags.c_contiguous
     if not fast:
         return np.add(a, b, out=out)
-    if out.size >= PARALLEL_MIN_SIZE:
+    if out.size >= ELEMENTWISE_PARALLEL_MIN_SIZE:
         _add_parallel(a.reshape(-1), b.reshape(-1), out.reshape(-1), numba.get_num_threads())
     else:
         _add(a.reshape(-1), b.reshape(-1), out.reshape(-1))
