@@ -5,7 +5,8 @@ plain-NumPy im2col baseline and PyTorch (CPU, float32), in one run, interleaved.
                                     [--case SPEC ...] [--json PATH]
 
 Cases: by default LeNet-5's convolutions, two larger ones and 2x2 pooling on three shapes; or your own
-with ``--case`` (repeatable), in this syntax (each size an int, or ``HxW`` for height and width):
+with ``--case`` (repeatable), in this syntax (each size an int, or ``HxW`` for height and width; quote
+it in a shell, where ``>`` redirects):
 
     conv:N,C,H,W->F[,k=3][,s=1][,p=0][,d=1][,g=1][,nobias][,nodx]
         F output channels, kernel k, stride s, zero padding p, dilation d, groups g;
@@ -14,7 +15,7 @@ with ``--case`` (repeatable), in this syntax (each size an int, or ``HxW`` for h
     avgpool:N,C,H,W[,k=2][,s=k][,p=0][,ceil][,nopad]
         ceil: ceil_mode; nopad: count_include_pad=False
 
-e.g. ``--case conv:32,64,56,56->64,k=3,p=1 --case conv:8,32,28,28->32,k=3,p=1,g=32 --case
+e.g. ``--case 'conv:32,64,56,56->64,k=3,p=1' --case 'conv:8,32,28,28->32,k=3,p=1,g=32' --case
 maxpool:32,64,112,112,k=3,s=2,p=1``. A contender that cannot run a case (an algorithm that does not
 support it, an option this minicnn or the NumPy baseline lacks) is left out of that case, and the
 reason is printed.
@@ -129,7 +130,8 @@ def parse_case(text):
     if kind == "conv":
         dims, arrow, tail = rest.partition("->")
         if not arrow:
-            fail("a convolution needs '->F' after N,C,H,W (F: output channels), e.g. conv:8,3,32,32->16,k=3")
+            fail("a convolution needs '->F' after N,C,H,W (F: output channels), e.g. 'conv:8,3,32,32->16,k=3' "
+                 "(in quotes: in a shell '>' redirects)")
         F_text, *options = tail.split(",")
         if not re.fullmatch(r"\d+", F_text.strip()) or int(F_text) < 1:
             fail(f"F (the output channels after '->') must be an integer >= 1, got {F_text!r}")
@@ -230,7 +232,7 @@ def conv_contenders(mc, torch, case, x, dy):
     weight = ref.weight.data if ref is not None else np.random.default_rng(0).standard_normal(
         (case.out_channels, case.shape[1] // case.groups) + case.kernel).astype(np.float32) * 0.1
     bias = (ref.bias.data if ref is not None and ref.bias is not None else np.zeros(case.out_channels, np.float32))
-    for algorithm in conv_algorithms(mc):
+    for algorithm in conv_algorithms(mc) if ref is not None else ():
         try:
             layer = _minicnn_conv(mc, case, algorithm)
             layer.load_state_dict(ref.state_dict())

@@ -368,7 +368,8 @@ def _ms(v):
 # -- main ------------------------------------------------------------------------------------------------
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__[__doc__.index("A step"):], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 epilog=__doc__[__doc__.index("A step"):],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lenet5",
                     help="a model of minicnn.models by name (default lenet5), or path/to/file.py:factory (a function "
                          "returning a minicnn Module)")
@@ -377,7 +378,8 @@ def parse_args(argv):
     ap.add_argument("--steps", type=int, default=20, help="profiled steps after the warm-up (default 20)")
     ap.add_argument("--warmup", type=int, default=2, help="steps first, left out of the statistics (default 2)")
     ap.add_argument("--threads", type=int, help="threads for minicnn (and PyTorch); default: Numba's default")
-    ap.add_argument("--mode", choices=("train", "eval"), default="train", help="training step (default) or forward only")
+    ap.add_argument("--mode", choices=("train", "eval"), default="train",
+                    help="training step (default) or forward only")
     ap.add_argument("--sort-by", default="order", help="table order: order (default), self, total, calls, gflops, name")
     ap.add_argument("--algorithms", action="store_true", help="time every convolution under each algorithm")
     ap.add_argument("--torch", action="store_true", help="PyTorch twin of the model, layer by layer side by side")
