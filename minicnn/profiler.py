@@ -536,7 +536,9 @@ class profile:
             y = depth - 1 - c["depth"] + (0.5 if c["phase"] == "backward" else 0.0)
             ax1.barh(y, w, left=x0, height=0.45, color=colour[c["type"]], edgecolor="black", linewidth=0.3)
             if w > (e - s) * 1e3 * 0.04:
-                ax1.text(x0 + w / 2, y, c["name"].rsplit(".", 1)[-1], ha="center", va="center", fontsize=7)
+                short = c["name"].rsplit(".", 1)[-1]
+                label = f"{short} {c['type']}" if short != c["type"] else short
+                ax1.text(x0 + w / 2, y, label, ha="center", va="center", fontsize=7)
         ax1.set_yticks([d + off for d in range(depth) for off in (0.0, 0.5)])
         ax1.set_yticklabels([f"depth {depth - 1 - d} {p}" for d in range(depth) for p in ("fwd", "bwd")], fontsize=7)
         ax1.set_xlabel("ms since the step started")
