@@ -156,7 +156,9 @@ class profile:
     ``modules`` and their sub-modules (none given: every ``Module``; those alive when the block starts are
     named by their path in their outermost module, others ``Type#k``).
 
-    After the block: ``prof.stats()`` (a JSON-ready dict), ``prof.table(sort_by=...)``,
+    With ``peaks=True`` the first ``stats()`` / ``table()`` measures this machine's peaks (about a second,
+    once per process and thread count; ``minicnn._peak``). After the block: ``prof.stats()`` (a JSON-ready
+    dict), ``prof.table(sort_by=...)``,
     ``prof.export_chrome_trace(path)``, ``prof.export_json(path)``, ``prof.plot(path)``. Hooks are removed
     when the block ends, also when it raises. Only calls made on the thread that entered are recorded.
     """
