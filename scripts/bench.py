@@ -177,7 +177,7 @@ def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=N
 
 
 def _rates(samples, key):
-    return {name: bc.summary(d[key]) for name, d in samples.items()}
+    return {name: bc.summary(d[key], 1, "") for name, d in samples.items()}
 
 
 def profile_minicnn(mc, data, batch, steps):

@@ -73,6 +73,11 @@ def blas_libraries():
             for lib in ThreadpoolController().lib_controllers]
 
 
+def set_threads(threads, minicnn=None, torch=None):
+    """``ThreadSettings(threads, minicnn, torch)``: every contender's threads, each in its own library."""
+    return ThreadSettings(threads, minicnn, torch)
+
+
 class ThreadSettings:
     """Each contender's threads, set once, each in its own library, so that no contender's turn changes
     another's settings:
@@ -150,10 +155,11 @@ def print_versions(info):
         print("- Threads per contender, each set once in its own library: " + "; ".join(p for p in parts if p))
 
 
-def summary(values, suffix=""):
-    """Median and spread of ``values``: median, 25th/75th percentiles, IQR, min and count, keys ending in
-    ``suffix`` (e.g. ``"_ms"``)."""
-    a = np.asarray(values, dtype=np.float64)
+def summary(values, scale=1e3, suffix="_ms"):
+    """Median and spread of ``values`` times ``scale``: median, 25th/75th percentiles, IQR, min and count,
+    keys ending in ``suffix``. The defaults take seconds and give milliseconds (``median_ms``, ...);
+    ``summary(rates, 1, "")`` keeps the unit (``median``, ...)."""
+    a = np.asarray(values, dtype=np.float64) * scale
     p25, med, p75 = np.percentile(a, [25, 50, 75])
     out = {"median": float(med), "p25": float(p25), "p75": float(p75), "iqr": float(p75 - p25),
            "min": float(a.min())}

@@ -367,7 +367,7 @@ def run_kernels(mc, torch, cases, rounds, warmup, quick, pause):
         for cname, by_pass in samples.items():
             entry["contenders"][cname] = {}
             for pss, secs in by_pass.items():
-                st = bc.summary(np.asarray(secs) * 1e3, "_ms")
+                st = bc.summary(secs)
                 st["gflops"] = flops[pss] / (st["median_ms"] * 1e-3) / 1e9
                 entry["contenders"][cname][pss] = st
         mine = entry["contenders"].get("minicnn")

@@ -97,7 +97,7 @@ def main(argv=None):
             return {"fwd+bwd": (time.perf_counter() - t0) / args.calls}
 
         samples = bc.interleaved(names, args.repeats, args.warmup, measure_once, args.pause)
-        stats = {n: bc.summary(np.asarray(samples[n]["fwd+bwd"]) * 1e3, "_ms") for n in names}
+        stats = {n: bc.summary(samples[n]["fwd+bwd"]) for n in names}
         row = [name]
         for n in CONTENDERS:
             s = stats.get(n)

@@ -61,7 +61,7 @@ def main(argv=None):
         return {"step_ms": (time.perf_counter() - t0) / args.steps * 1e3}
 
     samples = bc.interleaved(["plain", "profiled"], args.rounds, args.warmup, once, args.pause)
-    res = {name: bc.summary(d["step_ms"], "_ms") for name, d in samples.items()}
+    res = {name: bc.summary(d["step_ms"], 1) for name, d in samples.items()}
     overhead = res["profiled"]["median_ms"] / res["plain"]["median_ms"]
     counted = stats[args.warmup:]
     in_modules = float(np.median([s["in_modules_ms"] for s in counted]))
