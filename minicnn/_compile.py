@@ -175,7 +175,7 @@ class _Bar:
             print(f"compiling {self.what}: this happens once, later runs load the compiled code from the cache",
                   file=self.file, flush=True)
             self.bar = tqdm(desc="kernels compiled", unit=" kernels", file=self.file, dynamic_ncols=True,
-                            mininterval=0.25, bar_format="{desc}: {n_fmt} [{elapsed}] {postfix}")
+                            mininterval=0.25, bar_format="{desc}: {n_fmt} [{elapsed}]{postfix}")
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
         self.bar.set_postfix_str(name.rsplit(".", 1)[-1], refresh=True)
@@ -202,22 +202,15 @@ class _Bar:
 def compile_progress(what, enabled=True, file=None):
     """Within the block, a progress bar (on ``file``, default stderr) counts the kernels being compiled,
     after one line saying that ``what`` is being compiled once; nothing is shown if nothing compiles.
-    The once-per-process notice is not needed then. With ``enabled=False`` the block is silent."""
-    previous_progress, previous_notice = _listener.progress, _listener.notice
-    bar = _Bar(what, file or sys.stderr) if enabled else None
-    _listener.progress = bar if enabled else _Silent()
+    With ``enabled=False`` no bar: the once-per-process notice still says when compiling takes long."""
+    if not enabled:
+        yield
+        return
+    previous = _listener.progress
+    bar = _Bar(what, file or sys.stderr)
+    _listener.progress = bar
     try:
         yield
     finally:
-        _listener.progress = previous_progress
-        _listener.notice = previous_notice
-        if bar is not None:
-            bar.close()
-
-
-class _Silent:
-    def start(self, name):
-        pass
-
-    def end(self, name):
-        pass
+        _listener.progress = previous
+        bar.close()

@@ -15,14 +15,27 @@ from ._validate import _is_int
 JIT_OPTIONS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
+# MINICNN_SERIAL_KERNELS=1 compiles the prange loops of jit_parallel kernels as plain loops: the same
+# arithmetic (the work is split into thread_blocks explicitly, not by prange), compiled 2-3x faster
+# (parfor lowering dominates compile time: LeNet-5's parallel kernels took 24.7 s of CPU against 10.1 s
+# serial, measured with process_time). The test suite uses it (tests/conftest.py); such builds are
+# cached apart (numba.config.CACHE_DIR below), so that a training run never loads a serial build.
+PARALLEL = os.environ.get("MINICNN_SERIAL_KERNELS", "0").strip() in ("", "0")
+if not PARALLEL:
+    numba.config.CACHE_DIR = os.path.join(
+        numba.config.CACHE_DIR or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                               "minicnn"), "serial-kernels")
+
+
 def jit(fn):
     """Compile ``fn`` as a serial kernel."""
     return numba.njit(**JIT_OPTIONS)(fn)
 
 
 def jit_parallel(fn):
-    """Compile ``fn`` as a kernel whose ``prange`` loops run on Numba's thread pool."""
-    return numba.njit(parallel=True, **JIT_OPTIONS)(fn)
+    """Compile ``fn`` as a kernel whose ``prange`` loops run on Numba's thread pool (plain loops with
+    ``MINICNN_SERIAL_KERNELS=1``)."""
+    return numba.njit(parallel=PARALLEL, **JIT_OPTIONS)(fn)
 
 
 def jit_reassoc(fn=None, *, parallel=False):
@@ -81,6 +94,28 @@ def thread_blocks(n):
     """How many blocks to split ``n`` samples or rows into for the block kernels: one per Numba thread,
     at most one per item (each block's GEMM runs on its own thread)."""
     return max(1, min(n, numba.get_num_threads()))
+
+
+# A core counts as taken by other programs for every LOAD_PER_BUSY_CORE of the 1-minute load average
+# (a process spinning on a core adds 1.0). Not yet measured: scripts/bench_load.py measures the choice.
+LOAD_PER_BUSY_CORE = 0.75
+
+
+def load_aware_threads():
+    """How many threads to use now: the cores this process may run on, less those other programs keep
+    busy (``os.getloadavg``), at least 1 and at most ``NUMBA_NUM_THREADS``. On two cores with one other
+    busy process, two threads ran at about half the speed of one (issue 17); one thread per free core
+    degrades no worse than one thread would."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this system: all cores
+        load = 0.0
+    busy = int(load / LOAD_PER_BUSY_CORE)
+    return max(1, min(cores - busy, cores, numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads():

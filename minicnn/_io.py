@@ -66,9 +66,41 @@ def atomic_write(path, write):
     return path
 
 
+def remove_stale_temporaries(folder):
+    """Remove the temporary files ``atomic_write`` left in ``folder`` when its process was killed (SIGKILL,
+    power loss: no handler ran), i.e. ``.name.<pid>.<hex>.tmp`` whose process is gone."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        parts = name.rsplit(".", 3)
+        if not (name.startswith(".") and name.endswith(".tmp") and len(parts) == 4 and parts[1].isdigit()):
+            continue
+        pid = int(parts[1])
+        if pid != os.getpid():
+            try:
+                os.kill(pid, 0)
+                continue  # still running: its write may be under way
+            except ProcessLookupError:
+                pass
+            except OSError:  # e.g. another user's process
+                continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def _plain(o):
+    """What JSON cannot hold directly: numpy arrays and scalars as lists and numbers, anything else as text."""
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
 def write_json(path, obj):
-    """``obj`` as indented JSON (UTF-8, a final newline), written atomically."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    """``obj`` as indented JSON (UTF-8, a final newline), written atomically; numpy arrays and scalars
+    become lists and numbers."""
+    text = json.dumps(obj, indent=2, ensure_ascii=False, default=_plain) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 

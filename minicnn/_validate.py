@@ -251,3 +251,15 @@ def class_indices(name, labels, n, num_classes):
             raise ValueError(f"{name} must be class indices in [0, {num_classes}) for {num_classes} classes, "
                              f"got {bad}")
     return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def inplace_array(name, a):
+    """``a`` checked as a writeable C-contiguous numeric ndarray (for operations that work in place)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous array (it is updated in place), got a "
+                         f"{'read-only' if not a.flags.writeable else 'non-contiguous'} array")
+    return a

@@ -279,8 +279,7 @@ def print_targets(targets):
 
 
 def write_json(path, data):
-    """``data`` as JSON at ``path``, through minicnn's one atomic writer."""
-    from minicnn._io import write_json
+    from minicnn._io import write_json as write
 
-    write_json(path, data)
+    write(path, data)
     print(f"\nResults written to {path}")

@@ -1,7 +1,12 @@
 import os
 
-import numpy as np
-import pytest
+# Before anything imports minicnn: the suite compiles jit_parallel kernels serially (the same arithmetic,
+# 2-3x less compile time; see minicnn/_config.py), cached apart from training builds. Run
+# MINICNN_SERIAL_KERNELS=0 python -m pytest to test the parallel builds (.ci/run does, for the kernels).
+os.environ.setdefault("MINICNN_SERIAL_KERNELS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture
@@ -10,7 +15,8 @@ def rng():
 
 
 def pytest_report_header(config):
-    return f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}"
+    return (f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}, "
+            f"MINICNN_SERIAL_KERNELS={os.environ.get('MINICNN_SERIAL_KERNELS')}")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -210,6 +210,54 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     only_final_files(out)
 
 
+def run_script(argv, cwd, check=True):
+    """The script in a new process (what a user's second command is)."""
+    proc = subprocess.run([sys.executable, str(SCRIPT)] + argv, capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path, optimizer):
+    argv = SMALL + ["--optimizer", optimizer, "--seed", "4"]
+    run_script(argv + ["--epochs", "4", "--out", str(tmp_path / "full")], tmp_path)
+    run_script(argv + ["--epochs", "2", "--out", str(tmp_path / "part")], tmp_path)
+    run_script(["--resume", str(tmp_path / "part" / "checkpoint.npz"), "--epochs", "4", "--threads", "1",
+                "--no-progress", "--no-plot"], tmp_path)
+    assert scores(read_metrics(tmp_path / "part")) == scores(read_metrics(tmp_path / "full"))
+
+
+def test_sigkill_at_random_moments_leaves_a_checkpoint_that_resumes(tmp_path):
+    """kill -9 (no handler runs) at random moments after the first epoch: the checkpoint is always
+    complete (atomic rename), and resuming from it continues the run exactly."""
+    rng = np.random.default_rng(7)
+    argv = SMALL + ["--epochs", "200", "--seed", "6"]
+    for attempt in range(3):
+        out = tmp_path / f"run{attempt}"
+        proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT)] + argv + ["--out", str(out)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+        try:
+            for line in proc.stdout:
+                if line.startswith("epoch 1/200"):
+                    break
+            time.sleep(rng.uniform(0, 1.5))  # within a later epoch, or during a checkpoint write
+            proc.kill()
+        finally:
+            proc.kill()
+            proc.wait()
+        ckpt = minicnn.load(out / "checkpoint.npz")  # never partial
+        done = ckpt["epoch"]
+        saved = read_metrics(out)["epochs"]  # complete too; one epoch behind if killed between the two writes
+        assert done >= 1 and saved == ckpt["history"][:len(saved)] and len(saved) >= done - 1
+        run_script(["--resume", str(out / "checkpoint.npz"), "--epochs", str(done + 1), "--threads", "1",
+                    "--no-progress", "--no-plot"], tmp_path)
+        resumed = read_metrics(out)
+        assert len(resumed["epochs"]) == done + 1 and resumed["epochs"][:done] == ckpt["history"]
+        only_final_files(out)  # the resumed run removed what the killed one left (a temporary file)
+
+
 # -- bad input -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, flag", [
     (["--epochs", "-1"], "--epochs"),
@@ -262,7 +310,7 @@ def test_too_many_threads_exits_2_like_other_flag_errors(train, tmp_path, capsys
     (["--optimizer", "adamw", "--momentum", "0.9"], "--momentum is only used by --optimizer sgd, not adamw"),
     (["--step-size", "2"], "--step-size is only used by --scheduler step, not none"),
     (["--scheduler", "cosine", "--step-size", "2"], "--step-size is only used by --scheduler step, not cosine"),
-    (["--scheduler", "cosine", "--gamma", "0.5"], "--gamma is only used by --scheduler step or multistep"),
+    (["--scheduler", "cosine", "--gamma", "0.5"], "--gamma is only used by --scheduler step or multistep, not cosine"),
 ])
 def test_flags_the_optimizer_or_schedule_would_ignore_are_rejected(train, tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
@@ -336,7 +384,8 @@ def test_a_diverging_first_epoch_leaves_nothing(train, tmp_path, capsys):
     out = tmp_path / "run"
     assert train.main(SMALL + ["--optimizer", "sgd", "--lr", "1e30", "--epochs", "2", "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "epoch 1: the training loss became" in err and "no epoch completed, nothing saved" in err
+    assert "epoch 1: the network's outputs became NaN or infinite in batch" in err
+    assert "no epoch completed, nothing saved" in err
     assert not out.exists()
 
 

@@ -1,6 +1,7 @@
 """warmup(model, input_shape, ...) makes exactly the kernels a model needs ready: after it, the model's
 training step and evaluation compile or load nothing more, and nothing for another dtype or optimizer."""
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -66,3 +67,50 @@ def test_warmup_argument_errors_name_the_argument():
         minicnn.warmup("LeNet5", (1, 1, 28, 28))
     with pytest.raises(ValueError, match="need a model"):
         minicnn.warmup(loss=nn.CrossEntropyLoss())
+
+
+def test_kernels_are_cached_when_the_package_folder_is_not_writable(tmp_path):
+    """An installed package may sit in a folder the user cannot write: Numba then caches in the per-user
+    cache folder, so that the second process loads instead of compiling. (A file named __pycache__ in
+    every package folder makes the in-tree cache impossible even for root.)"""
+    import os
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(os.path.dirname(minicnn.__file__), site / "minicnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder, _, _ in os.walk(site / "minicnn"):
+        (pathlib.Path(folder) / "__pycache__").write_text("not a folder")
+    env = {**os.environ, "PYTHONPATH": str(site), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "MINICNN_SERIAL_KERNELS": "0", "MINICNN_COMPILE_NOTICE": "0"}
+    env.pop("NUMBA_CACHE_DIR", None)
+    code = textwrap.dedent("""
+        import numpy as np, minicnn
+        assert minicnn.__file__.startswith(%r), minicnn.__file__
+        minicnn.nn.ReLU()(np.ones((2, 3), np.float32))
+        print(len(minicnn.compile_report()))
+    """ % str(site))
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                           timeout=600) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    assert int(runs[0].stdout.split()[-1]) >= 1  # the first process compiled
+    assert int(runs[1].stdout.split()[-1]) == 0  # the second loaded everything from the cache
+    assert list((tmp_path / "cache" / "numba").rglob("*.nbi"))  # which is the per-user one
+
+
+def test_a_long_compilation_is_announced_once(tmp_path):
+    """A user's own script: after NOTICE_AFTER seconds of compiling, one line on stderr says what is
+    happening; with everything cached, nothing is printed."""
+    import os
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "MINICNN_SERIAL_KERNELS": "0"}
+    env.pop("MINICNN_COMPILE_NOTICE", None)
+    code = ("import numpy as np, minicnn; minicnn._compile.NOTICE_AFTER = 0.05; "
+            "m = minicnn.models.LeNet5(); m(np.zeros((2, 1, 28, 28), np.float32))")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    assert first.returncode == 0, first.stderr
+    lines = [line for line in first.stderr.splitlines() if line.startswith("minicnn: compiling")]
+    assert len(lines) == 1 and "this happens once" in lines[0] and str(tmp_path / "cache") in lines[0]
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    assert second.returncode == 0 and "minicnn: compiling" not in second.stderr

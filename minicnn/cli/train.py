@@ -18,8 +18,14 @@ another run (``--overwrite`` replaces it, ``--resume`` continues it). A loss tha
 infinite stops the run (exit status 1), keeping the checkpoint of the last completed epoch.
 
 Defaults are the usual PyTorch LeNet-5 recipe: Adam, lr 1e-3, batch 64, 10 epochs (~99% on MNIST).
+
+Data-parallel over MPI: ``mpiexec -n N python -m mpi4py scripts/train.py ...`` (``pip install -e
+".[mpi]"``). ``--batch-size`` stays the global batch (each rank takes ``B / N``; B must divide by N),
+only rank 0 prints and writes files, evaluation is split over the ranks, a checkpoint resumes under
+any number of ranks, Ctrl-C stops every rank at the same step, an error on one rank ends the job.
 """
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -111,7 +117,8 @@ def build_parser():
                    help="decay factor of step and multistep (default: 0.1)")
     p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
     p.add_argument("--threads", type=_number(int, 1, True), default=None,
-                   help=f"threads for kernels and BLAS, 1 to {_thread_limit()} (default: all cores)")
+                   help=f"threads for the kernels, 1 to {_thread_limit()} (default: the cores other programs "
+                        "leave free, from the load average; a resumed run: its own)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "
                                                "checkpoint's folder with --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -305,10 +312,14 @@ def build(config, steps_per_epoch):
 
 
 # -- training ---------------------------------------------------------------------------------------
-def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress):
-    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen.
+def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, progress,
+                interrupted=lambda: False):
+    """One pass over ``loader``; returns (mean loss, accuracy) over the training images seen (by all
+    ranks); ``interrupted()`` after each step (see ``minicnn.distributed.deferred_interrupts``).
     ``NonFiniteLoss`` (before the step that would spread it into the weights) if a loss is NaN or inf."""
     from tqdm import tqdm
+
+    from minicnn import distributed as dist
 
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -316,6 +327,8 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
               disable=None if progress else True, dynamic_ncols=True) as bar:
         for i, (x, y) in enumerate(loader):
             logits = model(x)
+            if not np.isfinite(logits).all():  # (the loss refuses such logits)
+                raise NonFiniteLoss(f"the network's outputs became NaN or infinite in batch {i + 1} of {len(loader)}")
             loss = criterion(logits, y)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the training loss became {loss} in batch {i + 1} of {len(loader)}")
@@ -331,12 +344,17 @@ def train_epoch(model, criterion, optimizer, scheduler_per_batch, loader, desc, 
             if i % 10 == 0 or i == len(loader) - 1:
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
                                 refresh=False)
+            if interrupted():
+                raise KeyboardInterrupt
+    loss_sum, correct, seen = dist.all_reduce(np.array([loss_sum, correct, seen], np.float64))  # MPI
     return loss_sum / seen, correct / seen
 
 
 def evaluate(model, criterion, loader):
-    """(mean loss, accuracy, predictions) over every image of ``loader`` (in order)."""
+    """(mean loss, accuracy, predictions) over every image of ``loader`` (in order); under MPI each
+    rank's loader holds its consecutive share of the test set, and the results are those of all."""
     import minicnn
+    from minicnn import distributed as dist
 
     model.eval()
     loss_sum, predictions = 0.0, []
@@ -345,11 +363,16 @@ def evaluate(model, criterion, loader):
             logits = model(x)
         loss_sum += criterion(logits, y) * len(y)
         predictions.append(logits.argmax(axis=1))
-    predictions = np.concatenate(predictions)
-    return loss_sum / len(predictions), float((predictions == loader.labels).mean()), predictions
+    predictions = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+    # MPI: sums over the ranks, predictions in rank order (= test-set order); no-ops for 1 rank.
+    totals = dist.all_reduce(np.array([loss_sum, (predictions == loader.labels).sum(), len(predictions)],
+                                      np.float64))
+    predictions = np.concatenate(dist.all_gather_object(predictions))
+    return totals[0] / totals[2], float(totals[1] / totals[2]), predictions
 
 
 def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader):
+    import minicnn
     from minicnn.random import default_rng, get_rng_state
 
     return {
@@ -363,6 +386,7 @@ def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader)
         "scheduler": scheduler.state_dict() if scheduler is not None else {},
         "loader": loader.state_dict(),
         "global_rng": get_rng_state(default_rng()),
+        "threads": minicnn.get_num_threads(),  # a resumed run uses them too (results depend on them)
     }
 
 
@@ -393,6 +417,7 @@ def read_checkpoint(path):
 def merge_resume_config(args, saved):
     """The saved run configuration, checked against the flags given explicitly on this command line."""
     config = dict(saved)
+    check_used_flags(args.given - {"optimizer", "scheduler"}, saved)  # against the run's own choices
     for key in RUN_KEYS:
         if key not in args.given or key == "epochs":
             continue
@@ -411,7 +436,6 @@ def merge_resume_config(args, saved):
             raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']}{derived} "
                        f"(its schedule spans the {saved['epochs']} epochs of the original run)")
         config["epochs"] = args.epochs
-    check_used_flags(args.given - {"optimizer", "scheduler"}, config)
     return config
 
 
@@ -510,15 +534,26 @@ def main(argv=None):
     except UsageError as e:
         build_parser().print_usage(sys.stderr)
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        _abort_other_ranks(2)
         return 2
     except Fail as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
+        _abort_other_ranks(1)
         return 1
     except KeyboardInterrupt:  # before training started (loading, compiling): nothing written yet
         print(f"\n{PROG}: interrupted before the first epoch; nothing saved", file=sys.stderr)
+        _abort_other_ranks(130)
         return 130
     finally:
         remove_empty(created)
+
+
+def _abort_other_ranks(code):
+    """MPI: the other ranks may be waiting in a collective for this one: end the whole job."""
+    from minicnn import distributed as dist
+
+    if dist.get_world_size() > 1:
+        dist.abort(code)
 
 
 def setup(args, created):
@@ -527,8 +562,10 @@ def setup(args, created):
     resumed run, and the output folder. Returns a dict of them (``fit`` and ``report`` take it)."""
     import minicnn
     from minicnn import data, nn
+    from minicnn import distributed as dist
     from minicnn.random import default_rng, set_rng_state
 
+    rank, world = dist.get_rank(), dist.get_world_size()
     resume = None
     if args.resume is not None:
         resume = read_checkpoint(args.resume)
@@ -544,8 +581,24 @@ def setup(args, created):
     if out is not None and os.path.isdir(out) and holds_a_run(out) and not continues and not args.overwrite:
         raise Fail(f"{out} holds another run ({', '.join(n for n in RUN_FILES if os.path.exists(os.path.join(out, n)))}); "
                    "pass --overwrite to replace it, --resume CHECKPOINT to continue it, or another --out")
+    threads_note = ""
     if args.threads is not None:
-        minicnn.set_num_threads(args.threads)  # in range: parse_args checked it
+        threads = args.threads  # in range: parse_args checked it
+    elif resume is not None and resume[0].get("threads"):  # the same threads give the same results
+        threads = min(int(resume[0]["threads"]), _thread_limit())
+    elif world > 1:  # MPI: the machine's cores shared by its ranks
+        threads = max(1, _thread_limit() // dist.get_local_world_size())
+    else:
+        from minicnn._config import load_aware_threads
+
+        threads = load_aware_threads()
+        if threads < _thread_limit():
+            threads_note = (f" (load average {os.getloadavg()[0]:.1f}: the other cores are busy; "
+                            f"--threads {_thread_limit()} to use them anyway)")
+    minicnn.set_num_threads(threads)
+    if config["batch_size"] % world:
+        raise Fail(f"--batch-size {config['batch_size']} is not divisible by the {world} MPI ranks: each rank "
+                   f"takes an equal share of the global batch")
     try:
         info, (train_x, train_y), (test_x, test_y) = load_data(config, args.data_dir, not args.no_download)
     except (data.DatasetNotFoundError, ValueError, OSError) as e:  # missing, corrupt, truncated or foreign
@@ -557,9 +610,16 @@ def setup(args, created):
     if out is None:
         out = os.path.join("runs", f"{info['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
 
-    train_loader = data.DataLoader(train_x, train_y, config["batch_size"], shuffle=True, seed=config["seed"],
+    # One seeded shuffle per epoch whatever the number of ranks (each takes every world-th index), so
+    # that a checkpoint resumes under any number of ranks; each rank tests a consecutive share.
+    try:
+        sampler = dist.DistributedSampler(len(train_y), seed=config["seed"])
+    except ValueError as e:
+        raise Fail(str(e)) from None
+    train_loader = data.DataLoader(train_x, train_y, config["batch_size"] // world, sampler=sampler,
                                    mean=info["mean"], std=info["std"])
-    test_loader = data.DataLoader(test_x, test_y, EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
+    lo, hi = rank * len(test_y) // world, (rank + 1) * len(test_y) // world
+    test_loader = data.DataLoader(test_x[lo:hi], test_y[lo:hi], EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
     model, optimizer, scheduler = build(config, len(train_loader))
     history, start_epoch = [], 0
     if resume is not None:
@@ -579,37 +639,50 @@ def setup(args, created):
             set_rng_state(default_rng(), ckpt["global_rng"])
         except (TypeError, ValueError, KeyError) as e:
             raise Fail(f"checkpoint {args.resume} has a damaged optimizer/scheduler/loader state: {e}") from None
-    try:
-        created.extend(make_folders(out))
-    except OSError as e:
-        raise Fail(f"cannot create output folder {out}: {e}") from None
-    if args.overwrite and not continues:
+    if rank == 0:  # MPI: rank 0 writes
+        try:
+            created.extend(make_folders(out))
+        except OSError as e:
+            raise Fail(f"cannot create output folder {out}: {e}") from None
+        from minicnn._io import remove_stale_temporaries
+
+        remove_stale_temporaries(out)  # what a killed run (SIGKILL) may have left
+    if args.overwrite and not continues and rank == 0:
         for name in RUN_FILES:
             if os.path.exists(os.path.join(out, name)):
                 os.remove(os.path.join(out, name))
     return {"config": config, "info": info, "out": out, "train_loader": train_loader, "test_loader": test_loader,
+            "sampler": sampler, "rank": rank, "test_labels": test_y, "world": world, "n_train": int(len(train_y)), "n_test": int(len(test_y)),
+            # MPI: rank 0's weights on every rank, gradients averaged after each backward (pass-through for 1 rank).
+            "trainer": dist.DistributedDataParallel(model),
             "model": model, "optimizer": optimizer, "scheduler": scheduler, "criterion": nn.CrossEntropyLoss(),
-            "history": history, "start_epoch": start_epoch, "resume": args.resume,
+            "history": history, "start_epoch": start_epoch, "resume": args.resume, "threads_note": threads_note,
             "checkpoint_path": os.path.join(out, "checkpoint.npz"), "metrics_path": os.path.join(out, "metrics.json")}
 
 
 def run(args, created):
     """``setup``, the warm-up, ``fit``, ``report``; returns the exit status."""
     import minicnn
+    from minicnn import distributed as dist
 
+    rank, world = dist.init()  # (0, 1) unless started by mpiexec
+    dist.install_excepthook()  # MPI: an unexpected error on one rank ends the job (also without -m mpi4py)
+    if rank > 0:  # MPI: rank 0 prints (errors still reach stderr from every rank)
+        sys.stdout = open(os.devnull, "w")
     s = setup(args, created)
     config, info, model = s["config"], s["info"], s["model"]
     print(info["line"], flush=True)
     print(f"model: {ARCHITECTURE}, {sum(p.data.size for p in model.parameters())} parameters; "
           f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
           f"scheduler {describe_schedule(config)}, batch {config['batch_size']}, seed {config['seed']}, "
-          f"threads {minicnn.get_num_threads()}; output in {s['out']}", flush=True)
+          f"threads {minicnn.get_num_threads()}{s['threads_note']}; output in {s['out']}", flush=True)
     if s["resume"] is not None:
         print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
     # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
     # first batch comes as early as possible.
-    compile_seconds = minicnn.warmup(model, (config["batch_size"],) + s["train_loader"].images.shape[1:],
-                                     s["optimizer"], s["criterion"], eval=False, progress=not args.no_progress)
+    compile_seconds = minicnn.warmup(model, (s["train_loader"].batch_size,) + s["train_loader"].images.shape[1:],
+                                     s["optimizer"], s["criterion"], eval=False,
+                                     progress=not args.no_progress and rank == 0)
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
     s["metrics"] = {"config": config, "run": run_info(s), "compile_seconds": compile_seconds,
                     "epochs": s["history"]}
@@ -617,7 +690,8 @@ def run(args, created):
     if status:
         return status
     try:
-        report(s, args.no_plot)
+        if rank == 0:
+            report(s, args.no_plot)
     except KeyboardInterrupt:
         print(f"\ninterrupted after the last epoch: {s['checkpoint_path']} and {s['metrics_path']} are complete",
               file=sys.stderr)
@@ -637,16 +711,19 @@ def run_info(s):
     import minicnn
 
     return {"threads": minicnn.get_num_threads(), "dataset_title": s["info"]["title"],
-            "train_images": int(len(s["train_loader"].labels)), "test_images": int(len(s["test_loader"].labels)),
+            "train_images": s["n_train"], "test_images": s["n_test"],
             "normalize": [s["info"]["mean"], s["info"]["std"]], "step_size": step_size_of(s["config"]),
-            "numpy": np.__version__, "minicnn": minicnn.__version__}
+            "numpy": np.__version__, "minicnn": minicnn.__version__, "mpi_ranks": s["world"]}
 
 
 def save_run(s, saved):
-    """Write the checkpoint and metrics of ``saved`` = (checkpoint dict, metrics dict), each atomically."""
+    """Write the checkpoint and metrics of ``saved`` = (checkpoint dict, metrics dict), each atomically
+    (MPI: rank 0 only)."""
     import minicnn
     from minicnn._io import write_json
 
+    if s["rank"] > 0:
+        return
     minicnn.save(saved[0], s["checkpoint_path"])
     write_json(s["metrics_path"], saved[1])
 
@@ -655,29 +732,38 @@ def fit(s, args):
     """The epochs from ``start_epoch + 1`` to the configured number, saving after each; returns None when
     all ran, else the exit status (130 interrupted, 1 non-finite loss)."""
     import minicnn
+    from minicnn import distributed as dist
 
     config, model, optimizer, scheduler = s["config"], s["model"], s["optimizer"], s["scheduler"]
+    trainer, rank = s["trainer"], s["rank"]
     train_loader, test_loader, criterion, metrics = s["train_loader"], s["test_loader"], s["criterion"], s["metrics"]
     batch_scheduler = scheduler if config["scheduler"] == "onecycle" else None
     epoch_scheduler = scheduler if batch_scheduler is None else None
     history = s["history"]
     last_saved = None  # the checkpoint and metrics of the last completed epoch
     epoch = s["start_epoch"]
-    n_train = len(train_loader.labels)
+    n_train = s["n_train"]
+    stack = contextlib.ExitStack()
+    interrupted = stack.enter_context(dist.deferred_interrupts())  # MPI: Ctrl-C stops all ranks at one step
     try:
         for epoch in range(s["start_epoch"] + 1, config["epochs"] + 1):
             lr = optimizer.param_groups[0]["lr"]
+            s["sampler"].set_epoch(epoch)
             start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, criterion, optimizer, batch_scheduler, train_loader,
-                                                f"epoch {epoch}/{config['epochs']}", not args.no_progress)
+            train_loss, train_acc = train_epoch(trainer, criterion, optimizer, batch_scheduler, train_loader,
+                                                f"epoch {epoch}/{config['epochs']}",
+                                                not args.no_progress and rank == 0, interrupted)
             train_seconds = time.perf_counter() - start
             if epoch == s["start_epoch"] + 1:  # the evaluation's kernels, timed apart from the epoch
                 metrics["compile_seconds"] += minicnn.warmup(model, (EVAL_BATCH_SIZE,) + test_loader.images.shape[1:],
                                                              loss=criterion, train=False,
-                                                             progress=not args.no_progress)
+                                                             progress=not args.no_progress and rank == 0)
             start = time.perf_counter()
-            test_loss, test_acc, predictions = evaluate(model, criterion, test_loader)
+            dist.sync_batchnorm_stats(model)  # MPI: the same running statistics on every rank
+            test_loss, test_acc, predictions = evaluate(trainer, criterion, test_loader)
             test_seconds = time.perf_counter() - start
+            if interrupted():
+                raise KeyboardInterrupt
             if epoch_scheduler is not None:
                 epoch_scheduler.step()
             record = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -697,13 +783,16 @@ def fit(s, args):
                 if epoch - 1 > 0 else "no epoch completed, nothing saved")
         print(f"{PROG}: error: epoch {epoch}: {e}; training stopped ({kept}). A smaller --lr usually helps.",
               file=sys.stderr)
+        _abort_other_ranks(1)
         return 1
     except KeyboardInterrupt:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the save
         except ValueError:  # not the main thread
             pass
-        if last_saved is None:
+        if rank > 0:  # MPI: rank 0 saves and reports
+            pass
+        elif last_saved is None:
             print(f"\ninterrupted during epoch {epoch}: no epoch completed, nothing saved", file=sys.stderr)
         else:
             # Rewrite the last completed epoch's files: an interrupt may have hit their first write.
@@ -711,7 +800,10 @@ def fit(s, args):
             done = last_saved[0]["epoch"]
             print(f"\ninterrupted during epoch {epoch}: checkpoint of epoch {done} in {s['checkpoint_path']}; "
                   f"continue with --resume {s['checkpoint_path']}", file=sys.stderr)
+        dist.barrier()  # MPI: exit once rank 0 has saved (the first rank to exit with 130 ends the job)
         return 130
+    finally:
+        stack.close()
     s["history"], s["predictions"] = history, predictions
     return None
 
@@ -722,7 +814,7 @@ def report(s, no_plot):
     from minicnn._io import write_json
 
     metrics, history, info, out = s["metrics"], s["history"], s["info"], s["out"]
-    matrix = print_confusion_matrix(s["test_loader"].labels, s["predictions"], info["classes"])
+    matrix = print_confusion_matrix(s["test_labels"], s["predictions"], info["classes"])
     metrics["confusion_matrix"] = matrix.tolist()
     metrics["classes"] = list(info["classes"])
     write_json(s["metrics_path"], metrics)

@@ -8,15 +8,15 @@ version of the data set is pickled).
 Where the files are looked for: ``root`` if given, else ``data/cifar10`` relative to the current
 directory; in that folder or in its ``cifar-10-batches-bin/`` subfolder (as the archive unpacks). When
 missing, the archive is downloaded (``download=True``), its MD5 checked, and its six batch files
-unpacked into ``root/cifar-10-batches-bin/`` through temporary files moved into place, so a folder never
+unpacked into ``root/cifar-10-batches-bin/`` through ``minicnn._io.atomic_write``, so a folder never
 holds a partial file under a batch file's name.
 """
 import os
 import tarfile
-import tempfile
 
 import numpy as np
 
+from .._io import atomic_write
 from .datasets import DatasetNotFoundError, _fetch
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -71,23 +71,8 @@ def _download_and_unpack(folder, url, md5, quiet):
         for files in CIFAR10_FILES.values():
             for name in files:
                 member = tar.getmember(f"{CIFAR10_SUBFOLDER}/{name}")
-                fd, tmp = tempfile.mkstemp(dir=target, prefix=name + ".", suffix=".part")
-                try:
-                    with os.fdopen(fd, "wb") as out:
-                        out.write(tar.extractfile(member).read())
-                    os.chmod(tmp, 0o666 & ~_umask())
-                    os.replace(tmp, os.path.join(target, name))
-                except BaseException:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
-                    raise
+                atomic_write(os.path.join(target, name), lambda out: out.write(tar.extractfile(member).read()))
     os.remove(archive)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_cifar10(root=None, download=True, split="all", quiet=False, url=CIFAR10_URL, md5=CIFAR10_MD5):

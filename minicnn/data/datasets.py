@@ -19,6 +19,8 @@ is given up, by name, for the next), each checked against its known MD5 before i
 import hashlib
 import os
 import sys
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,7 +145,12 @@ def _fetch(url, destination, md5, quiet=False):
         bar = False if quiet else tqdm(total=1, desc=os.path.basename(destination), unit="B", unit_scale=True,
                                        file=sys.stderr, dynamic_ncols=True, delay=0.5)
         try:
-            pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT)(url, out, None)
+            if urllib.parse.urlparse(url).scheme == "file":  # a mirror on a local or network disk
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as source:
+                    while chunk := source.read(1 << 16):
+                        out.write(chunk)
+            else:
+                pooch.HTTPDownloader(progressbar=bar, timeout=DOWNLOAD_TIMEOUT)(url, out, None)
         finally:
             if bar is not False:
                 bar.close()

@@ -21,10 +21,13 @@ class DataLoader:
     generator, which ``minicnn.manual_seed`` fixes). ``state_dict()``/``load_state_dict()`` save and
     restore that generator, so a resumed run shuffles exactly as an uninterrupted one.
     ``drop_last=True`` leaves out a final batch smaller than ``batch_size``.
+
+    ``sampler``: instead of ``shuffle``, an object with ``len()`` whose iteration yields the indices
+    of one pass, in order (e.g. ``minicnn.distributed.DistributedSampler``: this rank's share).
     """
 
     def __init__(self, images, labels, batch_size=64, shuffle=False, seed=None, drop_last=False,
-                 mean=0.0, std=1.0, dtype=np.float32):
+                 mean=0.0, std=1.0, dtype=np.float32, sampler=None):
         if not isinstance(images, np.ndarray):
             raise TypeError(f"images must be a numpy.ndarray, got {type(images).__name__}")
         if images.ndim not in (3, 4):
@@ -43,11 +46,15 @@ class DataLoader:
             raise ValueError(f"std must be a positive finite number, got {std!r}")
         if not (isinstance(mean, numbers.Real) and math.isfinite(mean)):
             raise ValueError(f"mean must be a finite number, got {mean!r}")
+        if sampler is not None and (shuffle or not (hasattr(sampler, "__len__") and hasattr(sampler, "__iter__"))):
+            raise ValueError("sampler must be an iterable of indices with len(), and excludes shuffle=True, "
+                             f"got sampler={sampler!r} with shuffle={shuffle!r}")
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype}")
         self.images = images if images.ndim == 4 else images[:, None]
         self.labels = labels.astype(np.int64, copy=False)
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -61,23 +68,36 @@ class DataLoader:
         else:
             self._lut = None
 
+    def _pass_length(self):
+        return len(self.labels) if self.sampler is None else len(self.sampler)
+
     def __len__(self):
-        n = len(self.labels)
+        n = self._pass_length()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     @property
     def num_samples(self):
         """How many images one pass yields (fewer than ``len(images)`` with ``drop_last``)."""
-        return len(self) * self.batch_size if self.drop_last else len(self.labels)
+        return len(self) * self.batch_size if self.drop_last else self._pass_length()
 
     def _normalise(self, raw):
         if self._lut is not None:
             return self._lut[raw]
         return ((raw - self.mean) / self.std).astype(self.dtype)
 
+    def _sampled_order(self):
+        order = np.fromiter(iter(self.sampler), dtype=np.int64, count=len(self.sampler))
+        if order.size and (order.min() < 0 or order.max() >= len(self.labels)):
+            raise ValueError(f"sampler yielded an index outside [0, {len(self.labels)}): "
+                             f"{order.min() if order.min() < 0 else order.max()}")
+        return order
+
     def __iter__(self):
-        n = len(self.labels)
-        order = self._rng.permutation(n) if self.shuffle else None
+        n = self._pass_length()
+        if self.sampler is not None:
+            order = self._sampled_order()
+        else:
+            order = self._rng.permutation(n) if self.shuffle else None
         for b in range(len(self)):
             start, stop = b * self.batch_size, min((b + 1) * self.batch_size, n)
             index = slice(start, stop) if order is None else order[start:stop]

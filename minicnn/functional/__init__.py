@@ -26,6 +26,7 @@ from .conv import (CONV_ALGORITHMS, Conv2dCtx, col2im, conv2d, conv2d_backward, 
 from .activation import relu, relu_backward, relu_forward
 from .linear import linear, linear_backward, linear_forward
 from .normalization import batch_norm, batch_norm_backward, batch_norm_forward
+from .normalization import batch_norm_stats
 from .dropout import dropout, dropout_backward, dropout_forward
 from .shape import flatten, flatten_backward, flatten_forward
 from .loss import cross_entropy, cross_entropy_backward, cross_entropy_forward

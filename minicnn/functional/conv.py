@@ -24,7 +24,7 @@ import numpy as np
 
 from .._config import get_num_threads, kernel_blas_single_threaded, thread_blocks
 from .._validate import conv_geometry, float_input, grad_request, input_shape_arg, out_array, pair
-from ..kernels.common import pad_input
+from ..kernels.common import pad_input, unwanted
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
 from ..kernels.conv_im2col import im2col_backward, im2col_forward
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
@@ -134,21 +134,17 @@ def _forward(algorithm, x, weight, bias, geometry, keep):
     return y, xpad if keep else None
 
 
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32), np.dtype(np.float64): np.empty(0, np.float64)}
-
-
 def _backward(ctx, dy, dx, dweight, dbias):
     """Fills ``dx`` (or an empty array) and adds into ``dweight`` / ``dbias`` (or empty arrays)."""
     N, C, H, W = ctx.input_shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g = ctx.geometry
     weight = ctx.weight
     F = weight.shape[0]
-    empty = _EMPTY[dy.dtype]
-    dx = empty.reshape(0, 0, 0, 0) if dx is None else dx
+    dx = unwanted(4, dy.dtype) if dx is None else dx
     if ctx.algorithm == "im2col":
         nb = thread_blocks(N)
-        parts = np.empty((nb, C * kh * kw, F) if dweight is not None else (0, 0, 0), dy.dtype)
-        bias_parts = np.empty((nb, F) if dbias is not None else (0, 0), dy.dtype)
+        parts = unwanted(3, dy.dtype) if dweight is None else np.empty((nb, C * kh * kw, F), dy.dtype)
+        bias_parts = unwanted(2, dy.dtype) if dbias is None else np.empty((nb, F), dy.dtype)
         kernel_blas_single_threaded()
         im2col_backward(dy.reshape(N, F, OH * OW), weight.reshape(F, -1), ctx.saved, g, nb, parts, bias_parts, dx)
         if dweight is not None:
@@ -156,8 +152,8 @@ def _backward(ctx, dy, dx, dweight, dbias):
         if dbias is not None:
             dbias += bias_parts.sum(axis=0)
         return
-    dweight = empty.reshape(0, 0, 0, 0) if dweight is None else dweight
-    dbias = empty if dbias is None else dbias
+    dweight = unwanted(4, dy.dtype) if dweight is None else dweight
+    dbias = unwanted(1, dy.dtype) if dbias is None else dbias
     xpad = ctx.saved
     if ctx.algorithm == "direct":
         dy_wide = np.empty((N, F, (OH - 1) * xpad.shape[3] + OW), dy.dtype)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._config import kernel_blas_single_threaded, thread_blocks
 from .._validate import axis_size, boolean, float_array, float_input, grad_array, grad_request, vector
+from ..kernels.common import unwanted
 from ..kernels.linear import _linear_backward, _linear_forward
 
 
@@ -54,16 +55,12 @@ def linear_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dx = np.empty((N, K), dtype) if want_input else None
     if N > 0 and (want_input or dweight is not None or dbias is not None):
         nb = thread_blocks(N)
-        weight_parts = _none(3, dtype) if dweight is None else np.empty((nb, F, K), dtype)
-        bias_parts = _none(2, dtype) if dbias is None else np.empty((nb, F), dtype)
+        weight_parts = unwanted(3, dtype) if dweight is None else np.empty((nb, F, K), dtype)
+        bias_parts = unwanted(2, dtype) if dbias is None else np.empty((nb, F), dtype)
         kernel_blas_single_threaded()
         _linear_backward(dy, x, weight, nb, weight_parts, bias_parts,
-                         _none(2, dtype) if dweight is None else dweight,
-                         _none(1, dtype) if dbias is None else dbias,
-                         _none(2, dtype) if dx is None else dx)
+                         unwanted(2, dtype) if dweight is None else dweight,
+                         unwanted(1, dtype) if dbias is None else dbias,
+                         unwanted(2, dtype) if dx is None else dx)
     return dx, dweight, dbias
 
-
-def _none(ndim, dtype):
-    """An empty array: a kernel output that is not wanted (the convention of ``minicnn.kernels``)."""
-    return np.empty((0,) * ndim, dtype)

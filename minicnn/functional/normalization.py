@@ -113,3 +113,18 @@ def batch_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     _backward_input(dy3, x3, ctx.mean, scale.astype(dtype), dy_mean.astype(dtype), slope.astype(dtype),
                     dx.reshape(x3.shape))
     return dx, dweight, dbias
+
+
+def batch_norm_stats(x):
+    """Per-channel ``(mean, var)`` of ``x (N, C, ...)`` over N and the trailing dimensions: float64
+    arrays ``(C,)``, the biased variance (what ``batch_norm`` normalises with in training mode). For
+    statistics pooled from several parts of a batch (e.g. ``nn.SyncBatchNorm`` over MPI ranks)."""
+    x = float_input("x", x)
+    at_least_ndim("x", x, 2, "(N, C, ...)")
+    N, C = x.shape[:2]
+    x3 = x.reshape(N, C, math.prod(x.shape[2:]))
+    if N * x3.shape[2] == 0:
+        raise ValueError(f"x must have at least one value per channel, got shape {x.shape}")
+    mean, var = np.empty(C, np.float64), np.empty(C, np.float64)
+    _channel_mean_var(x3, mean, var)
+    return mean, var

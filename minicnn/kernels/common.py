@@ -10,6 +10,11 @@ from .._config import jit, jit_parallel, jit_reassoc
 _u = np.uint64
 
 
+def unwanted(ndim, dtype):
+    """An empty array of ``ndim`` dimensions: a kernel output that is not wanted (see ``minicnn.kernels``)."""
+    return np.empty((0,) * ndim, dtype)
+
+
 @jit
 def _inside(off, stride, n_out, size):
     """The output positions ``[lo, hi)`` whose input position ``o * stride + off`` is in ``[0, size)``."""

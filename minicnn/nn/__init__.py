@@ -10,3 +10,4 @@ from .linear import Linear
 from .loss import CrossEntropyLoss
 from .module import BackwardBeforeForwardError, Module, Parameter, Sequential
 from .pool import AvgPool2d, MaxPool2d
+from .sync_batchnorm import SyncBatchNorm
