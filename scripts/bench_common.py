@@ -16,6 +16,14 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def load_minicnn():
+    """(minicnn, None): this clone's minicnn (bench_common puts it first on sys.path); the form the
+    benchmark scripts of other branches call (no probe: minicnn is complete)."""
+    import minicnn
+
+    return minicnn, None
+
+
 def load_torch():
     """(torch, None) when installed, else (None, reason)."""
     try:
