@@ -1,5 +1,5 @@
 """minicnn: convolutional networks from scratch, every hot loop a Numba kernel."""
-from . import functional, kernels, models, nn, optim
+from . import functional, kernels, models, nn, optim, profiler
 from . import distributed  # mpi4py is imported only under an MPI launcher
 from ._config import get_num_threads, set_num_threads
 from .functional import conv_autotune_report, set_conv_autotune

@@ -148,3 +148,12 @@ JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 # The row kernels (softmax, PReLU, LayerNorm, GroupNorm, InstanceNorm) use the same threshold on their
 # input's size: also memory-bound passes, not measured separately.
 ELEMENTWISE_PARALLEL_MIN_SIZE = 1 << 17
+
+# Independent accumulator chains per thread in the FP32 FMA peak micro-benchmark (minicnn/kernels/peak.py):
+# enough to hide the FMA latency on two FMA ports (AVX2: 16 ymm registers of 8 floats; AVX-512: 8 zmm of 16)
+# without spilling. Measured on the 2-core AMD EPYC of this project (AVX2, 1 thread, median of 7): 64
+# chains 116 GFLOP/s, 128 chains 116 GFLOP/s, 16 or 32 chains 27 GFLOP/s (latency-bound).
+PEAK_FMA_CHAINS = 128
+# Bytes per array of the memory-copy bandwidth micro-benchmark: far larger than the last-level caches of
+# common CPUs, so that the copy streams from and to memory (not yet measured against smaller sizes).
+PEAK_COPY_BYTES = 64 * 2**20

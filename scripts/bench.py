@@ -1,18 +1,19 @@
 """Training-speed benchmark: LeNet-5 in minicnn against PyTorch (CPU) and the plain-NumPy baseline.
 
     python scripts/bench.py [--batches 30] [--rounds 10] [--threads 2] [--pause 0.2] [--quick] [--no-subprocess]
-                             [--json bench-results.json]
+                            [--cold-start] [--json PATH]
 
 All three contenders train the same LeNet-5 (conv 1->6 k5 p2, max-pool 2, ReLU, conv 6->16 k5, max-pool 2,
 ReLU, flatten, 400-120-84-10 with ReLU) from the same initial weights, with cross-entropy loss
 and SGD (lr 0.01, momentum 0.9), on the same float32 batches: the MNIST test set when found
-(``$MINICNN_MNIST_DIR``, ``/work/shared/data/mnist`` or ``data/mnist/``), random images otherwise.
+(``--data-dir`` or ``$MINICNN_MNIST_DIR``), random images otherwise.
 One round = ``--batches`` training steps per contender; the contenders take turns within each round,
 the first one rotating, so machine noise hits all alike, with a ``--pause`` before each turn so that
 the previous contender's spinning BLAS/OpenMP worker threads are idle. Reported: images per second (median over
 rounds, with the IQR) at batch 64 and 256, evaluation throughput (forward only, batch 1000), a
-per-layer profile of one minicnn training step, the peak memory of each contender, the JIT compile
-time of a cold start and the start-up time of a second (cached) process.
+per-layer profile of one minicnn training step (``minicnn.profiler``), the peak memory of each
+contender, and with ``--cold-start`` the JIT compile time of a cold start and the start-up time of a
+second (cached) process. Nothing is written unless ``--json PATH`` is given.
 
 Peak memory: each contender trains in its own fresh sub-process and reports its peak resident set
 size (VmHWM of /proc/self/status: everything the process touched, interpreter, libraries, data and
@@ -176,55 +177,29 @@ def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=N
 
 
 def _rates(samples, key):
-    out = {}
-    for name, d in samples.items():
-        a = np.asarray(d[key])
-        p25, med, p75 = np.percentile(a, [25, 50, 75])
-        out[name] = {"median": float(med), "p25": float(p25), "p75": float(p75), "iqr": float(p75 - p25),
-                     "n": int(a.size)}
-    return out
+    return {name: bc.summary(d[key], 1, "") for name, d in samples.items()}
 
 
 def profile_minicnn(mc, data, batch, steps):
-    """Per-layer forward/backward ms of minicnn's training step, and the part of a whole step (timed
-    separately, interleaved) spent outside the layers: loss, optimizer, zero_grad, Python overhead."""
+    """``minicnn.profiler`` on ``steps`` training steps (after one warm-up step): per-layer forward and
+    backward ms, the loss and optimizer, and what lies outside the modules (zero_grad, Python)."""
     c = MinicnnContender(mc)
     model, criterion, optimizer = c.model, c.criterion, c.optimizer
-    layers = list(model)
     xb, yb = batches_of(*data, batch, 1)[0]
-    fwd = [[] for _ in layers]
-    bwd = [[] for _ in layers]
-    loss_t, opt_t, step_t = [], [], []
-    for _ in range(steps + 1):  # the first step is a warm-up
-        t0 = time.perf_counter()
-        c.train_step(xb, yb)
-        step_t.append(time.perf_counter() - t0)
-        model.zero_grad()
-        a = xb
-        for k, layer in enumerate(layers):
-            t = time.perf_counter()
-            a = layer(a)
-            fwd[k].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        criterion(a, yb)
-        d = criterion.backward()
-        loss_t.append(time.perf_counter() - t)
-        for k in reversed(range(len(layers))):
-            t = time.perf_counter()
-            d = layers[k].backward(d)
-            bwd[k].append(time.perf_counter() - t)
-        t = time.perf_counter()
-        optimizer.step()
-        opt_t.append(time.perf_counter() - t)
-    med = lambda v: float(np.median(v[1:]) * 1e3)  # noqa: E731
-    step_ms = med(step_t)
-    rows = [{"layer": repr(layer), "fwd_ms": med(fwd[k]), "bwd_ms": med(bwd[k])} for k, layer in enumerate(layers)]
-    for r in rows:
-        r["share_of_step"] = (r["fwd_ms"] + r["bwd_ms"]) / step_ms
-    in_layers = sum(r["fwd_ms"] + r["bwd_ms"] for r in rows)
-    return {"batch": batch, "steps": steps, "step_ms": step_ms, "layers": rows, "loss_ms": med(loss_t),
-            "optimizer_ms": med(opt_t), "layers_ms": in_layers,
-            "outside_layers_ms": step_ms - in_layers, "outside_layers_share": (step_ms - in_layers) / step_ms}
+    with mc.profiler.profile(model, criterion, warmup=1) as prof:
+        for _ in range(steps + 1):
+            model.zero_grad()
+            criterion(model(xb), yb)
+            model.backward(criterion.backward())
+            with mc.profiler.record_function("optimizer.step"):
+                optimizer.step()
+            prof.step()
+    st = prof.stats()
+    rows = {(r["name"], r["phase"]): r for r in st["modules"]}
+    layers = [{"layer": f"{k}: {layer!r}", "fwd_ms": rows[(f"LeNet5.{k}", "forward")]["self_ms"],
+               "bwd_ms": rows[(f"LeNet5.{k}", "backward")]["self_ms"]} for k, layer in enumerate(model)]
+    return {"batch": batch, "steps": steps, "step_ms": st["steps"]["mean_ms"], "layers": layers,
+            "table": prof.table(sort_by="order", stats=st), "stats": st}
 
 
 # -- sub-processes ---------------------------------------------------------------------------------
@@ -235,7 +210,7 @@ def child_memory(name, batch, batches, threads):
         import minicnn as mc
     elif name == "pytorch":
         import torch
-    bc.set_threads(threads, mc, torch)
+    bc.ThreadSettings(threads, mc, torch)
     x, y, _ = nb.load_images(10000)
     contender = make_contender(name, mc, torch)
     _, setup_peak = bc.rss_mib()
@@ -317,16 +292,9 @@ def print_report(res, names):
           + "; ".join(f"{LABELS[n]} {d:.1e}" for n, d in res["eval_max_rel_diff"].items()))
     prof = res.get("profile")
     if prof:
-        print(f"\n### Profile of one minicnn training step (batch {prof['batch']}, median of "
-              f"{prof['steps']} steps)\n")
-        rows = [[r["layer"], f"{r['fwd_ms']:.3f}", f"{r['bwd_ms']:.3f}", f"{100 * r['share_of_step']:.1f}%"]
-                for r in prof["layers"]]
-        rows.append(["loss (forward + backward)", f"{prof['loss_ms']:.3f}", "", ""])
-        rows.append(["optimizer step", f"{prof['optimizer_ms']:.3f}", "", ""])
-        rows.append(["whole step (timed separately)", f"{prof['step_ms']:.3f}", "", "100%"])
-        rows.append(["outside the layers (loss, optimizer, zero_grad, Python)",
-                     f"{prof['outside_layers_ms']:.3f}", "", f"{100 * prof['outside_layers_share']:.1f}%"])
-        print(bc.markdown_table(["layer", "forward ms", "backward ms", "share of step"], rows))
+        print(f"\n### Profile of minicnn's training step (batch {prof['batch']}, {prof['steps']} steps, "
+              f"minicnn.profiler)\n")
+        print(prof["table"])
     mem = res.get("memory")
     if mem:
         print("\n### Peak memory (peak RSS of a fresh sub-process that trains "
@@ -372,21 +340,15 @@ def targets_for(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batches", type=int, default=30, help="training steps per contender per round (default 30)")
-    ap.add_argument("--rounds", type=int, default=10,
-                    help="timed rounds (default 10: the machine's speed drifts, more rounds steady the median)")
-    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    # 10 rounds: the machine's speed drifts, more rounds steady the median.
+    bc.add_common_args(ap, rounds=10, warmup=1, pause=0.2)
     ap.add_argument("--eval-batches", type=int, default=10, help="batches of 1000 per evaluation round (default 10)")
     ap.add_argument("--profile-steps", type=int, default=20, help="steps of the per-layer profile (default 20)")
-    ap.add_argument("--pause", type=float, default=0.2,
-                    help="seconds of sleep before each round of a contender, so that the previous one's "
-                         "spinning BLAS/OpenMP threads go idle (default 0.2)")
-    ap.add_argument("--threads", type=int, default=bc.default_threads(), help="threads for every contender")
-    ap.add_argument("--quick", action="store_true", help="smoke test: 2 batches, 2 rounds, 1 eval batch")
+    ap.add_argument("--data-dir", metavar="DIR",
+                    help="folder with the MNIST test set (default: $MINICNN_MNIST_DIR, else random images)")
     ap.add_argument("--no-subprocess", action="store_true",
-                    help="skip the sub-process measurements (peak memory, JIT compile, start-up)")
-    ap.add_argument("--json", metavar="PATH", default="bench-results.json", help="default bench-results.json")
+                    help="skip the sub-process measurements (peak memory; the cold start runs only with --cold-start)")
     ap.add_argument("--child-memory", metavar="CONTENDER", help=argparse.SUPPRESS)
-    ap.add_argument("--child-startup", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=64, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_memory or args.child_startup:
@@ -400,12 +362,15 @@ def main(argv=None):
         args.batches, args.rounds, args.warmup, args.eval_batches, args.profile_steps = 2, 2, 1, 1, 2
         args.pause = 0.0
 
-    mc, mc_note = bc.load_minicnn()
+    import minicnn as mc
+
     torch, torch_note = bc.load_torch()
     settings = bc.ThreadSettings(args.threads, mc, torch)
+    if args.data_dir:
+        os.environ["MINICNN_MNIST_DIR"] = args.data_dir  # also for the memory sub-processes
     x, y, source = nb.load_images(10000)
     res = {"versions": dict(bc.versions(args.threads, torch), thread_settings=settings.describe()), "data": source,
-           "notes": [n for n in (mc_note, torch_note) if n], "batches": args.batches, "rounds": args.rounds,
+           "notes": [n for n in (torch_note,) if n], "batches": args.batches, "rounds": args.rounds,
            "warmup": args.warmup, "eval_batches": args.eval_batches}
     if args.quick:
         res["notes"].append("--quick: 2 steps per round, 2 rounds; numbers are meaningless")
@@ -418,25 +383,24 @@ def main(argv=None):
         # Fresh models per batch size, all from the same weights again.
         contenders = make_contenders(mc, torch)
         res["train"][str(batch)], res["train_last_loss"][str(batch)] = measure_training(
-            contenders, (x, y), batch, args.batches, args.rounds, args.warmup, args.pause, settings.apply)
+            contenders, (x, y), batch, args.batches, args.rounds, args.warmup, args.pause)
     print("  evaluation...", file=sys.stderr, flush=True)
     contenders = make_contenders(mc, torch)  # same weights again, so that the logits can be compared
     res["eval"], res["eval_max_rel_diff"] = measure_eval(contenders, (x, y), args.eval_batches, args.rounds,
-                                                         args.warmup, args.pause, settings.apply)
-    if mc is not None:
-        print("  profile...", file=sys.stderr, flush=True)
-        settings.apply("minicnn")
-        res["profile"] = profile_minicnn(mc, (x, y), 64, args.profile_steps)
+                                                         args.warmup, args.pause)
+    print("  profile...", file=sys.stderr, flush=True)
+    res["profile"] = profile_minicnn(mc, (x, y), 64, args.profile_steps)
     if not args.no_subprocess:
         res["memory_batches"] = args.batches
         print("  peak memory sub-processes...", file=sys.stderr, flush=True)
         res["memory"] = measure_memory(names, (64, 256), args.batches, args.threads)
-        if mc is not None:
-            print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
-            res["startup"] = bc.measure_startup(__file__, args.threads, "first_batch_epoch", "to_first_batch_s")
+    if args.cold_start:
+        print("  start-up sub-processes (cold compile, then cached)...", file=sys.stderr, flush=True)
+        res["startup"] = bc.measure_startup(__file__, args.threads, "first_batch_epoch", "to_first_batch_s")
     res["targets"] = targets_for(res)
     print_report(res, names)
-    bc.write_json(args.json, res)
+    if args.json:
+        bc.write_json(args.json, res)
     return 0
 
 

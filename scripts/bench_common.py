@@ -1,5 +1,6 @@
 """Helpers shared by bench_kernels.py and bench.py: thread settings, versions, statistics, interleaved
-timing, sub-processes and Markdown tables."""
+timing, sub-processes and the shared flags. Importing it puts this clone's minicnn first on sys.path."""
+import argparse
 import json
 import os
 import platform
@@ -11,20 +12,16 @@ import time
 
 import numpy as np
 
+# This clone's minicnn first. Not imported here: a memory-measuring child imports one framework only.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def load_minicnn():
-    """(minicnn, None) when its layers are implemented, else (None, reason)."""
-    try:
-        import minicnn
-        import minicnn.models
-        import minicnn.nn
+    """(minicnn, None): this clone's minicnn (bench_common puts it first on sys.path); the form the
+    benchmark scripts of other branches call (no probe: minicnn is complete)."""
+    import minicnn
 
-        minicnn.nn.Conv2d(1, 1, 1)
-        minicnn.nn.MaxPool2d(2)
-        minicnn.nn.AvgPool2d(2)
-        return minicnn, None
-    except Exception as e:  # placeholders raise TypeError/AttributeError/ImportError
-        return None, f"minicnn not ready ({type(e).__name__}: {e})"
+    return minicnn, None
 
 
 def load_torch():
@@ -41,50 +38,85 @@ def default_threads():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def set_threads(threads, minicnn=None, torch=None):
-    """The same thread count for minicnn (Numba), the NumPy baseline (BLAS) and PyTorch's intra-op pool."""
-    if minicnn is not None:
-        minicnn.set_num_threads(threads)  # Numba threads; its kernels' BLAS stays at one thread
-    else:
-        from threadpoolctl import threadpool_limits
+def add_common_args(ap, rounds, warmup, pause):
+    """The flags both benchmarks take, with each script's defaults for ``--rounds``, ``--warmup`` and
+    ``--pause``."""
+    ap.add_argument("--rounds", "--repeats", dest="rounds", type=int, default=rounds,
+                    help=f"timed rounds (default {rounds})")
+    ap.add_argument("--warmup", type=int, default=warmup, help=f"untimed rounds first (default {warmup})")
+    ap.add_argument("--pause", type=float, default=pause,
+                    help="seconds of sleep before each measurement, so that the previous contender's "
+                         f"spinning BLAS/OpenMP threads go idle (default {pause})")
+    ap.add_argument("--threads", type=int, default=default_threads(),
+                    help="threads for every contender (default: the cores this process may use)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, 2 rounds; numbers are meaningless")
+    ap.add_argument("--cold-start", action="store_true",
+                    help="also measure the cold start (a sub-process with an empty Numba cache compiles "
+                         "everything) and a second, cached process")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH (nothing is written "
+                                                   "without it)")
+    ap.add_argument("--child-startup", action="store_true", help=argparse.SUPPRESS)
 
-        threadpool_limits(threads)
-    if torch is not None:
-        torch.set_num_threads(threads)
+
+def _owner(path):
+    """Which installed package a shared library ships with, by its path: the folder under site-packages
+    (``numpy.libs`` -> numpy, ``torch/lib`` -> torch), else the library's own folder."""
+    parts = os.path.realpath(path).split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts[:-1]:
+            top = parts[parts.index(marker) + 1]
+            return top[:-len(".libs")] if top.endswith(".libs") else top
+    return os.path.dirname(os.path.realpath(path))
+
+
+def blas_libraries():
+    """Every BLAS/OpenMP library loaded, told apart by path (NumPy's and scipy's OpenBLAS have the same
+    name, libscipy_openblas): [{owner, user_api, internal_api, version, threads, file}]. Read only."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return [{"owner": _owner(lib.filepath), "user_api": lib.user_api, "internal_api": lib.internal_api,
+             "version": lib.version, "threads": lib.num_threads, "file": os.path.basename(lib.filepath)}
+            for lib in ThreadpoolController().lib_controllers]
+
+
+def set_threads(threads, minicnn=None, torch=None):
+    """``ThreadSettings(threads, minicnn, torch)``: every contender's threads, each in its own library."""
+    return ThreadSettings(threads, minicnn, torch)
 
 
 class ThreadSettings:
-    """Each contender's thread settings for ``threads``, re-applied before each of its turns.
+    """Each contender's threads, set once, each in its own library, so that no contender's turn changes
+    another's settings:
 
-    minicnn gets what ``minicnn.set_num_threads(threads)`` sets up (Numba threads; the BLAS its kernels
-    call stays single-threaded); PyTorch gets ``torch.set_num_threads(threads)``; the NumPy baseline, whose only
-    parallelism is BLAS, gets ``threads`` BLAS threads. Re-applying matters because BLAS limits are
-    per process: whatever minicnn chooses for BLAS must not silently change the baseline's.
+    - minicnn: ``minicnn.set_num_threads(threads)`` (Numba's pool; the BLAS its kernels call, scipy's,
+      stays at one thread);
+    - the NumPy baseline, whose only parallelism is BLAS: NumPy's own BLAS (found by path) at ``threads``;
+    - PyTorch: ``torch.set_num_threads(threads)``.
+    When NumPy and scipy share one BLAS, minicnn leaves it alone and the baseline's setting holds.
     """
 
     def __init__(self, threads, minicnn=None, torch=None):
-        self.threads = threads
-        set_threads(threads, minicnn, torch)
+        self.threads, self.has_minicnn, self.has_torch = threads, minicnn is not None, torch is not None
+        if minicnn is not None:
+            minicnn.set_num_threads(threads)
         try:
-            from threadpoolctl import threadpool_info
+            from threadpoolctl import ThreadpoolController
 
-            self.minicnn_limits = {p["prefix"]: p["num_threads"] for p in threadpool_info()}
+            for lib in ThreadpoolController().lib_controllers:
+                if lib.user_api == "blas" and _owner(lib.filepath) == "numpy":
+                    lib.set_num_threads(threads)
         except ImportError:
-            self.minicnn_limits = None
-
-    def apply(self, name):
-        if self.minicnn_limits is None or name == "pytorch":
-            return
-        from threadpoolctl import threadpool_limits
-
-        if name == "numpy":
-            threadpool_limits(self.threads, user_api="blas")
-        else:
-            threadpool_limits(self.minicnn_limits)
+            pass
+        if torch is not None:
+            torch.set_num_threads(threads)
 
     def describe(self):
-        return {"minicnn (Numba; threadpoolctl limits)": self.minicnn_limits, "numpy (BLAS)": self.threads,
-                "pytorch (torch.set_num_threads)": self.threads}
+        return {"minicnn": f"minicnn.set_num_threads({self.threads})" if self.has_minicnn else None,
+                "numpy": f"NumPy's BLAS at {self.threads}",
+                "pytorch": f"torch.set_num_threads({self.threads})" if self.has_torch else None,
+                "libraries": blas_libraries()}
 
 
 def cpu_model():
@@ -110,14 +142,7 @@ def versions(threads, torch=None):
         "cores": default_threads(),
         "threads": threads,
     }
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads, "
-                        f"{os.path.basename(p.get('filepath', ''))})" for p in threadpool_info()
-                        if p.get("user_api") == "blas"]
-    except ImportError:
-        info["blas"] = ["threadpoolctl not installed"]
+    info["blas"] = blas_libraries()
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
     return info
@@ -127,22 +152,28 @@ def print_versions(info):
     print(f"- CPU: {info['cpu']} ({info['cores']} cores); threads used by every contender: {info['threads']}")
     print(f"- Python {info['python']}, NumPy {info['numpy']}, Numba {info['numba']}, "
           f"PyTorch {info['torch'] or 'not installed'}")
-    print(f"- BLAS (threadpoolctl): {'; '.join(info['blas']) or 'none found'}")
+    libs = "; ".join(f"{lib['owner']}'s {lib['internal_api']}{' ' + lib['version'] if lib['version'] else ''} "
+                     f"({lib['file']}, {lib['threads']} thread{'s' if lib['threads'] != 1 else ''})"
+                     for lib in info["blas"])
+    print(f"- BLAS/OpenMP libraries by path (threadpoolctl, read after the settings): {libs or 'none found'}")
     ts = info.get("thread_settings")
     if ts:
-        limits = ts["minicnn (Numba; threadpoolctl limits)"]
-        limits = ", ".join(f"{k} {v}" for k, v in limits.items()) if limits else "n/a"
-        print(f"- Threads per contender, re-applied before each turn: minicnn = minicnn.set_num_threads"
-              f"({info['threads']}) (Numba {info['threads']}; {limits}); NumPy baseline = {info['threads']} BLAS "
-              f"threads; PyTorch = torch.set_num_threads({info['threads']})")
+        parts = [f"minicnn = {ts['minicnn']} (Numba; scipy's BLAS inside its kernels at 1)" if ts["minicnn"] else None,
+                 f"NumPy baseline = {ts['numpy']}", f"PyTorch = {ts['pytorch']}" if ts["pytorch"] else None]
+        print("- Threads per contender, each set once in its own library: " + "; ".join(p for p in parts if p))
 
 
-def summary(samples):
-    """Median and spread (25th/75th percentiles, IQR) of a list of seconds, in milliseconds."""
-    a = np.asarray(samples, dtype=np.float64) * 1e3
+def summary(values, scale=1e3, suffix="_ms"):
+    """Median and spread of ``values`` times ``scale``: median, 25th/75th percentiles, IQR, min and count,
+    keys ending in ``suffix``. The defaults take seconds and give milliseconds (``median_ms``, ...);
+    ``summary(rates, 1, "")`` keeps the unit (``median``, ...)."""
+    a = np.asarray(values, dtype=np.float64) * scale
     p25, med, p75 = np.percentile(a, [25, 50, 75])
-    return {"median_ms": float(med), "p25_ms": float(p25), "p75_ms": float(p75), "iqr_ms": float(p75 - p25),
-            "min_ms": float(a.min()), "n": int(a.size)}
+    out = {"median": float(med), "p25": float(p25), "p75": float(p75), "iqr": float(p75 - p25),
+           "min": float(a.min())}
+    out = {k + suffix: v for k, v in out.items()}
+    out["n"] = int(a.size)
+    return out
 
 
 def interleaved(names, rounds, warmup, measure_once, pause=0.0, before=None):
@@ -153,7 +184,7 @@ def interleaved(names, rounds, warmup, measure_once, pause=0.0, before=None):
     ``pause`` seconds of sleep before each measurement let the previous contender's idle worker
     threads stop spinning (OpenBLAS and OpenMP threads busy-wait for a while after each parallel
     region), so that they do not steal the cores from the next contender. ``before(name)`` runs
-    (untimed) before each measurement, e.g. ``ThreadSettings.apply``."""
+    (untimed) before each measurement."""
     results = {n: {} for n in names}
     for r in range(warmup + rounds):
         k = r % len(names)
@@ -233,14 +264,6 @@ def fmt(v, digits=2):
     return f"{v:.{digits}f}"
 
 
-def markdown_table(header, rows):
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
-
-
 def check(name, value, op, threshold, unit=""):
     """A target: {name, value, threshold, op, status} with status PASS, FAIL or SKIP (no value)."""
     if value is None:
@@ -249,6 +272,12 @@ def check(name, value, op, threshold, unit=""):
         status = "PASS" if (value >= threshold if op == ">=" else value <= threshold if op == "<=" else
                             value < threshold if op == "<" else value > threshold) else "FAIL"
     return {"target": name, "value": value, "op": op, "threshold": threshold, "unit": unit, "status": status}
+
+
+def markdown_table(header, rows):
+    from minicnn.profiler import markdown_table  # the one table formatter
+
+    return markdown_table(header, rows)
 
 
 def print_targets(targets):

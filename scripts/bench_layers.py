@@ -82,12 +82,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=bc.default_threads())
     ap.add_argument("--pause", type=float, default=0.05)
     args = ap.parse_args(argv)
-    mc, why = bc.load_minicnn()
-    if mc is None:
-        raise SystemExit(why)
+    import minicnn as mc
+
     torch, why_not = bc.load_torch()
-    bc.set_threads(args.threads, mc, torch)
-    bc.print_versions(bc.versions(args.threads, torch))
+    settings = bc.ThreadSettings(args.threads, mc, torch)
+    bc.print_versions(dict(bc.versions(args.threads, torch), thread_settings=settings.describe()))
     if torch is None:
         print(f"- {why_not}: minicnn only")
     rng = np.random.default_rng(0)

@@ -340,27 +340,24 @@ def read_idx(path):
     return np.frombuffer(data, dtype=dtypes[data[2]], offset=4 + 4 * ndim).reshape(shape)
 
 
-MNIST_DIRS = ("$MINICNN_MNIST_DIR", "/work/shared/data/mnist", "data/mnist")
-
-
-def find_mnist_test(dirs=MNIST_DIRS):
-    """Paths (images, labels) of the MNIST test set in the first directory that has it, else None."""
-    for d in dirs:
-        d = os.path.expandvars(d)
-        if not d or d.startswith("$"):
-            continue
-        for suffix in (".gz", ""):
-            images = os.path.join(d, "t10k-images-idx3-ubyte" + suffix)
-            labels = os.path.join(d, "t10k-labels-idx1-ubyte" + suffix)
-            if os.path.isfile(images) and os.path.isfile(labels):
-                return images, labels
+def find_mnist_test(data_dir=None):
+    """Paths (images, labels) of the MNIST test set in ``data_dir`` (default: ``$MINICNN_MNIST_DIR``), or
+    None when no folder is given or it lacks the files (``t10k-*-idx?-ubyte``, optionally ``.gz``)."""
+    d = data_dir or os.environ.get("MINICNN_MNIST_DIR")
+    if not d:
+        return None
+    for suffix in (".gz", ""):
+        images = os.path.join(d, "t10k-images-idx3-ubyte" + suffix)
+        labels = os.path.join(d, "t10k-labels-idx1-ubyte" + suffix)
+        if os.path.isfile(images) and os.path.isfile(labels):
+            return images, labels
     return None
 
 
-def load_images(n=10000, seed=0):
+def load_images(n=10000, seed=0, data_dir=None):
     """(x float32 (n, 1, 28, 28) scaled to [0, 1], y int64 (n,), source): the MNIST test set when
-    found (repeated if ``n`` > 10,000), random images and labels otherwise."""
-    paths = find_mnist_test()
+    found by ``find_mnist_test(data_dir)`` (repeated if ``n`` > 10,000), random images and labels otherwise."""
+    paths = find_mnist_test(data_dir)
     if paths is not None:
         x = read_idx(paths[0]).astype(np.float32)[:, None] / 255.0
         y = read_idx(paths[1]).astype(np.int64)

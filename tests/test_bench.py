@@ -153,22 +153,88 @@ def test_flop_counts():
     import bench_kernels as bk
 
     one = 2 * 64 * 6 * 28 * 28 * 1 * 5 * 5
-    assert bk.conv_flops((64, 1, 28, 28), 6, 5, 1, 2, True) == {"fwd": one, "bwd": 2 * one, "fwd+bwd": 3 * one}
-    assert bk.conv_flops((64, 1, 28, 28), 6, 5, 1, 2, False)["fwd+bwd"] == 2 * one
-    assert bk.conv_flops((32, 32, 32, 32), 64, 3, 2, 1, True)["fwd"] == 2 * 32 * 64 * 16 * 16 * 32 * 9
-    assert bk.pool_flops("max", (64, 6, 28, 28)) == {"fwd": 64 * 6 * 14 * 14 * 4, "bwd": 64 * 6 * 14 * 14,
-                                                     "fwd+bwd": 64 * 6 * 14 * 14 * 5}
-    assert bk.pool_flops("avg", (64, 6, 28, 28))["bwd"] == 64 * 6 * 14 * 14 * 4
+    assert bk.case_flops(bk.parse_case("conv:64,1,28,28->6,k=5,p=2")) == {"fwd": one, "bwd": 2 * one,
+                                                                           "fwd+bwd": 3 * one}
+    assert bk.case_flops(bk.parse_case("conv:64,1,28,28->6,k=5,p=2,nodx"))["fwd+bwd"] == 2 * one
+    assert bk.case_flops(bk.parse_case("conv:32,32,32,32->64,k=3,s=2,p=1"))["fwd"] == 2 * 32 * 64 * 16 * 16 * 32 * 9
+    assert bk.case_flops(bk.parse_case("conv:2,8,5,5->4,k=3,g=2"))["fwd"] == 2 * 2 * 4 * 3 * 3 * (8 // 2) * 9
+    assert bk.case_flops(bk.parse_case("maxpool:64,6,28,28")) == {"fwd": 64 * 6 * 14 * 14 * 4, "bwd": 64 * 6 * 14 * 14,
+                                                                  "fwd+bwd": 64 * 6 * 14 * 14 * 5}
+    assert bk.case_flops(bk.parse_case("avgpool:64,6,28,28"))["bwd"] == 64 * 6 * 14 * 14 * 4
+
+
+def test_parse_case_reads_every_option():
+    import bench_kernels as bk
+
+    c = bk.parse_case("conv:8,32,28,30->64,k=3x5,s=2,p=1x2,d=2,g=4,nobias,nodx")
+    assert (c.kind, c.shape, c.out_channels) == ("conv", (8, 32, 28, 30), 64)
+    assert (c.kernel, c.stride, c.padding, c.dilation, c.groups) == ((3, 5), (2, 2), (1, 2), (2, 2), 4)
+    assert not c.bias and not c.input_grad
+    assert c.output_shape() == (8, 64, 13, 13)  # (28 + 2 - 4 - 1) // 2 + 1, (30 + 4 - 8 - 1) // 2 + 1
+    c = bk.parse_case("conv:1,3,8,8->5")
+    assert (c.kernel, c.stride, c.padding, c.dilation, c.groups, c.bias, c.input_grad) == (
+        (3, 3), (1, 1), (0, 0), (1, 1), 1, True, True)
+    p = bk.parse_case("maxpool:2,3,7,7,k=3,s=2,p=1,ceil")
+    assert (p.kernel, p.stride, p.padding, p.ceil_mode) == ((3, 3), (2, 2), (1, 1), True)
+    assert p.output_shape() == (2, 3, 4, 4)  # as torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    p = bk.parse_case("avgpool:2,3,8,8,nopad")
+    assert (p.kernel, p.stride, p.count_include_pad, p.output_shape()) == ((2, 2), (2, 2), False, (2, 3, 4, 4))
+
+
+def test_ceil_mode_output_size_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    import bench_kernels as bk
+
+    for H in range(1, 12):
+        for k in (1, 2, 3):
+            for s in (1, 2, 3):
+                for p in range(k // 2 + 1):
+                    want = torch.nn.MaxPool2d(k, s, p, ceil_mode=True)(torch.zeros(1, 1, H, H)).shape[-1] \
+                        if bk.out_size(H, k, s, p) >= 1 else None
+                    if want is not None:
+                        assert bk.out_size(H, k, s, p, ceil=True) == want, (H, k, s, p)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("conv2d:1,1,4,4->2", "must start with conv:, maxpool: or avgpool:"),
+    ("conv:1,1,4,4", "needs '->F'"),
+    ("conv:1,1,4->2", "N,C,H,W \\(4 integers\\)"),
+    ("conv:1,1,4,x->2", "N,C,H,W \\(4 integers\\)"),
+    ("conv:0,1,4,4->2", "must be >= 1"),
+    ("conv:1,1,4,4->0", "F \\(the output channels"),
+    ("conv:1,1,4,4->2,k=", "k= must be an integer or HxW"),
+    ("conv:1,1,4,4->2,k=3y3", "k= must be an integer or HxW"),
+    ("conv:1,1,4,4->2,q=1", "unknown option 'q='"),
+    ("conv:1,1,4,4->2,ceil", "unknown flag 'ceil' for conv"),
+    ("conv:1,1,4,4->2,k=3,k=3", "given twice"),
+    ("conv:1,1,4,4->2,,k=3", "empty option"),
+    ("conv:1,1,4,4->2,s=0", "s= must be >= 1"),
+    ("conv:1,3,4,4->2,g=2", "groups g=2 must divide both C=3 and F=2"),
+    ("conv:1,1,4,4->2,g=2x2", "g= must be an integer, got"),
+    ("conv:1,1,4,4->2,k=5", "the output would be empty"),
+    ("maxpool:1,1,4,4,k=2,p=2", "at most half the kernel"),
+    ("maxpool:1,1,4,4,g=2", "unknown option 'g='"),
+    ("avgpool:1,1,4,4,d=2", "unknown option 'd='"),
+    ("avgpool:1,1,4,4,nodx", "unknown flag 'nodx' for avgpool"),
+])
+def test_parse_case_errors_say_what_is_wrong(spec, message):
+    import bench_kernels as bk
+
+    with pytest.raises(ValueError, match=message) as info:
+        bk.parse_case(spec)
+    assert str(info.value).startswith(f"--case {spec!r}: ")
 
 
 def test_bench_kernels_quick(tmp_path):
     out = tmp_path / "kernels.json"
-    stdout = _run_script(os.path.join(SCRIPTS, "bench_kernels.py"), "--quick", "--no-startup", "--json", str(out))
-    assert "| case" in stdout and "### Targets" in stdout
+    stdout = _run_script(os.path.join(SCRIPTS, "bench_kernels.py"), "--quick", "--json", str(out))
+    assert "| case" in stdout and "### Targets" in stdout and "Fastest convolution algorithm" in stdout
     res = json.loads(out.read_text())
-    assert len(res["results"]) == 5 + 6
+    assert len(res["results"]) == 5 + 6 and res["startup"] is None  # no cold start unless asked
     for entry in res["results"]:
-        assert "numpy" in entry["contenders"]
+        assert "numpy" in entry["contenders"] and "minicnn" in entry["contenders"]
+        if entry["spec"]["kind"] == "conv":
+            assert {"im2col", "tiled"} <= set(entry["contenders"]) and entry["fastest_algorithm"]
         for name, passes in entry["contenders"].items():
             for st in passes.values():
                 assert st["median_ms"] > 0 and st["gflops"] > 0 and st["iqr_ms"] >= 0
@@ -178,9 +244,23 @@ def test_bench_kernels_quick(tmp_path):
     assert all(t["status"] in ("PASS", "FAIL", "SKIP") for t in res["targets"])
 
 
+def test_bench_kernels_custom_case_writes_nothing_without_json(tmp_path):
+    proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, "bench_kernels.py"), "--quick", "--case",
+                           "conv:2,4,9,9->6,k=3,s=2,p=1,nobias", "--case", "maxpool:2,3,9,9,k=3,s=2,p=1"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "conv:2,4,9,9->6,k=3,s=2,p=1,nobias" in proc.stdout and "maxpool:2,3,9,9" in proc.stdout
+    assert "minicnn direct left out" in proc.stdout  # stride 2: the direct algorithm says why not
+    assert list(tmp_path.iterdir()) == []
+    bad = subprocess.run([sys.executable, os.path.join(SCRIPTS, "bench_kernels.py"), "--case", "conv:1,1,4,4"],
+                         capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert bad.returncode == 2 and "needs '->F'" in bad.stderr
+
+
 def test_bench_training_quick(tmp_path):
     out = tmp_path / "bench.json"
     stdout = _run_script(os.path.join(SCRIPTS, "bench.py"), "--quick", "--no-subprocess", "--json", str(out))
+    assert not os.path.exists(os.path.join(ROOT, "bench-results.json"))
     assert "### Training throughput" in stdout and "### Targets" in stdout
     res = json.loads(out.read_text())
     for batch in ("64", "256"):
@@ -189,8 +269,8 @@ def test_bench_training_quick(tmp_path):
         losses = list(res["train_last_loss"][batch].values())
         assert max(losses) - min(losses) < 1e-3, res["train_last_loss"]
     assert all(d < 1e-4 for d in res["eval_max_rel_diff"].values()), res["eval_max_rel_diff"]
-    if "profile" in res:
-        assert len(res["profile"]["layers"]) == 12 and res["profile"]["step_ms"] > 0
+    assert len(res["profile"]["layers"]) == 12 and res["profile"]["step_ms"] > 0
+    assert "| LeNet5.0" in stdout  # the profiler's table
 
 
 def test_memory_child_reports_peak_rss():
@@ -198,3 +278,20 @@ def test_memory_child_reports_peak_rss():
                          "--batches", "2", "--threads", "1")
     res = json.loads(stdout.strip().splitlines()[-1])
     assert 0 < res["setup_rss_mib"] <= res["peak_rss_mib"] < 4096
+
+
+def test_blas_libraries_are_told_apart_by_path():
+    import scipy.linalg.cython_blas  # noqa: F401  (loads scipy's BLAS)
+
+    import bench_common as bc
+    import minicnn
+
+    libs = [lib for lib in bc.blas_libraries() if lib["user_api"] == "blas"]
+    owners = [lib["owner"] for lib in libs]
+    if len(libs) < 2:
+        pytest.skip("NumPy and scipy share one BLAS here")
+    assert "numpy" in owners and "scipy" in owners, libs
+    settings = bc.ThreadSettings(1, minicnn)
+    threads = {lib["owner"]: lib["threads"] for lib in bc.blas_libraries() if lib["user_api"] == "blas"}
+    assert threads["scipy"] == 1 and threads["numpy"] == 1  # each set in its own library
+    assert settings.describe()["pytorch"] is None
