@@ -3,7 +3,7 @@ import numba
 import numpy as np
 import pytest
 
-from minicnn.kernels.tile import MR, NR, _tile_add_numpy, _tile_numpy, tile_6x16, tile_6x16_add
+from minicnn.kernels.tile import MR, NR, tile_6x16_add_numpy, tile_6x16_numpy, tile_6x16, tile_6x16_add
 
 
 @numba.njit
@@ -28,8 +28,8 @@ def tile_loops(a, abase, aoff, b, b0, boff, c, cbase, add):
     return c
 
 
-@pytest.mark.parametrize("add, tile, numpy_tile", [(False, call_tile, _tile_numpy),
-                                                   (True, call_tile_add, _tile_add_numpy)])
+@pytest.mark.parametrize("add, tile, numpy_tile", [(False, call_tile, tile_6x16_numpy),
+                                                   (True, call_tile_add, tile_6x16_add_numpy)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("T", [1, 3, 150])
 def test_tile_matches_loops(add, tile, numpy_tile, dtype, T):

@@ -15,7 +15,7 @@ import numpy as np
 from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE, get_num_threads
 from .._validate import boolean, choice, dim_arg, float_array, float_input, grad_array, grad_request, real
 from ..kernels import elementwise as _ew
-from ..kernels.activation import _relu_backward, _relu_backward_parallel, _relu_forward, _relu_forward_parallel
+from ..kernels.activation import relu_backward_kernel, relu_backward_parallel_kernel, relu_forward_kernel, relu_forward_parallel_kernel
 from ..kernels import softmax as _softmax_k
 
 
@@ -54,7 +54,7 @@ def relu_forward(x):
     """``y = max(x, 0)`` elementwise on ``x`` of any shape (NaN stays NaN); returns ``(y, ReLUCtx)``."""
     x = float_input("x", x)
     y = np.empty_like(x)
-    run_elementwise(_relu_forward, _relu_forward_parallel, x, y)
+    run_elementwise(relu_forward_kernel, relu_forward_parallel_kernel, x, y)
     return y, ReLUCtx(y)
 
 
@@ -68,7 +68,7 @@ def relu_backward(dy, ctx):
     y = ctx.y
     dy = grad_array("dy", dy, y.shape, y.dtype)
     dx = np.empty_like(y)
-    run_elementwise(_relu_backward, _relu_backward_parallel, dy, y, dx)
+    run_elementwise(relu_backward_kernel, relu_backward_parallel_kernel, dy, y, dx)
     return dx
 
 

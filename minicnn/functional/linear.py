@@ -7,7 +7,7 @@ import numpy as np
 from .._config import kernel_blas_single_threaded, thread_blocks
 from .._validate import axis_size, boolean, float_array, float_input, grad_array, grad_request, vector
 from ..kernels.common import unwanted
-from ..kernels.linear import _linear_backward, _linear_forward
+from ..kernels.linear import linear_backward_kernel, linear_forward_kernel
 
 
 class LinearCtx(NamedTuple):
@@ -31,7 +31,7 @@ def linear_forward(x, weight, bias=None):
     y = np.empty((N, F), x.dtype)
     if N > 0:
         kernel_blas_single_threaded()
-        _linear_forward(x, weight, bias, thread_blocks(N), y)
+        linear_forward_kernel(x, weight, bias, thread_blocks(N), y)
     return y, LinearCtx(x, weight, has_bias)
 
 
@@ -58,7 +58,7 @@ def linear_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
         weight_parts = unwanted(3, dtype) if dweight is None else np.empty((nb, F, K), dtype)
         bias_parts = unwanted(2, dtype) if dbias is None else np.empty((nb, F), dtype)
         kernel_blas_single_threaded()
-        _linear_backward(dy, x, weight, nb, weight_parts, bias_parts,
+        linear_backward_kernel(dy, x, weight, nb, weight_parts, bias_parts,
                          unwanted(2, dtype) if dweight is None else dweight,
                          unwanted(1, dtype) if dbias is None else dbias,
                          unwanted(2, dtype) if dx is None else dx)

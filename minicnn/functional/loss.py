@@ -16,7 +16,7 @@ import numpy as np
 from .._validate import choice, class_index_array, float_array, float_input, integer, real, same_shape, vector
 from ..kernels import elementwise_loss as _el
 from ..kernels.elementwise_loss import elementwise_loss_backward, elementwise_loss_forward
-from ..kernels.loss import (_cross_entropy_backward, _softmax_cross_entropy, cross_entropy_general_backward,
+from ..kernels.loss import (cross_entropy_backward_kernel, softmax_cross_entropy_kernel, cross_entropy_general_backward,
                             nll_backward, nll_forward, soft_cross_entropy_backward, soft_cross_entropy_forward)
 from .activation import log_softmax
 
@@ -311,7 +311,7 @@ def cross_entropy_forward(input, target, weight=None, *, ignore_index=-100, redu
             # the default case: one fused kernel pass (softmax, loss) per row
             probs = np.empty_like(x)
             losses = np.empty(N, np.float64)
-            _softmax_cross_entropy(x, target_nd, label_smoothing, probs, losses)
+            softmax_cross_entropy_kernel(x, target_nd, label_smoothing, probs, losses)
             total = losses.sum()
             loss = np.float64(total / N) if reduction == "mean" else np.float64(total)
             return loss, CrossEntropyCtx(probs, target_nd, label_smoothing, reduction=reduction,
@@ -342,7 +342,7 @@ def cross_entropy_backward(ctx, dloss=1.0):
     if ctx.probs is not None:  # the fast path
         probs = ctx.probs
         dlogits = np.empty_like(probs)
-        _cross_entropy_backward(probs, ctx.target, ctx.label_smoothing, real("dloss", dloss) * ctx.scale, dlogits)
+        cross_entropy_backward_kernel(probs, ctx.target, ctx.label_smoothing, real("dloss", dloss) * ctx.scale, dlogits)
         return dlogits
     logp = ctx.logp
     N, C, L = logp.shape

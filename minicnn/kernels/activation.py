@@ -12,7 +12,7 @@ from .._config import jit, jit_parallel
 
 
 @jit
-def _relu_forward(x, y):
+def relu_forward_kernel(x, y):
     """``y = max(x, 0)`` on flat arrays; NaN stays NaN (as in PyTorch)."""
     for i in range(x.size):
         v = x[i]
@@ -23,7 +23,7 @@ def _relu_forward(x, y):
 
 
 @jit
-def _relu_backward(dy, y, dx):
+def relu_backward_kernel(dy, y, dx):
     """``dx = dy * (y > 0)`` on flat arrays (gradient 0 at 0, as PyTorch)."""
     for i in range(dy.size):
         if y[i] > 0:
@@ -33,18 +33,18 @@ def _relu_backward(dy, y, dx):
 
 
 @jit_parallel
-def _relu_forward_parallel(x, y, n_chunks):
-    """:func:`_relu_forward` split into ``n_chunks`` contiguous chunks, run in parallel."""
+def relu_forward_parallel_kernel(x, y, n_chunks):
+    """:func:`relu_forward_kernel` split into ``n_chunks`` contiguous chunks, run in parallel."""
     size = x.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _relu_forward(x[lo:hi], y[lo:hi])
+        relu_forward_kernel(x[lo:hi], y[lo:hi])
 
 
 @jit_parallel
-def _relu_backward_parallel(dy, y, dx, n_chunks):
-    """:func:`_relu_backward` split into ``n_chunks`` contiguous chunks, run in parallel."""
+def relu_backward_parallel_kernel(dy, y, dx, n_chunks):
+    """:func:`relu_backward_kernel` split into ``n_chunks`` contiguous chunks, run in parallel."""
     size = dy.size
     for t in prange(n_chunks):
         lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
-        _relu_backward(dy[lo:hi], y[lo:hi], dx[lo:hi])
+        relu_backward_kernel(dy[lo:hi], y[lo:hi], dx[lo:hi])

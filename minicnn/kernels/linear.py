@@ -50,7 +50,7 @@ def _add_block_parts(parts, f, out):
 
 
 @jit_parallel
-def _linear_forward(x, weight, bias, n_blocks, y):
+def linear_forward_kernel(x, weight, bias, n_blocks, y):
     """``y`` (N, F) = ``x`` (N, K) @ ``weight`` (F, K).T + ``bias`` (F,). Needs ``1 <= n_blocks <= N``."""
     N = y.shape[0]
     for b in prange(n_blocks):
@@ -61,7 +61,7 @@ def _linear_forward(x, weight, bias, n_blocks, y):
 
 
 @jit_parallel
-def _linear_backward(dy, x, weight, n_blocks, weight_parts, bias_parts, weight_grad, bias_grad, dx):
+def linear_backward_kernel(dy, x, weight, n_blocks, weight_parts, bias_parts, weight_grad, bias_grad, dx):
     """Add ``dy.T @ x`` (F, K) into ``weight_grad`` and the column sums of ``dy`` (N, F) into
     ``bias_grad``; ``dx`` (N, K) = ``dy @ weight``. Each output may be empty (not wanted); the
     scratch ``weight_parts`` (n_blocks, F, K) and ``bias_parts`` (n_blocks, F) then may be too.

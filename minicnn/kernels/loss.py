@@ -39,7 +39,7 @@ def _softmax_row(z, top, p):
 
 
 @jit
-def _softmax_cross_entropy(logits, labels, smoothing, probs, losses):
+def softmax_cross_entropy_kernel(logits, labels, smoothing, probs, losses):
     """Per row n: ``probs[n] = softmax(logits[n])`` and
     ``losses[n] = (1 - s) * (lse - z_y) + s * (lse - mean_k z_k)`` with ``lse = log(sum(exp(z)))``.
     """
@@ -52,7 +52,7 @@ def _softmax_cross_entropy(logits, labels, smoothing, probs, losses):
 
 
 @jit
-def _cross_entropy_backward(probs, labels, smoothing, scale, dlogits):
+def cross_entropy_backward_kernel(probs, labels, smoothing, scale, dlogits):
     """``dlogits[n, k] = scale * (probs[n, k] - s / K - (1 - s) * [k == labels[n]])``."""
     N, K = probs.shape
     uniform = smoothing / K

@@ -32,17 +32,17 @@ from .._config import JIT_DISABLED
 MR, NR = 6, 16  # rows and lanes of a tile
 
 
-def _tile_add_numpy(a, abase, aoff, b, b0, boff, c, cbase):
+def tile_6x16_add_numpy(a, abase, aoff, b, b0, boff, c, cbase):
     """Reference: ``c[cbase[r]:][:NR] += a[abase[r] + aoff] @ B`` with ``B[t] = b[b0 + boff[t]:][:NR]``."""
     B = b[b0 + boff[:, None] + np.arange(NR)]
     for r in range(MR):
         c[cbase[r]:cbase[r] + NR] += a[abase[r] + aoff] @ B
 
 
-def _tile_numpy(a, abase, aoff, b, b0, boff, c, cbase):
+def tile_6x16_numpy(a, abase, aoff, b, b0, boff, c, cbase):
     for r in range(MR):
         c[cbase[r]:cbase[r] + NR] = 0
-    _tile_add_numpy(a, abase, aoff, b, b0, boff, c, cbase)
+    tile_6x16_add_numpy(a, abase, aoff, b, b0, boff, c, cbase)
 
 
 def _make_tile(MR, NR, add):
@@ -110,6 +110,6 @@ def _make_tile(MR, NR, add):
 
 
 if JIT_DISABLED:
-    tile_6x16, tile_6x16_add = _tile_numpy, _tile_add_numpy
+    tile_6x16, tile_6x16_add = tile_6x16_numpy, tile_6x16_add_numpy
 else:
     tile_6x16, tile_6x16_add = _make_tile(MR, NR, add=False), _make_tile(MR, NR, add=True)
