@@ -471,11 +471,11 @@ def test_bad_checkpoints(train, tmp_path, capsys):
     foreign["model"] = minicnn.nn.Sequential(minicnn.nn.Linear(4, 3)).state_dict()
     minicnn.save(foreign, tmp_path / "foreign.npz")
     expect_failure(train, ["--resume", str(tmp_path / "foreign.npz"), "--epochs", "2", "--threads", "1",
-                           "--out", str(out)], capsys, "does not fit LeNet5", "missing keys")
+                           "--out", str(out)], capsys, "does not fit lenet5", "missing keys")
     renamed = dict(ckpt, architecture="ResNet18")
     minicnn.save(renamed, tmp_path / "renamed.npz")
     expect_failure(train, ["--resume", str(tmp_path / "renamed.npz"), "--out", str(out)], capsys,
-                   "is of a ResNet18")
+                   "is of a 'ResNet18'")
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes((tmp_path / "run" / "checkpoint.npz").read_bytes()[:-200])
     expect_failure(train, ["--resume", str(truncated), "--out", str(out)], capsys, "cannot read checkpoint")
@@ -560,3 +560,30 @@ def test_real_mnist_first_8000_test_images_train_last_2000_test(train, tmp_path,
     metrics = read_metrics(out)
     assert metrics["run"]["train_images"] == 8000 and metrics["run"]["test_images"] == 2000
     assert metrics["epochs"][-1]["test_accuracy"] >= 0.975
+
+
+# -- other networks and CIFAR-10 ---------------------------------------------------------------------
+def test_other_models_on_generated_cifar10_and_resume(train, tmp_path, capsys):
+    from test_cifar import write_dataset
+
+    write_dataset(tmp_path / "cifar", n=16)  # six batch files in the real binary format
+    base = ["--dataset", "cifar10", "--data-dir", str(tmp_path / "cifar"), "--batch-size", "16", "--threads", "1",
+            "--no-progress", "--no-plot", "--limit-test", "16"]
+    out = tmp_path / "run"
+    run_ok(train, base + ["--model", "resnet20", "--augment", "--epochs", "1", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "model: resnet20 (augmented data)" in printed and "CIFAR-10" in printed
+    assert "airplane" in printed  # the confusion matrix names the classes
+    run_ok(train, base + ["--resume", str(out / "checkpoint.npz"), "--epochs", "2"])
+    assert len(read_metrics(out)["epochs"]) == 2
+    assert train.main(base + ["--model", "lenet5", "--out", str(tmp_path / "lenet")]) == 1
+    assert "--model lenet5 takes 28x28 images, cifar10 has 32x32" in capsys.readouterr().err
+    assert train.main(base + ["--resume", str(out / "checkpoint.npz"), "--model", "mobilenet_small",
+                              "--epochs", "3"]) == 1  # a resumed run keeps its model
+    assert "--model mobilenet_small differs from the checkpoint's resnet20" in capsys.readouterr().err
+
+
+def test_mobilenet_small_on_digits(train, tmp_path):
+    out = tmp_path / "run"
+    run_ok(train, SMALL + ["--model", "mobilenet_small", "--epochs", "1", "--out", str(out)])
+    assert read_metrics(out)["config"]["model"] == "mobilenet_small"

@@ -35,18 +35,18 @@ import time
 import numpy as np
 
 PROG = "minicnn-train"
-DATASET_CHOICES = ("auto", "mnist", "fashion-mnist", "kmnist", "digits")
+DATASET_CHOICES = ("auto", "mnist", "fashion-mnist", "kmnist", "digits", "cifar10")
+MODEL_CHOICES = ("lenet5", "resnet20", "resnet32", "resnet56", "mobilenet_small")  # minicnn.models.MODELS
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "cosine", "onecycle")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 DEFAULT_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 1e-2}
 EVAL_BATCH_SIZE = 1000
 CHECKPOINT_FORMAT = "minicnn-train-checkpoint-v1"
-ARCHITECTURE = "LeNet5"
 RUN_FILES = ("checkpoint.npz", "metrics.json", "curves.png", "confusion.png")
 # The settings that define a run: a resumed run takes them from its checkpoint, and passing one with
 # another value is an error (``epochs`` may grow unless the schedule depends on it).
-RUN_KEYS = ("dataset", "train_split", "limit_train", "limit_test", "batch_size", "optimizer", "lr",
+RUN_KEYS = ("model", "augment", "dataset", "train_split", "limit_train", "limit_test", "batch_size", "optimizer", "lr",
             "momentum", "weight_decay", "scheduler", "step_size", "gamma", "seed", "epochs")
 
 
@@ -86,6 +86,10 @@ def _number(kind, low, low_inclusive, high=None, high_inclusive=False):
 
 def build_parser():
     p = argparse.ArgumentParser(prog=PROG, description="Train LeNet-5 with minicnn.")
+    p.add_argument("--model", choices=MODEL_CHOICES, default="lenet5",
+                   help="the network (minicnn.models); channels and classes come from the data (default: lenet5)")
+    p.add_argument("--augment", action="store_true",
+                   help="random crops with 4 pixels of zero padding and horizontal flips of the training images")
     p.add_argument("--dataset", choices=DATASET_CHOICES, default="auto",
                    help="auto (default): MNIST when on disk or downloadable, otherwise scikit-learn's digits")
     p.add_argument("--data-dir", default=None,
@@ -236,7 +240,13 @@ def load_data(config, data_dir, download):
             why = "could not be downloaded" if download else "--no-download"
             note = f" (MNIST is not in {folder} and {why}; --dataset mnist says what to put where)"
             name = "digits"
-    if name == "digits":
+    if name == "cifar10":
+        from minicnn.data import cifar
+
+        parts = cifar.load_cifar10(data_dir, download=download, split=split)
+        title, mean, std, classes = "CIFAR-10", cifar.CIFAR10_MEAN, cifar.CIFAR10_STD, cifar.CIFAR10_CLASSES
+        source = os.path.abspath(data_dir or os.path.join("data", "cifar10"))
+    elif name == "digits":
         parts = data.load_digits(split=split)
         title, mean, std = "digits", data.DIGITS_MEAN, data.DIGITS_STD
         classes = tuple(str(d) for d in range(10))
@@ -282,12 +292,18 @@ def load_idx(spec, data_dir, download, split):
 
 
 # -- model, optimizer, schedule ---------------------------------------------------------------------
-def build(config, steps_per_epoch):
+def build(config, steps_per_epoch, image_shape, num_classes):
+    """``(model, optimizer, scheduler)``; the model ``config["model"]`` for images of ``image_shape``
+    (C, H, W) and ``num_classes`` classes."""
     import minicnn
     from minicnn import optim
 
     minicnn.manual_seed(config["seed"])
-    model = minicnn.models.LeNet5(num_classes=10, in_channels=1, dtype=np.float32, rng=config["seed"])
+    if config["model"] == "lenet5" and image_shape[1:] != (28, 28):
+        raise Fail(f"--model lenet5 takes 28x28 images, {config['dataset']} has {image_shape[1]}x{image_shape[2]}: "
+                   f"use --model resnet20 or mobilenet_small")
+    model = minicnn.models.MODELS[config["model"]](num_classes=num_classes, in_channels=image_shape[0],
+                                                   dtype=np.float32, rng=config["seed"])
     params = model.parameters()
     lr, wd = config["lr"], config["weight_decay"]
     if config["optimizer"] == "sgd":
@@ -377,7 +393,7 @@ def make_checkpoint(config, epoch, history, model, optimizer, scheduler, loader)
 
     return {
         "format": CHECKPOINT_FORMAT,
-        "architecture": ARCHITECTURE,
+        "architecture": config["model"],
         "config": dict(config),
         "history": [dict(r) for r in history],
         "epoch": int(epoch),
@@ -406,8 +422,12 @@ def read_checkpoint(path):
             and ckpt["format"] == CHECKPOINT_FORMAT):
         raise Fail(f"{path} is not a checkpoint written by {PROG}")
     architecture, config, history, epoch = (ckpt[k] for k in ("architecture", "config", "history", "epoch"))
-    if not isinstance(architecture, str) or architecture != ARCHITECTURE:
-        raise Fail(f"checkpoint {path} is of a {architecture}, this script trains a {ARCHITECTURE}")
+    if isinstance(config, dict) and architecture == "LeNet5":  # written before --model and --augment
+        architecture = "lenet5"
+        config.setdefault("model", architecture)
+        config.setdefault("augment", False)
+    if not isinstance(architecture, str) or architecture not in MODEL_CHOICES:
+        raise Fail(f"checkpoint {path} is of a {architecture!r}, not one of the models this script trains")
     if not (isinstance(config, dict) and all(k in config for k in RUN_KEYS) and isinstance(epoch, int)
             and isinstance(history, list) and len(history) == epoch):
         raise Fail(f"checkpoint {path} is inconsistent (configuration or history damaged)")
@@ -616,11 +636,14 @@ def setup(args, created):
         sampler = dist.DistributedSampler(len(train_y), seed=config["seed"])
     except ValueError as e:
         raise Fail(str(e)) from None
+    augment = {}
+    if config["augment"]:  # torchvision's RandomCrop(size, padding=4) and RandomHorizontalFlip()
+        augment = dict(random_crop=(train_x.shape[-2:], 4), horizontal_flip=0.5)
     train_loader = data.DataLoader(train_x, train_y, config["batch_size"] // world, sampler=sampler,
-                                   mean=info["mean"], std=info["std"])
+                                   mean=info["mean"], std=info["std"], **augment)
     lo, hi = rank * len(test_y) // world, (rank + 1) * len(test_y) // world
     test_loader = data.DataLoader(test_x[lo:hi], test_y[lo:hi], EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
-    model, optimizer, scheduler = build(config, len(train_loader))
+    model, optimizer, scheduler = build(config, len(train_loader), train_loader.images.shape[1:], len(info["classes"]))
     history, start_epoch = [], 0
     if resume is not None:
         ckpt, _, history, start_epoch = resume
@@ -630,7 +653,7 @@ def setup(args, created):
         try:
             model.load_state_dict(ckpt["model"])
         except (TypeError, ValueError) as e:
-            raise Fail(f"checkpoint {args.resume} does not fit {ARCHITECTURE}: {e}") from None
+            raise Fail(f"checkpoint {args.resume} does not fit {config['model']}: {e}") from None
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
             if scheduler is not None:
@@ -672,7 +695,7 @@ def run(args, created):
     s = setup(args, created)
     config, info, model = s["config"], s["info"], s["model"]
     print(info["line"], flush=True)
-    print(f"model: {ARCHITECTURE}, {sum(p.data.size for p in model.parameters())} parameters; "
+    print(f"model: {config['model']}{' (augmented data)' if config['augment'] else ''}, {sum(p.data.size for p in model.parameters())} parameters; "
           f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
           f"scheduler {describe_schedule(config)}, batch {config['batch_size']}, seed {config['seed']}, "
           f"threads {minicnn.get_num_threads()}{s['threads_note']}; output in {s['out']}", flush=True)
