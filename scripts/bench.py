@@ -37,9 +37,9 @@ LR, MOMENTUM = 0.01, 0.9
 
 # -- contenders ------------------------------------------------------------------------------------
 class MinicnnContender:
-    def __init__(self, mc, seed=0):
+    def __init__(self, mc, seed=0, model="lenet5"):
         self.mc = mc
-        self.model = mc.models.LeNet5(rng=seed)
+        self.model = mc.models.MODELS[model](rng=seed)
         self.criterion = mc.nn.CrossEntropyLoss()
         self.optimizer = mc.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
 
@@ -78,10 +78,18 @@ class NumpyContender:
 
 
 class TorchContender:
-    def __init__(self, torch, seed=0):
+    def __init__(self, torch, seed=0, twin_of=None):
+        """LeNet-5, or with ``twin_of`` (a minicnn model) the same architecture with its weights."""
         nn = torch.nn
         torch.manual_seed(seed)
         self.torch = torch
+        if twin_of is not None:
+            from minicnn.cli.profile import torch_twin
+
+            self.model = torch_twin(torch, twin_of)[0]
+            self.criterion = nn.CrossEntropyLoss()
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+            return
         self.model = nn.Sequential(
             nn.Conv2d(1, 6, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(),
             nn.Conv2d(6, 16, 5), nn.MaxPool2d(2), nn.ReLU(),
@@ -135,6 +143,44 @@ def make_contenders(mc, torch):
     return out
 
 
+def bench_model(mc, torch, name, args):
+    """Training (batch 128) and evaluation (batch 256) img/s of ``minicnn.models.MODELS[name]`` and its
+    PyTorch twin (same weights, same synthetic 3x32x32 batches), and each one's peak memory."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1024, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, 10, 1024)
+    res = {"versions": dict(bc.versions(args.threads, torch)), "model": name, "rounds": args.rounds,
+           "batches": args.batches, "train": {}, "eval": {}}
+
+    def pair():
+        ours = MinicnnContender(mc, model=name)
+        out = {"minicnn": ours}
+        if torch is not None:
+            out["pytorch"] = TorchContender(torch, twin_of=ours.model)
+        return out
+
+    print(f"  {name}: training, batch 128...", file=sys.stderr, flush=True)
+    res["train"]["128"], res["train_last_loss"] = measure_training(pair(), (x, y), 128, args.batches, args.rounds,
+                                                                   args.warmup, args.pause)
+    print(f"  {name}: evaluation, batch 256...", file=sys.stderr, flush=True)
+    res["eval"]["256"], _ = measure_eval(pair(), (x, y), args.eval_batches, args.rounds, args.warmup, args.pause,
+                                         batch=256, reference="pytorch" if torch is not None else "minicnn")
+    if not args.no_subprocess:
+        print(f"  {name}: peak memory sub-processes...", file=sys.stderr, flush=True)
+        res["memory"] = measure_memory(list(pair()), (128,), args.batches, args.threads, model=name)
+    print(f"\n## Training benchmark: {name} (synthetic 3x32x32 input)\n")
+    bc.print_versions(res["versions"])
+    names = [n for n in ("minicnn", "pytorch") if n in res["train"]["128"]]
+    throughput_table("Training throughput", res["train"], names)
+    throughput_table("Evaluation throughput (forward only)", res["eval"], names)
+    for batch, by_name in (res.get("memory") or {}).items():
+        print(f"\nPeak RSS, batch {batch}: " + "; ".join(f"{LABELS[n]} {m['peak_rss_mib']:.0f} MiB"
+                                                        for n, m in by_name.items()))
+    if args.json:
+        bc.write_json(args.json, res)
+    return 0
+
+
 def batches_of(x, y, batch, count):
     """``count`` consecutive batches, wrapping around the data set; contiguous float32/int64 copies."""
     idx = (np.arange(batch * count) % len(x)).reshape(count, batch)
@@ -158,8 +204,8 @@ def measure_training(contenders, data, batch, batches, rounds, warmup, pause, be
     return _rates(samples, "images_per_s"), last_loss
 
 
-def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=None):
-    chunk = batches_of(*data, 1000, eval_batches)
+def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=None, batch=1000, reference="numpy"):
+    chunk = batches_of(*data, batch, eval_batches)
     agree = {}
 
     def once(name):
@@ -168,10 +214,10 @@ def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=N
         for xb, _ in chunk:
             logits = predict(xb)
         agree[name] = np.asarray(logits)
-        return {"images_per_s": 1000 * eval_batches / (time.perf_counter() - t0)}
+        return {"images_per_s": batch * eval_batches / (time.perf_counter() - t0)}
 
     samples = bc.interleaved(list(contenders), rounds, warmup, once, pause, before)
-    ref = agree["numpy"]
+    ref = agree[reference]
     diffs = {n: float(np.abs(v - ref).max() / (np.abs(ref).max() + 1e-30)) for n, v in agree.items()}
     return _rates(samples, "images_per_s"), diffs
 
@@ -203,16 +249,27 @@ def profile_minicnn(mc, data, batch, steps):
 
 
 # -- sub-processes ---------------------------------------------------------------------------------
-def child_memory(name, batch, batches, threads):
-    """Runs in a fresh sub-process: import one framework, train ``batches`` steps, report peak RSS."""
+def child_memory(name, batch, batches, threads, model="lenet5"):
+    """Runs in a fresh sub-process: import one framework, train ``batches`` steps, report peak RSS.
+    ``model`` other than lenet5: that network (PyTorch: its twin) on synthetic 3x32x32 images."""
     mc = torch = None
-    if name == "minicnn":
-        import minicnn as mc
-    elif name == "pytorch":
+    if name == "minicnn" or model != "lenet5":
+        import minicnn as mc  # the twin is built from minicnn's model
+    if name == "pytorch":
         import torch
-    bc.ThreadSettings(threads, mc, torch)
-    x, y, _ = nb.load_images(10000)
-    contender = make_contender(name, mc, torch)
+    bc.ThreadSettings(threads, mc if name == "minicnn" else None, torch)
+    if model == "lenet5":
+        x, y, _ = nb.load_images(10000)
+        contender = make_contender(name, mc, torch)
+    else:
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((4 * batch, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, 4 * batch)
+        net = mc.models.MODELS[model](rng=0)
+        if name == "minicnn":
+            contender = MinicnnContender(mc, model=model)
+        else:
+            contender = TorchContender(torch, twin_of=net)
+        del net
     _, setup_peak = bc.rss_mib()
     for k in range(batches):  # one batch at a time, so the data set is not copied
         idx = (np.arange(batch) + k * batch) % len(x)
@@ -221,12 +278,12 @@ def child_memory(name, batch, batches, threads):
     return {"peak_rss_mib": peak, "setup_rss_mib": setup_peak}
 
 
-def measure_memory(names, batch_sizes, batches, threads):
+def measure_memory(names, batch_sizes, batches, threads, model="lenet5"):
     out = {}
     for batch in batch_sizes:
         for name in names:
             res, wall, _ = bc.run_child([os.path.abspath(__file__), "--child-memory", name, "--batch", str(batch),
-                                         "--batches", str(batches), "--threads", str(threads)])
+                                         "--batches", str(batches), "--threads", str(threads), "--model", model])
             out.setdefault(str(batch), {})[name] = res
     return out
 
@@ -340,6 +397,9 @@ def targets_for(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--batches", type=int, default=30, help="training steps per contender per round (default 30)")
+    ap.add_argument("--model", default="lenet5",
+                    help="lenet5 (default: on MNIST images, with the NumPy baseline), or another of "
+                         "minicnn.models.MODELS against its PyTorch twin on synthetic 3x32x32 batches")
     # 10 rounds: the machine's speed drifts, more rounds steady the median.
     bc.add_common_args(ap, rounds=10, warmup=1, pause=0.2)
     ap.add_argument("--eval-batches", type=int, default=10, help="batches of 1000 per evaluation round (default 10)")
@@ -354,7 +414,7 @@ def main(argv=None):
     if args.child_memory or args.child_startup:
         import json
 
-        out = (child_memory(args.child_memory, args.batch, args.batches, args.threads) if args.child_memory
+        out = (child_memory(args.child_memory, args.batch, args.batches, args.threads, args.model) if args.child_memory
                else child_startup(args.threads))
         print(json.dumps(out))
         return 0
@@ -366,6 +426,10 @@ def main(argv=None):
 
     torch, torch_note = bc.load_torch()
     settings = bc.ThreadSettings(args.threads, mc, torch)
+    if args.model != "lenet5":
+        if args.model not in mc.models.MODELS:
+            ap.error(f"--model must be one of {', '.join(mc.models.MODELS)}, got {args.model!r}")
+        return bench_model(mc, torch, args.model, args)
     if args.data_dir:
         os.environ["MINICNN_MNIST_DIR"] = args.data_dir  # also for the memory sub-processes
     x, y, source = nb.load_images(10000)

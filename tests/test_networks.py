@@ -5,6 +5,7 @@ import pytest
 
 import minicnn
 from minicnn import gradcheck, nn
+from minicnn.cli.profile import torch_twin
 from minicnn.models import MODELS, CifarResNet, mobilenet_small, resnet20
 
 
@@ -51,56 +52,13 @@ def test_gradients_end_to_end_match_finite_differences(build):
     assert result.passed, str(result)
 
 
-def torch_twin_of(torch, module):
-    """The PyTorch twin of a network built from these layers (weights and buffers copied)."""
-    tnn = torch.nn
-
-    class TorchResidual(tnn.Module):
-        def __init__(self, body, shortcut):
-            super().__init__()
-            self.body, self.shortcut = body, shortcut
-
-        def forward(self, x):
-            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    def twin(m):
-        t64 = torch.float64 if getattr(m, "dtype", np.float32) == np.float64 else torch.float32
-        if isinstance(m, nn.Sequential):
-            return tnn.Sequential(*[twin(c) for c in m])
-        if isinstance(m, nn.Residual):
-            return TorchResidual(twin(m.body), None if m.shortcut is None else twin(m.shortcut))
-        if isinstance(m, nn.Conv2d):
-            t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                           m.groups, m.bias is not None, dtype=t64)
-        elif isinstance(m, nn.BatchNorm2d):
-            t = tnn.BatchNorm2d(m.num_features, m.eps, m.momentum, dtype=t64)
-            t.running_mean.copy_(torch.from_numpy(m.running_mean))
-            t.running_var.copy_(torch.from_numpy(m.running_var))
-        elif isinstance(m, nn.Linear):
-            t = tnn.Linear(m.in_features, m.out_features, dtype=t64)
-        elif isinstance(m, nn.ReLU):
-            return tnn.ReLU()
-        elif isinstance(m, nn.AdaptiveAvgPool2d):
-            return tnn.AdaptiveAvgPool2d(1)
-        elif isinstance(m, nn.Flatten):
-            return tnn.Flatten()
-        else:
-            raise TypeError(type(m).__name__)
-        with torch.no_grad():
-            for name, p in m.named_parameters():
-                getattr(t, name).copy_(torch.from_numpy(p.data))
-        return t
-
-    return twin(module)
-
-
 @pytest.mark.parametrize("name", ["resnet20", "mobilenet_small"])
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 5e-4), (np.float64, 1e-10)], ids=["float32", "float64"])
 def test_matches_a_pytorch_twin(name, training, dtype, tol):
     torch = pytest.importorskip("torch")
     model = MODELS[name](num_classes=10, in_channels=3, dtype=dtype, rng=1)
-    twin = torch_twin_of(torch, model)
+    twin, _ = torch_twin(torch, model)
     model.train(training)
     twin.train(training)
     rng = np.random.default_rng(2)

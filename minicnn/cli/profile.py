@@ -239,6 +239,10 @@ def torch_twin(torch, module, path="", paths=None):
     if isinstance(m, nn.Sequential):
         children = [torch_twin(torch, child, f"{path}.{name}", paths)[0] for name, child in m.named_children()]
         return tnn.Sequential(*children), paths
+    if isinstance(m, nn.Residual):
+        body = torch_twin(torch, m.body, f"{path}.body", paths)[0]
+        shortcut = None if m.shortcut is None else torch_twin(torch, m.shortcut, f"{path}.shortcut", paths)[0]
+        return _TorchResidual(torch)(body, shortcut), paths
     if isinstance(m, nn.Conv2d):
         t = tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
                        dilation=m.dilation, groups=getattr(m, "groups", 1), bias=m.bias is not None,
@@ -268,16 +272,31 @@ def torch_twin(torch, module, path="", paths=None):
         if m.track_running_stats:
             copy(t.running_mean, m.running_mean)
             copy(t.running_var, m.running_var)
+    elif isinstance(m, nn.AdaptiveAvgPool2d):
+        t = tnn.AdaptiveAvgPool2d(m.output_size)
     elif isinstance(m, nn.Flatten):
         t = tnn.Flatten(getattr(m, "start_dim", 1), getattr(m, "end_dim", -1))
     elif isinstance(m, nn.Dropout):
         t = tnn.Dropout(m.p)
     else:
         raise UsageError(f"--torch: no PyTorch twin for {path.lstrip('.') or 'the model'} ({type(m).__name__}); "
-                         f"supported: Sequential (and its subclasses), Conv2d, Linear, ReLU, MaxPool2d, AvgPool2d, "
-                         f"BatchNorm2d, Flatten, Dropout")
+                         f"supported: Sequential (and its subclasses), Residual, Conv2d, Linear, ReLU, MaxPool2d, "
+                         f"AvgPool2d, AdaptiveAvgPool2d, BatchNorm2d, Flatten, Dropout")
     paths[t] = path
     return t, paths
+
+
+def _TorchResidual(torch):
+    """PyTorch's counterpart of ``nn.Residual``: ``body(x) + shortcut(x)``, the identity when None."""
+    class Residual(torch.nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    return Residual
 
 
 def _torch_dtype(torch, array):
