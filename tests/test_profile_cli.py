@@ -68,7 +68,7 @@ def test_model_from_a_file_with_algorithms(user_model, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--model", "nosuchnet"], "unknown model 'nosuchnet'; minicnn.models has lenet5"),
+    (["--model", "nosuchnet"], "unknown model 'nosuchnet'; minicnn.models has lenet5, mobilenet_small, resnet20"),
     (["--model", "missing.py:build"], "no such file"),
     (["--model", "{user}:nothing"], "has no callable 'nothing'"),
     (["--model", "{user}:not_a_model"], "returned a int, not a minicnn Module"),

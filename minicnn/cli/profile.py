@@ -42,19 +42,10 @@ class UsageError(Exception):
 
 # -- the model ----------------------------------------------------------------------------------------
 def model_factories():
-    """{lower-case name: factory} of every public model class or factory function of ``minicnn.models``."""
-    import inspect
-
+    """{name: factory} of the networks of ``minicnn.models`` (its ``MODELS`` registry)."""
     from .. import models
-    from ..nn import Module
 
-    out = {}
-    for name, obj in vars(models).items():
-        if name.startswith("_") or not callable(obj) or not getattr(obj, "__module__", "").startswith(models.__name__):
-            continue
-        if (inspect.isclass(obj) and issubclass(obj, Module)) or inspect.isfunction(obj):
-            out[name.lower()] = obj
-    return out
+    return dict(models.MODELS)
 
 
 def build_model(spec):
@@ -82,8 +73,9 @@ def build_model(spec):
         if factory is None:
             raise UsageError(f"--model: unknown model {spec!r}; minicnn.models has {', '.join(sorted(factories))} "
                              f"(or give path/to/file.py:factory)")
-        label = factory.__name__
+        label = None
     model = factory()
+    label = label or type(model).__name__
     if not isinstance(model, Module):
         raise UsageError(f"--model: {spec} returned a {type(model).__name__}, not a minicnn Module")
     return model, label
