@@ -15,11 +15,16 @@ import numpy as np
 
 
 def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    # ``type(v) is int`` first: the abstract-class check alone made validation most of a small layer's
+    # Python time (measured: a 2x6x4x4 Conv2d forward + backward took 54 us against 16 us before).
+    return type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
 
 
 def pair(name, value, minimum=1):
     """``value`` as an ``(h, w)`` pair of ints >= ``minimum``; accepts an int or a pair of ints."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and value[0] >= minimum and value[1] >= minimum:
+        return value  # already a valid pair (what the layers pass on every call)
     if _is_int(value):
         value = (value, value)
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
@@ -138,7 +143,30 @@ def grad_request(name, value, shape, dtype):
 def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode=False):
     """Validated ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` (the kernels' geometry tuple, see
     ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
-    the output size up (pooling, see :func:`conv_output_size`)."""
+    the output size up (pooling, see :func:`conv_output_size`). Valid answers are kept per argument
+    tuple: a layer asks the same question on every call."""
+    args = (kernel_size, stride, padding, dilation)
+    if not all(_plain_ints(a) for a in args):  # (1.0 == 1: only exact ints may share an answer)
+        return _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
+    key = (input_shape[2], input_shape[3], args, ceil_mode is True)
+    g = _GEOMETRIES.get(key)
+    if g is None:
+        g = _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
+        if len(_GEOMETRIES) >= 1024:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = g
+    return g
+
+
+def _plain_ints(v):
+    """An int, or a tuple of ints (exactly ``int``: no bools, floats or NumPy scalars)."""
+    return type(v) is int or (type(v) is tuple and all(type(e) is int for e in v))
+
+
+_GEOMETRIES = {}
+
+
+def _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode):
     kh, kw = pair("kernel_size", kernel_size)
     sh, sw = pair("stride", stride)
     ph, pw = pair("padding", padding, minimum=0)

@@ -191,5 +191,5 @@ def depthwise_backward_params(xph, dy, g, n_blocks, parts):
                     for q in range(L):
                         sb += g[_u(q)]
                     acc[T] += sb
-                    _add_tap_dots(g, src, off, acc)
+                    _add_tap_dots(g, src, off, zero, acc)
 
