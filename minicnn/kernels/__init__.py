@@ -21,4 +21,8 @@ Conventions of every kernel here:
   ``batchnorm.py`` and ``normalization.py`` (LayerNorm, GroupNorm, InstanceNorm), ``loss.py`` (the
   class losses) and ``elementwise_loss.py``. Their row kernels come in pairs: ``<name>_rows(..., lo, hi)``
   (serial, for small inputs) and ``<name>(..., n_chunks)`` (the rows split across threads).
+- Windows and layout: ``pool.py`` (max, average, adaptive pooling, max unpooling), ``upsample.py``
+  (nearest and bilinear interpolation), ``channel.py`` (Dropout2d), ``add.py`` (the residual add),
+  ``augment.py`` (the DataLoader's crop, flip and normalisation), ``linear.py``; ``peak.py`` measures
+  the machine's FMA and copy peaks for the profiler.
 """
