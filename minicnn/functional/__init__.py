@@ -51,3 +51,4 @@ from .loss import (binary_cross_entropy, binary_cross_entropy_backward, binary_c
                    nll_loss_backward, nll_loss_forward, smooth_l1_loss, smooth_l1_loss_backward, smooth_l1_loss_forward)
 from .conv_transpose import conv_transpose2d, conv_transpose2d_backward, conv_transpose2d_forward
 from .pad import pad, pad_backward, pad_forward
+from .add import add

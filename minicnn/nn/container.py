@@ -10,7 +10,7 @@ in, first out), and the input gradients of all branches add up.
 import numpy as np
 
 from .._validate import _is_int
-from ..kernels.add import add
+from ..functional import add
 from .module import Module, Sequential
 
 
@@ -208,7 +208,7 @@ class Residual(Module):
     projection: ``shortcut=Sequential(Conv2d(..., 1, stride=2), BatchNorm2d(...))``).
 
     Both paths must give the same shape. Backward: ``dx = body.backward(dy) + shortcut.backward(dy)``
-    (``+ dy`` for the identity). The adds run in a compiled kernel (``minicnn.kernels.add``)."""
+    (``+ dy`` for the identity). The adds run in a compiled kernel (``minicnn.functional.add``)."""
 
     def __init__(self, body, shortcut=None):
         super().__init__()
