@@ -4,8 +4,11 @@ bandwidth measured in the same run (issue 13's speed target: at least as fast as
 
     python scripts/bench_memory_bound.py [--shape 128 64 32 32] [--threads 2] [--repeats 9] [--pause 0.05]
 
-Layers: ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, BatchNorm2d, GroupNorm(8), LayerNorm over (C, H, W),
-InstanceNorm2d and the residual add (``nn.Residual(nn.Identity())`` when minicnn has it), float32.
+Layers: ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, BatchNorm2d, GroupNorm(8), LayerNorm over (C, H, W)
+(with its default affine parameters, and without), InstanceNorm2d (its default: no affine parameters,
+and with them) and the residual add (``nn.Residual(nn.Identity())`` when minicnn has it), float32.
+``--only NAME ...`` runs some of them (names as in the table, e.g. ``--only "LayerNorm(C,H,W)"
+InstanceNorm2d``).
 One sample = one ``y = layer(x); dx = layer.backward(dy)`` (PyTorch: ``y = layer(x); y.backward(dy)``
 with ``x.grad`` reset), built by ``bench_layers.contenders``. The contenders alternate within each
 round, the first one rotating.
@@ -51,7 +54,11 @@ def cases(shape):
            ("BatchNorm2d", lambda nn: nn.BatchNorm2d(C), lambda tnn: tnn.BatchNorm2d(C), 5),
            ("GroupNorm(8)", lambda nn: nn.GroupNorm(8, C), lambda tnn: tnn.GroupNorm(8, C), 5),
            ("LayerNorm(C,H,W)", lambda nn: nn.LayerNorm((C, H, W)), lambda tnn: tnn.LayerNorm((C, H, W)), 5),
-           ("InstanceNorm2d", lambda nn: nn.InstanceNorm2d(C), lambda tnn: tnn.InstanceNorm2d(C), 5)]
+           ("LayerNorm(C,H,W) no affine", lambda nn: nn.LayerNorm((C, H, W), elementwise_affine=False),
+            lambda tnn: tnn.LayerNorm((C, H, W), elementwise_affine=False), 5),
+           ("InstanceNorm2d", lambda nn: nn.InstanceNorm2d(C), lambda tnn: tnn.InstanceNorm2d(C), 5),
+           ("InstanceNorm2d affine", lambda nn: nn.InstanceNorm2d(C, affine=True),
+            lambda tnn: tnn.InstanceNorm2d(C, affine=True), 5)]
     out.append(("residual add", lambda nn: nn.Residual(nn.Identity()), lambda tnn: _TorchResidual(), 4))
     return out
 
@@ -70,8 +77,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.05)
-    ap.add_argument("--only", nargs="*", help="layer names to run (default: all)")
+    ap.add_argument("--only", nargs="*", help="layer names to run, as in the table (default: all)")
     args = ap.parse_args(argv)
+    known = [c[0] for c in cases(tuple(args.shape))]
+    unknown = [n for n in args.only or () if n not in known]
+    if unknown:
+        ap.error(f"unknown layer name(s) {unknown} for --only; choose from {known}")
     mc, why = bc.load_minicnn()
     if mc is None:
         raise SystemExit(why)

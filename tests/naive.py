@@ -555,6 +555,63 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     return y
 
 
+def _normalize_rows_backward(rows, dys, ws, eps):
+    """The closed-form gradient of :func:`_normalize_rows` followed by ``* w`` (one weight per value,
+    lists of lists): per row ``(dx, dy * xhat)``, ``dx = rstd * (g - mean(g) - xhat * mean(g * xhat))``
+    with ``g = dy * w``."""
+    dxs, dxhs = [], []
+    for row, dyr, wr in zip(rows, dys, ws):
+        K = len(row)
+        m = sum(row) / K
+        rstd = 1.0 / math.sqrt(sum((t - m) ** 2 for t in row) / K + eps)
+        xh = [(t - m) * rstd for t in row]
+        g = [d * w for d, w in zip(dyr, wr)]
+        mg = sum(g) / K
+        mgx = sum(a * b for a, b in zip(g, xh)) / K
+        dxs.append([rstd * (gi - mg - xi * mgx) for gi, xi in zip(g, xh)])
+        dxhs.append([d * xi for d, xi in zip(dyr, xh)])
+    return dxs, dxhs
+
+
+def layer_norm_backward(x, dy, normalized_shape, weight=None, eps=1e-5):
+    """Gradients of :func:`layer_norm`: ``(dx, dweight, dbias)`` (float64; ``dweight = sum(dy * xhat)``,
+    ``dbias = sum(dy)`` over the rows, of shape ``normalized_shape``)."""
+    D = int(np.prod(normalized_shape))
+    x2 = np.asarray(x, np.float64).reshape(-1, D)
+    dy2 = np.asarray(dy, np.float64).reshape(-1, D)
+    w = [1.0] * D if weight is None else [float(v) for v in np.asarray(weight, np.float64).reshape(-1)]
+    dxs, dxhs = _normalize_rows_backward([[float(v) for v in r] for r in x2], [[float(v) for v in r] for r in dy2],
+                                         [w] * len(x2), eps)
+    dweight = [sum(col) for col in zip(*dxhs)] if dxhs else [0.0] * D
+    dbias = [sum(col) for col in zip(*dy2.tolist())] if len(dy2) else [0.0] * D
+    shape = tuple(np.atleast_1d(normalized_shape))
+    return (np.array(dxs).reshape(np.shape(x)), np.array(dweight).reshape(shape), np.array(dbias).reshape(shape))
+
+
+def group_norm_backward(x, dy, num_groups, weight=None, eps=1e-5):
+    """Gradients of :func:`group_norm`: ``(dx, dweight, dbias)`` (float64; per channel ``dweight =
+    sum(dy * xhat)``, ``dbias = sum(dy)`` over samples and trailing dimensions)."""
+    x = np.asarray(x, np.float64)
+    dy = np.asarray(dy, np.float64)
+    N, C = x.shape[:2]
+    Cg = C // num_groups
+    w = np.ones(C) if weight is None else np.asarray(weight, np.float64)
+    dx = np.empty(x.shape)
+    dweight, dbias = np.zeros(C), np.zeros(C)
+    for n in range(N):
+        for g in range(num_groups):
+            blk = slice(g * Cg, (g + 1) * Cg)
+            per_value_w = np.broadcast_to(w[blk].reshape((Cg,) + (1,) * (x.ndim - 2)), x[n, blk].shape)
+            dxs, dxhs = _normalize_rows_backward([x[n, blk].reshape(-1).tolist()], [dy[n, blk].reshape(-1).tolist()],
+                                                 [per_value_w.reshape(-1).tolist()], eps)
+            dx[n, blk] = np.array(dxs[0]).reshape(x[n, blk].shape)
+            dxh = np.array(dxhs[0]).reshape(Cg, -1)
+            for c in range(Cg):
+                dweight[g * Cg + c] += sum(dxh[c].tolist())
+                dbias[g * Cg + c] += sum(dy[n, g * Cg + c].reshape(-1).tolist())
+    return dx, dweight, dbias
+
+
 # -- losses: per element / per sample in Python floats ------------------------------------------------
 def elementwise_loss(name, x, t, beta=1.0, delta=1.0, weight=None, pos_weight=None):
     """Per-element losses (float64 array of x's shape) by PyTorch's formulas."""

@@ -74,6 +74,95 @@ def test_functional_bias_without_weight(rng):
     np.testing.assert_allclose(db, np.full(5, 3.0))
 
 
+# -- backward against the references (the fused row kernels: rows in pairs, an odd row, many rows) -------
+def _ln_grads(x, dy, ns, w, b, **flags):
+    y, ctx = F.layer_norm_forward(x, ns, w, b)
+    flags.setdefault("dweight", True if w is None else np.zeros_like(w))
+    flags.setdefault("dbias", True if b is None else np.zeros_like(b))
+    dx, dw, db = F.layer_norm_backward(dy, ctx, **flags)
+    return y, dx, dw, db
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("affine", ["both", "bias", "none"])
+def test_layer_norm_backward_matches_reference(rng, rows, affine):
+    x = rng.standard_normal((rows, 3, 7)) * 2 + 1
+    dy = rng.standard_normal(x.shape)
+    w = rng.standard_normal((3, 7)) if affine == "both" else None
+    b = rng.standard_normal((3, 7)) if affine != "none" else None
+    _, dx, dw, db = _ln_grads(x, dy, (3, 7), w, b)
+    rdx, rdw, rdb = naive.layer_norm_backward(x, dy, (3, 7), w)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    if w is not None:
+        np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-12)
+    if b is not None:
+        np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
+    # only the parameter gradients (no dx pass), only dx
+    _, no_dx, dw2, db2 = _ln_grads(x, dy, (3, 7), w, b, dx=False)
+    assert no_dx is None
+    for got, ref, p in ((dw2, rdw, w), (db2, rdb, b)):
+        if p is not None:
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+    _, dx3, _, _ = _ln_grads(x, dy, (3, 7), w, b, dweight=False, dbias=False)
+    np.testing.assert_allclose(dx3, rdx, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,groups", [((3, 6, 4, 5), 3), ((5, 4, 7), 4), ((1, 2, 3, 3), 1)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_group_norm_backward_matches_reference(rng, shape, groups, affine):
+    x = rng.standard_normal(shape) * 2 - 1
+    dy = rng.standard_normal(shape)
+    C = shape[1]
+    w = rng.standard_normal(C) if affine else None
+    b = rng.standard_normal(C) if affine else None
+    y, ctx = F.group_norm_forward(x, groups, w, b)
+    dx, dw, db = F.group_norm_backward(dy, ctx, dweight=np.zeros(C) if affine else True,
+                                       dbias=np.zeros(C) if affine else True)
+    rdx, rdw, rdb = naive.group_norm_backward(x, dy, groups, w)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    if affine:
+        np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
+        no_dx, dw2, db2 = F.group_norm_backward(dy, ctx, dx=False, dweight=np.zeros(C), dbias=np.zeros(C))
+        assert no_dx is None
+        np.testing.assert_allclose(dw2, rdw, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(db2, rdb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("affine", [True, False])
+def test_many_rows_split_across_threads(rng, dtype, affine):
+    # above ELEMENTWISE_PARALLEL_MIN_SIZE values the rows are split into one range per thread: an odd
+    # number of rows (a range with an odd row for LayerNorm's two-row pass, a count that is not a
+    # multiple of the threads) and many short rows (InstanceNorm: 7 * 9 rows of 45 * 47 values)
+    from minicnn._config import ELEMENTWISE_PARALLEL_MIN_SIZE as LIMIT
+    tol = TOL[dtype] if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    x = (rng.standard_normal((7, 3, 90, 80)) * 3 + 2).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    assert x.size >= LIMIT
+    ns = x.shape[1:]
+    w = rng.standard_normal(ns).astype(dtype) if affine else None
+    b = rng.standard_normal(ns).astype(dtype) if affine else None
+    y, dx, dw, db = _ln_grads(x, dy, ns, w, b)
+    np.testing.assert_allclose(y, naive.layer_norm(x, ns, w, b), **tol)
+    rdx, rdw, rdb = naive.layer_norm_backward(x, dy, ns, w)
+    np.testing.assert_allclose(dx, rdx, **tol)
+    if affine:
+        np.testing.assert_allclose(dw, rdw, **tol)
+        np.testing.assert_allclose(db, rdb, **tol)
+    x = (rng.standard_normal((7, 9, 45, 47)) * 3 + 2).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    assert x.size >= LIMIT
+    layer = _randomize(nn.InstanceNorm2d(9, affine=affine, dtype=dtype), rng)
+    wv = layer.weight.data if affine else None
+    np.testing.assert_allclose(layer(x), naive.group_norm(x, 9, wv, None if not affine else layer.bias.data), **tol)
+    rdx, rdw, rdb = naive.group_norm_backward(x, dy, 9, wv)
+    np.testing.assert_allclose(layer.backward(dy), rdx, **tol)
+    if affine:
+        np.testing.assert_allclose(layer.weight.grad, rdw, **tol)
+        np.testing.assert_allclose(layer.bias.grad, rdb, **tol)
+
+
 # -- backward: central differences (float64) ------------------------------------------------------------
 @pytest.mark.parametrize("make,shape", [
     (lambda: nn.LayerNorm((3, 4), dtype=np.float64), (2, 5, 3, 4)),

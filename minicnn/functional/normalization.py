@@ -142,14 +142,6 @@ def batch_norm_stats(x):
 
 
 # -- LayerNorm, GroupNorm, InstanceNorm (per-row statistics, kernels in minicnn.kernels.normalization) --
-def _row_stats(x2, eps):
-    """Per row of ``x2 (R, K)``: float64 ``(mean, var, rstd)``."""
-    R = x2.shape[0]
-    mean, var = np.empty(R), np.empty(R)
-    run_rows(_norm_k.row_mean_var_rows, _norm_k.row_mean_var, R, x2.size, x2, mean, var)
-    return mean, var, 1.0 / np.sqrt(var + eps)
-
-
 def _normalized_shape(normalized_shape, x):
     """``normalized_shape`` (an int or a tuple of ints) checked against x's trailing dimensions."""
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
@@ -200,12 +192,12 @@ def layer_norm_forward(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     for name, v in (("weight", w), ("bias", b)):
         if v is not None and v.shape != shape:
             raise ValueError(f"{name} must have the shape of normalized_shape {shape}, got {v.shape}")
-    mean, _, rstd = _row_stats(x2, eps)
-    mean, rstd = mean.astype(dt), rstd.astype(dt)
+    R = x2.shape[0]
+    mean, rstd = np.empty(R, dt), np.empty(R, dt)
     y = np.empty(x.shape, dt)
     wk, bk = _affine_pair(w, b, D, dt)
-    run_rows(_norm_k.layer_norm_forward_rows, _norm_k.layer_norm_forward, x2.shape[0], x2.size, x2, mean, rstd, wk, bk,
-             y.reshape(x2.shape))
+    run_rows(_norm_k.layer_norm_forward_rows, _norm_k.layer_norm_forward, R, x2.size, x2, wk, bk, eps,
+             y.reshape(x2.shape), mean, rstd)
     return y, LayerNormCtx(x2, x.shape, shape, mean, rstd, None if w is None else w.reshape(-1), b is not None)
 
 
@@ -228,7 +220,10 @@ def layer_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     width = D if (dweight is not None or dbias is not None) else 0
     dw_partial, db_partial = np.zeros((n_chunks, width)), np.zeros((n_chunks, width))  # one row per range
     out = np.empty(ctx.shape if want_input else (0,), dt)
-    weight = np.empty(0, dt) if ctx.weight is None else ctx.weight
+    if ctx.weight is not None:
+        weight = ctx.weight
+    else:  # the kernel's parameter-gradient pass multiplies by a weight: ones for a bias alone
+        weight = np.ones(D, dt) if width and want_input else np.empty(0, dt)
     args = (dy2, x2, ctx.mean, ctx.rstd, weight, out.reshape(x2.shape if want_input else (0, 0)))
     if n_chunks == 1:
         _norm_k.layer_norm_backward_rows(*args, dw_partial[0], db_partial[0], 0, R)
@@ -242,10 +237,11 @@ def layer_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
 
 
 class GroupNormCtx(NamedTuple):
-    """What ``group_norm_backward`` needs: ``x`` viewed ``(N, G, C / G, L)``, its shape, per-(sample,
-    group) float64 ``mean`` and ``rstd`` ``(N, G)``, ``weight`` (x's dtype, ``(C,)``, or None) and
-    whether a bias was added."""
-    x4: np.ndarray
+    """What ``group_norm_backward`` needs: ``x`` viewed ``(N * G, C / G, L)`` (one row per sample and
+    group), the number of groups ``G``, x's shape, per-(sample, group) float64 ``mean`` and ``rstd``
+    ``(N, G)``, ``weight`` (x's dtype, ``(C,)``, or None) and whether a bias was added."""
+    x3: np.ndarray
+    groups: int
     shape: tuple
     mean: np.ndarray
     rstd: np.ndarray
@@ -271,14 +267,13 @@ def group_norm_forward(x, num_groups, weight=None, bias=None, eps=1e-5):
     dt = x.dtype
     w = None if weight is None else vector("weight", weight, C, dt, "one per channel of x")
     b = None if bias is None else vector("bias", bias, C, dt, "one per channel of x")
-    x4 = x.reshape(N, G, C // G, L)
-    mean, _, rstd = _row_stats(x.reshape(N * G, -1), eps)
-    mean, rstd = mean.reshape(N, G), rstd.reshape(N, G)
+    x3 = x.reshape(N * G, C // G, L)
+    mean, rstd = np.empty(N * G), np.empty(N * G)
     y = np.empty(x.shape, dt)
     wk, bk = _affine_pair(w, b, C, dt)
-    run_rows(_norm_k.group_norm_forward_rows, _norm_k.group_norm_forward, N * G, x.size, x4, mean.astype(dt),
-             rstd.astype(dt), wk, bk, y.reshape(x4.shape))
-    return y, GroupNormCtx(x4, x.shape, mean, rstd, w, b is not None)
+    run_rows(_norm_k.group_norm_forward_rows, _norm_k.group_norm_forward, N * G, x.size, x3, G, wk, bk, eps,
+             y.reshape(x3.shape), mean, rstd)
+    return y, GroupNormCtx(x3, G, x.shape, mean.reshape(N, G), rstd.reshape(N, G), w, b is not None)
 
 
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
@@ -289,34 +284,23 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
 def group_norm_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     """Gradients of ``group_norm``: returns ``(dx, dweight, dbias)``; per channel ``dweight = sum(dy *
     xhat)``, ``dbias = sum(dy)`` over samples and trailing dimensions (None without weight / bias)."""
-    x4, dt = ctx.x4, ctx.x4.dtype
-    N, G, Cg, L = x4.shape
-    C = G * Cg
-    dy4 = grad_array("dy", dy, ctx.shape, dt).reshape(x4.shape)
+    x3, dt, G = ctx.x3, ctx.x3.dtype, ctx.groups
+    R, Cg, L = x3.shape
+    N, C = R // G, G * Cg
+    dy3 = grad_array("dy", dy, ctx.shape, dt).reshape(x3.shape)
     want_input = boolean("dx", dx)
     dweight = grad_request("dweight", dweight, (C,), dt) if ctx.weight is not None else None
     dbias = grad_request("dbias", dbias, (C,), dt) if ctx.has_bias else None
-    sum_dy, sum_dy_xc = np.empty((N, C)), np.empty((N, C))
-    run_rows(_norm_k.group_norm_channel_sums_rows, _norm_k.group_norm_channel_sums, N * G, x4.size, dy4, x4,
-             ctx.mean.astype(dt), sum_dy, sum_dy_xc)
-    rstd_c = np.repeat(ctx.rstd, Cg, axis=1)  # (N, C): each channel's group rstd
+    sum_dy, sum_dy_xhat = np.empty((R, Cg)), np.empty((R, Cg))  # per (sample, channel): the parameters' terms
+    out = np.empty(ctx.shape if want_input else (0,), dt)
+    run_rows(_norm_k.group_norm_backward_rows, _norm_k.group_norm_backward, R, x3.size, dy3, x3, G,
+             ctx.mean.reshape(R), ctx.rstd.reshape(R), np.empty(0, dt) if ctx.weight is None else ctx.weight,
+             out.reshape(x3.shape if want_input else (0, 0, 0)), sum_dy, sum_dy_xhat)
     if dweight is not None:
-        dweight += (sum_dy_xc * rstd_c).sum(axis=0).astype(dt)
+        dweight += sum_dy_xhat.reshape(N, C).sum(axis=0).astype(dt)
     if dbias is not None:
-        dbias += sum_dy.sum(axis=0).astype(dt)
-    if not want_input:
-        return None, dweight, dbias
-    w = np.ones(C) if ctx.weight is None else ctx.weight.astype(np.float64)
-    K = Cg * L
-    sum_g = (sum_dy * w).reshape(N, G, Cg).sum(axis=2)  # sum(dy * weight) per row
-    sum_gxc = (sum_dy_xc * w).reshape(N, G, Cg).sum(axis=2)  # sum(dy * weight * (x - mean))
-    q = ctx.rstd ** 3 * sum_gxc / K
-    k = -ctx.rstd * sum_g / K
-    out = np.empty(ctx.shape, dt)
-    run_rows(_norm_k.group_norm_backward_input_rows, _norm_k.group_norm_backward_input, N * G, x4.size, dy4, x4,
-             ctx.mean.astype(dt), ctx.rstd.astype(dt), np.empty(0, dt) if ctx.weight is None else ctx.weight,
-             q.astype(dt), k.astype(dt), out.reshape(x4.shape))
-    return out, dweight, dbias
+        dbias += sum_dy.reshape(N, C).sum(axis=0).astype(dt)
+    return (out if want_input else None), dweight, dbias
 
 
 class InstanceNormCtx(NamedTuple):
