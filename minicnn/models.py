@@ -23,10 +23,7 @@ class LeNet5(Sequential):
     """
 
     def __init__(self, num_classes=10, in_channels=1, dtype=np.float32, rng=None, input_grad=False):
-        num_classes = positive_int("num_classes", num_classes)
-        in_channels = positive_int("in_channels", in_channels)
-        dtype = float_dtype("dtype", dtype)
-        rng = as_rng(rng)
+        num_classes, in_channels, dtype, rng = _checked(num_classes, in_channels, dtype, rng)
         super().__init__(
             Conv2d(in_channels, 6, 5, padding=2, dtype=dtype, rng=rng, input_grad=bool(input_grad)),
             MaxPool2d(2),
@@ -47,6 +44,24 @@ class LeNet5(Sequential):
         if isinstance(x, np.ndarray) and x.ndim == 4 and x.shape[2:] != (28, 28):
             raise ValueError(f"LeNet5 expects input of shape (N, {self.in_channels}, 28, 28), got {x.shape}")
         return super().forward(x)
+
+
+def _checked(num_classes, in_channels, dtype, rng):
+    """The arguments every network here takes, checked: ``(num_classes, in_channels, dtype, rng)``."""
+    return (positive_int("num_classes", num_classes), positive_int("in_channels", in_channels),
+            float_dtype("dtype", dtype), as_rng(rng))
+
+
+def _stem_blocks_head(in_channels, stem, block, stages, num_classes, dtype, rng):
+    """The layers of a network made of a 3x3 convolution + BN + ReLU stem to ``stem`` channels, then
+    ``block(channels, width, stride, dtype, rng)`` for each ``(width, stride)`` of ``stages``, then
+    global average pooling and a linear classifier (weights drawn from ``rng`` in that order)."""
+    layers = [_conv_bn(in_channels, stem, 3, 1, 1, dtype, rng), ReLU()]
+    channels = stem
+    for width, stride in stages:
+        layers.append(block(channels, width, stride, dtype, rng))
+        channels = width
+    return layers + [AdaptiveAvgPool2d(1), Flatten(), Linear(channels, num_classes, dtype=dtype, rng=rng)]
 
 
 def _conv_bn(in_channels, out_channels, kernel_size, stride, groups, dtype, rng):
@@ -76,18 +91,10 @@ class CifarResNet(Sequential):
 
     def __init__(self, blocks, num_classes=10, in_channels=3, dtype=np.float32, rng=None):
         blocks = positive_int("blocks", blocks)
-        num_classes = positive_int("num_classes", num_classes)
-        in_channels = positive_int("in_channels", in_channels)
-        dtype = float_dtype("dtype", dtype)
-        rng = as_rng(rng)
-        layers = [_conv_bn(in_channels, 16, 3, 1, 1, dtype, rng), ReLU()]
-        channels = 16
-        for stage, width in enumerate((16, 32, 64)):
-            for b in range(blocks):
-                layers.append(basic_block(channels, width, 2 if stage and b == 0 else 1, dtype, rng))
-                channels = width
-        layers += [AdaptiveAvgPool2d(1), Flatten(), Linear(64, num_classes, dtype=dtype, rng=rng)]
-        super().__init__(*layers)
+        num_classes, in_channels, dtype, rng = _checked(num_classes, in_channels, dtype, rng)
+        stages = [(width, 2 if stage and b == 0 else 1) for stage, width in enumerate((16, 32, 64))
+                  for b in range(blocks)]
+        super().__init__(*_stem_blocks_head(in_channels, 16, basic_block, stages, num_classes, dtype, rng))
         self.num_classes, self.in_channels, self.dtype = num_classes, in_channels, dtype
 
     def forward(self, x):
@@ -123,17 +130,9 @@ def mobilenet_small(num_classes=10, in_channels=3, dtype=np.float32, rng=None):
     """A small MobileNet-style network: a 3x3 stem convolution to 32 channels + BN + ReLU, depthwise-
     separable blocks to 64, 128 (stride 2), 128 and 256 (stride 2) channels, global average pooling and
     a linear classifier. Input (N, in_channels, H, W); output logits (N, num_classes)."""
-    num_classes = positive_int("num_classes", num_classes)
-    in_channels = positive_int("in_channels", in_channels)
-    dtype = float_dtype("dtype", dtype)
-    rng = as_rng(rng)
-    layers = [_conv_bn(in_channels, 32, 3, 1, 1, dtype, rng), ReLU()]
-    channels = 32
-    for width, stride in ((64, 1), (128, 2), (128, 1), (256, 2)):
-        layers.append(depthwise_separable(channels, width, stride, dtype, rng))
-        channels = width
-    layers += [AdaptiveAvgPool2d(1), Flatten(), Linear(channels, num_classes, dtype=dtype, rng=rng)]
-    return Sequential(*layers)
+    num_classes, in_channels, dtype, rng = _checked(num_classes, in_channels, dtype, rng)
+    stages = ((64, 1), (128, 2), (128, 1), (256, 2))
+    return Sequential(*_stem_blocks_head(in_channels, 32, depthwise_separable, stages, num_classes, dtype, rng))
 
 
 #: The networks ``scripts/train.py --model`` builds, by name: each takes (num_classes, in_channels, dtype, rng).

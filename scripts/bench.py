@@ -204,6 +204,8 @@ def measure_training(contenders, data, batch, batches, rounds, warmup, pause, be
     return _rates(samples, "images_per_s"), last_loss
 
 
+# measure_training and measure_eval each write their timed loop out, so that only the step / predict call
+# runs inside the timing (no callback per batch); each keeps what it checks (the last loss, the logits).
 def measure_eval(contenders, data, eval_batches, rounds, warmup, pause, before=None, batch=1000, reference="numpy"):
     chunk = batches_of(*data, batch, eval_batches)
     agree = {}

@@ -96,6 +96,7 @@ def median_iqr(v):
 
 
 def main(argv=None):
+    # its own options and timing loop: this script is self-contained (see the docstring), not on bench_common
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)

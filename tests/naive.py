@@ -6,6 +6,10 @@ Conventions the kernels must match:
   holds the flat index ``h * W + w`` into the unpadded input plane (as PyTorch's indices).
 - average pooling divides by the window's size within the padded input (PyTorch's count_include_pad=True),
   or within the input (False), or by divisor_override.
+
+Each backward here repeats the loops of its forward on purpose (im2col / col2im, the pools and their
+backwards, interpolate / interpolate_backward, ...): a reference reads top to bottom on its own, as in a
+textbook, where a shared loop helper would have to be understood first to trust either.
 """
 import math
 
@@ -345,6 +349,8 @@ def scale_channels(x, scale):
     return y
 
 
+# Written out here, not taken from minicnn.gradcheck (whose _numerical is the same central difference):
+# the tests check the library against references that share no code with it.
 def numerical_grad(f, x, eps=1e-6):
     """Central differences of the scalar function ``f()`` with respect to the float64 array ``x``
     (perturbed in place and restored)."""

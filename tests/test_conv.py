@@ -24,6 +24,8 @@ def numerical_grad(f, x):
         numba.set_num_threads(old)
 
 
+# test_im2col.py draws the same kind of geometry; this one adds the filter count F and keeps kernels up to
+# 3 (the naive convolution is slow). Kept per file: tests/ has no shared helper module besides naive.py.
 def random_configs(seed, count, max_size=7):
     """Valid random geometries: (x_shape, F, (kh, kw), (sh, sw), (ph, pw), (dh, dw))."""
     rng = np.random.default_rng(seed)

@@ -16,7 +16,8 @@ def make_sgd(lrs=(0.1, 0.03), **kw):
 
 
 def schedule(make_scheduler, optimizer, steps):
-    """lr (per group) after creation and after each of ``steps`` steps, plus momentum per group."""
+    """lr (per group) after creation and after each of ``steps`` steps, plus momentum per group; for
+    minicnn's optimizers and schedulers and for torch's alike."""
     sched = make_scheduler(optimizer)
     lrs, moms = [sched.get_last_lr()], [momenta(optimizer)]
     for _ in range(steps):
@@ -138,17 +139,6 @@ def test_one_cycle_without_momentum_cycling():
 
 
 # -- against torch ------------------------------------------------------------------------------------
-def torch_schedule(torch, make_scheduler, torch_opt, steps):
-    sched = make_scheduler(torch_opt)
-    lrs, moms = [sched.get_last_lr()], [momenta(torch_opt)]
-    for _ in range(steps):
-        torch_opt.step()
-        sched.step()
-        lrs.append(sched.get_last_lr())
-        moms.append(momenta(torch_opt))
-    return np.array(lrs, dtype=float), np.array(moms, dtype=float)
-
-
 def test_match_torch_over_many_steps():
     torch = pytest.importorskip("torch")
     ts = torch.optim.lr_scheduler
@@ -172,14 +162,14 @@ def test_match_torch_over_many_steps():
     ]
     for ours_make, torch_make, steps, kw in cases:
         lrs, moms, _ = schedule(ours_make, make_sgd(**kw), steps)
-        tlrs, tmoms = torch_schedule(torch, torch_make, torch_sgd(**kw), steps)
+        tlrs, tmoms, _ = schedule(torch_make, torch_sgd(**kw), steps)
         np.testing.assert_allclose(lrs, tlrs, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(moms, tmoms, rtol=1e-12)
     # Adam: beta1 cycles
     p = [Parameter(np.zeros(2))]
     lrs, moms, _ = schedule(lambda o: OneCycleLR(o, 0.01, total_steps=60, three_phase=True), Adam(p), 60)
     topt = torch.optim.Adam([torch.zeros(2, requires_grad=True)])
-    tlrs, tmoms = torch_schedule(torch, lambda o: ts.OneCycleLR(o, 0.01, total_steps=60, three_phase=True), topt, 60)
+    tlrs, tmoms, _ = schedule(lambda o: ts.OneCycleLR(o, 0.01, total_steps=60, three_phase=True), topt, 60)
     np.testing.assert_allclose(lrs, tlrs, rtol=1e-12)
     np.testing.assert_allclose(moms, tmoms, rtol=1e-12)
 

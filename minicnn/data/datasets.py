@@ -57,6 +57,8 @@ class IdxDataset:
     classes: tuple
 
 
+# One record per dataset: the same fields, each dataset's own mirrors, hashes and statistics (data, so
+# the records look alike line for line; there is no logic in them to share).
 MNIST = IdxDataset(
     name="mnist",
     title="MNIST",

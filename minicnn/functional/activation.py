@@ -99,6 +99,10 @@ def _run_backward(dy, ctx):
     return dx
 
 
+# Each activation below is one public triple (op_forward, op, op_backward) with PyTorch's signature and
+# its formula in the docstrings; the work itself is shared, in _run_forward / _run_backward.
+
+
 # -- LeakyReLU --------------------------------------------------------------------------------------
 def leaky_relu_forward(x, negative_slope=0.01):
     """``y = x if x > 0 else negative_slope * x``; any shape. Returns ``(y, ctx)`` (ctx keeps x)."""

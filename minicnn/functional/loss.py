@@ -102,6 +102,8 @@ def _elementwise_backward(ctx, dloss=1.0):
     return dx
 
 
+# One public triple per loss below (op_forward, op, op_backward) with PyTorch's signature and the formula in
+# its docstring; the work itself is shared, in _elementwise_forward / _elementwise_backward.
 def mse_loss_forward(input, target, reduction="mean"):
     """``(input - target)^2`` reduced; ``input`` and ``target`` of one shape. Returns ``(loss, ctx)``."""
     return _elementwise_forward(_el.MSE, input, target, reduction)

@@ -25,11 +25,13 @@ class ReLU(Module):
 # -- activations over minicnn.functional.activation ------------------------------------------------
 class _Elementwise(Module):
     """An activation without parameters: forward ``F.<name>_forward(x, **args)``, backward
-    ``F.<name>_backward(dy, ctx)``; any input shape, the input's float dtype."""
+    ``F.<name>_backward(dy, ctx)``; any input shape, the input's float dtype. ``args`` are the
+    attributes named in ``_arg_names`` (each subclass only names its op and its arguments)."""
     _name = None
+    _arg_names = ()
 
     def _args(self):
-        return {}
+        return {k: getattr(self, k) for k in self._arg_names}
 
     def forward(self, x):
         y, ctx = getattr(F, self._name + "_forward")(x, **self._args())
@@ -45,38 +47,29 @@ class _Elementwise(Module):
 
 class LeakyReLU(_Elementwise):
     """``x if x > 0 else negative_slope * x``."""
-    _name = "leaky_relu"
+    _name, _arg_names = "leaky_relu", ("negative_slope",)
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = real("negative_slope", negative_slope)
 
-    def _args(self):
-        return {"negative_slope": self.negative_slope}
-
 
 class ELU(_Elementwise):
     """``x if x > 0 else alpha * (exp(x) - 1)``."""
-    _name = "elu"
+    _name, _arg_names = "elu", ("alpha",)
 
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = real("alpha", alpha)
 
-    def _args(self):
-        return {"alpha": self.alpha}
-
 
 class GELU(_Elementwise):
     """``x * Phi(x)`` (``approximate="none"``) or its tanh approximation (``approximate="tanh"``)."""
-    _name = "gelu"
+    _name, _arg_names = "gelu", ("approximate",)
 
     def __init__(self, approximate="none"):
         super().__init__()
         self.approximate = choice("approximate", approximate, ("none", "tanh"))
-
-    def _args(self):
-        return {"approximate": self.approximate}
 
 
 class SiLU(_Elementwise):
@@ -106,7 +99,7 @@ class ReLU6(_Elementwise):
 
 class Softmax(_Elementwise):
     """Softmax along ``dim`` (``dim=None``: PyTorch's legacy choice, 0 for 0-, 1- and 3-D input, else 1)."""
-    _name = "softmax"
+    _name, _arg_names = "softmax", ("dim",)
 
     def __init__(self, dim=None):
         super().__init__()
@@ -119,9 +112,6 @@ class Softmax(_Elementwise):
         y, ctx = getattr(F, self._name + "_forward")(x, dim)
         self._save_ctx(ctx)
         return y
-
-    def _args(self):
-        return {"dim": self.dim}
 
 
 class LogSoftmax(Softmax):

@@ -40,6 +40,10 @@ class _NormBase(Module):
             self.running_var = np.ones(self.num_features, self.dtype)
             self.num_batches_tracked = np.array(0, dtype=np.int64)
 
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
 
 class _BatchNorm(_NormBase):
     """Batch normalisation over dim 1 (the channels) of ``(N, num_features, ...)`` input; the
@@ -83,10 +87,6 @@ class _BatchNorm(_NormBase):
         dx, _, _ = F.batch_norm_backward(dy, self._pop_ctx(), dweight=grad_target(self.weight),
                                          dbias=grad_target(self.bias))
         return dx
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm2d(_BatchNorm):

@@ -15,15 +15,17 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 class _Loss(Module):
-    """A loss: forward ``F.<name>_forward(input, target, **args)``, backward ``F.<name>_backward(ctx, dy)``."""
+    """A loss: forward ``F.<name>_forward(input, target, **args)``, backward ``F.<name>_backward(ctx, dy)``;
+    ``args`` are the attributes named in ``_arg_names`` (each subclass only names its op and its arguments)."""
     _name = None
+    _arg_names = ("reduction",)
 
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = choice("reduction", reduction, _REDUCTIONS)
 
     def _args(self):
-        return {"reduction": self.reduction}
+        return {k: getattr(self, k) for k in self._arg_names}
 
     def forward(self, input, target):
         loss, ctx = getattr(F, self._name + "_forward")(input, target, **self._args())
@@ -57,67 +59,52 @@ class L1Loss(_Loss):
 
 class SmoothL1Loss(_Loss):
     """``d^2 / (2 beta)`` for ``|d| < beta``, else ``|d| - beta / 2`` (``d = input - target``)."""
-    _name = "smooth_l1_loss"
+    _name, _arg_names = "smooth_l1_loss", ("reduction", "beta")
 
     def __init__(self, reduction="mean", beta=1.0):
         super().__init__(reduction)
         self.beta = real("beta", beta, 0.0)
 
-    def _args(self):
-        return {"reduction": self.reduction, "beta": self.beta}
-
 
 class HuberLoss(_Loss):
     """``d^2 / 2`` for ``|d| < delta``, else ``delta * (|d| - delta / 2)``."""
-    _name = "huber_loss"
+    _name, _arg_names = "huber_loss", ("reduction", "delta")
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
         self.delta = real("delta", delta, 0.0, low_open=True)
 
-    def _args(self):
-        return {"reduction": self.reduction, "delta": self.delta}
-
 
 class BCELoss(_Loss):
     """Binary cross-entropy of probabilities ``input`` in [0, 1] (logs clamped at -100, as PyTorch);
     ``weight`` broadcast to the input's shape."""
-    _name = "binary_cross_entropy"
+    _name, _arg_names = "binary_cross_entropy", ("weight", "reduction")
 
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
         self.weight = _optional_weight("weight", weight)
 
-    def _args(self):
-        return {"weight": self.weight, "reduction": self.reduction}
-
 
 class BCEWithLogitsLoss(_Loss):
     """Sigmoid + binary cross-entropy in one stable formula; ``pos_weight`` weighs the positive term
     (broadcast to the input, usually one per class), ``weight`` every element."""
-    _name = "binary_cross_entropy_with_logits"
+    _name, _arg_names = "binary_cross_entropy_with_logits", ("weight", "reduction", "pos_weight")
 
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         super().__init__(reduction)
         self.weight = _optional_weight("weight", weight)
         self.pos_weight = _optional_weight("pos_weight", pos_weight)
 
-    def _args(self):
-        return {"weight": self.weight, "reduction": self.reduction, "pos_weight": self.pos_weight}
-
 
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities ``input (N, C)`` / ``(N, C, d1, ...)`` at the
     class indices ``target``; class ``weight`` ``(C,)``, entries equal to ``ignore_index`` skipped."""
-    _name = "nll_loss"
+    _name, _arg_names = "nll_loss", ("weight", "ignore_index", "reduction")
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
         self.weight = _optional_weight("weight", weight)
         self.ignore_index = integer("ignore_index", ignore_index)
-
-    def _args(self):
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction}
 
 
 class CrossEntropyLoss(_Loss):
@@ -127,16 +114,13 @@ class CrossEntropyLoss(_Loss):
     see ``minicnn.functional.cross_entropy``); log-sum-exp, so any finite logits give a finite loss.
     The default case (2-D logits, indices, no weight) runs one fused kernel pass."""
     _name = "cross_entropy"
+    _arg_names = ("weight", "ignore_index", "reduction", "label_smoothing")
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
         self.weight = _optional_weight("weight", weight)
         self.ignore_index = integer("ignore_index", ignore_index)
         self.label_smoothing = real("label_smoothing", label_smoothing, 0.0, 1.0)
-
-    def _args(self):
-        return {"weight": self.weight, "ignore_index": self.ignore_index, "reduction": self.reduction,
-                "label_smoothing": self.label_smoothing}
 
     def extra_repr(self):
         return f"label_smoothing={self.label_smoothing}" if self.label_smoothing else ""

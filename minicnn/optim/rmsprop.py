@@ -60,6 +60,9 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
+    # As in SGD, Adam and Adagrad, _check_group and step are written out per optimizer: each checks its own
+    # hyper-parameters (PyTorch's names, bounds and messages) and reads its own group entries for its own
+    # kernel, so they look alike in shape but share no logic beyond Optimizer's (check_lr, _trainable).
     def _check_group(self, group, loading=False):
         group["lr"] = check_lr(group["lr"], allow_zero=loading)
         group["alpha"] = real("alpha value (alpha)", group["alpha"], 0.0)
