@@ -4,7 +4,7 @@ import numpy as np
 
 from .. import functional as F
 from .._validate import axis_size, float_array, float_dtype, positive_int, real
-from .module import Module, Parameter, grad_target
+from .module import Module, Parameter, grad_target, param_data
 
 
 class _NormBase(Module):
@@ -70,8 +70,8 @@ class _BatchNorm(_NormBase):
         if momentum is None:  # cumulative average
             momentum = 1.0 / float(self.num_batches_tracked + 1) if update else 0.0
         y, ctx = F.batch_norm_forward(
-            x, self.running_mean, self.running_var, None if self.weight is None else self.weight.data,
-            None if self.bias is None else self.bias.data, training=self.training or not self.track_running_stats,
+            x, self.running_mean, self.running_var, param_data(self.weight),
+            param_data(self.bias), training=self.training or not self.track_running_stats,
             momentum=momentum, eps=self.eps)
         if update:
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)

@@ -6,7 +6,7 @@ from ..grad_mode import is_grad_enabled
 from .._validate import (choice, conv_padding, conv_padding_arg, float_array, float_dtype, groups_arg, pair,
                          positive_int)
 from .init import reset_default_
-from .module import Module, Parameter, grad_target
+from .module import Module, Parameter, grad_target, param_data
 
 
 class Conv2d(Module):
@@ -53,7 +53,7 @@ class Conv2d(Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have in_channels = {self.in_channels} channels (dimension 1 of "
                              f"(N, C, H, W)), got shape {x.shape}")
-        bias = None if self.bias is None else self.bias.data
+        bias = param_data(self.bias)
         padding, pad_ctx = self.padding, None
         if self.padding_mode != "zeros":
             x, pad_ctx = F.pad_forward(x, self._pads, self.padding_mode)

@@ -6,7 +6,7 @@ from .._validate import (choice, float_array, float_dtype, groups_arg, output_pa
                          positive_int)
 from ..grad_mode import is_grad_enabled
 from .init import reset_default_
-from .module import Module, Parameter, grad_target
+from .module import Module, Parameter, grad_target, param_data
 
 
 class ConvTranspose2d(Module):
@@ -44,7 +44,7 @@ class ConvTranspose2d(Module):
         if output_size is not None:
             op = output_size_padding(output_size, x.shape[2:], self.kernel_size, self.stride, self.padding,
                                      self.dilation)
-        args = (self.weight.data, None if self.bias is None else self.bias.data, self.stride, self.padding, op,
+        args = (self.weight.data, param_data(self.bias), self.stride, self.padding, op,
                 self.groups, self.dilation)
         if not is_grad_enabled():
             return F.conv_transpose2d(x, *args)

@@ -4,7 +4,7 @@ import numpy as np
 from .. import functional as F
 from .._validate import float_array, float_dtype, positive_int
 from . import init
-from .module import Module, Parameter, grad_target
+from .module import Module, Parameter, grad_target, param_data
 
 
 class Linear(Module):
@@ -27,7 +27,7 @@ class Linear(Module):
 
     def forward(self, x):
         x = float_array("x", x, self.dtype)
-        y, ctx = F.linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
+        y, ctx = F.linear_forward(x, self.weight.data, param_data(self.bias))
         self._save_ctx(ctx)
         return y
 

@@ -92,6 +92,11 @@ def grad_target(param):
     return param.grad
 
 
+def param_data(param):
+    """What a layer passes to a functional forward for an optional ``param``: its ``.data``, or None."""
+    return None if param is None else param.data
+
+
 # -- graphs: which forwards a backward belongs to ------------------------------------------------------
 class _GraphState(threading.local):
     """Per thread: how deep inside module forwards we are, and the number of the current outermost

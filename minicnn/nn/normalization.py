@@ -8,11 +8,7 @@ import numpy as np
 from .. import functional as F
 from .._validate import axis_size, boolean, float_array, float_dtype, positive_int, real
 from .batchnorm import _NormBase
-from .module import Module, Parameter, grad_target
-
-
-def _param(p):
-    return None if p is None else p.data
+from .module import Module, Parameter, grad_target, param_data
 
 
 class LayerNorm(Module):
@@ -37,7 +33,7 @@ class LayerNorm(Module):
 
     def forward(self, x):
         x = float_array("x", x, self.dtype)
-        y, ctx = F.layer_norm_forward(x, self.normalized_shape, _param(self.weight), _param(self.bias), self.eps)
+        y, ctx = F.layer_norm_forward(x, self.normalized_shape, param_data(self.weight), param_data(self.bias), self.eps)
         self._save_ctx(ctx)
         return y
 
@@ -76,7 +72,7 @@ class GroupNorm(Module):
         if x.ndim < 2:
             raise ValueError(f"x must be (N, C, ...) with at least 2 dimensions, got shape {x.shape}")
         axis_size("x", x, 1, self.num_channels, "channels (num_channels)")
-        y, ctx = F.group_norm_forward(x, self.num_groups, _param(self.weight), _param(self.bias), self.eps)
+        y, ctx = F.group_norm_forward(x, self.num_groups, param_data(self.weight), param_data(self.bias), self.eps)
         self._save_ctx(ctx)
         return y
 
@@ -104,8 +100,8 @@ class InstanceNorm2d(_NormBase):
         x = float_array("x", x, self.dtype, ndim=4, shape_hint="(N, C, H, W)")
         axis_size("x", x, 1, self.num_features, "channels (num_features)")
         use_input_stats = self.training or not self.track_running_stats
-        y, ctx = F.instance_norm_forward(x, self.running_mean, self.running_var, _param(self.weight),
-                                         _param(self.bias), use_input_stats,
+        y, ctx = F.instance_norm_forward(x, self.running_mean, self.running_var, param_data(self.weight),
+                                         param_data(self.bias), use_input_stats,
                                          0.0 if self.momentum is None else self.momentum, self.eps)
         if self.training and self.track_running_stats:
             self.num_batches_tracked = np.array(self.num_batches_tracked + 1, dtype=np.int64)
@@ -117,6 +113,3 @@ class InstanceNorm2d(_NormBase):
                                             dbias=grad_target(self.bias))
         return dx
 
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
