@@ -15,6 +15,7 @@ import numpy as np
 from ._compile import compile_progress
 from ._validate import shape_arg
 from .grad_mode import no_grad
+from .random import default_rng
 
 
 def _model_dtype(model):
@@ -86,12 +87,21 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
         raise ValueError("warmup: input_shape is needed with a model, e.g. (64, 1, 28, 28)")
     input_shape = shape_arg("input_shape", input_shape)
     dtype = _model_dtype(model)
-    # One deepcopy of everything, so that the copied optimizer updates the copied parameters.
+    # One deepcopy of everything, so that the copied optimizer updates the copied parameters (and layers
+    # with a generator of their own draw from a copy of it).
     model, optimizer, loss = copy.deepcopy((model, optimizer, loss))
     x = np.random.default_rng(0).standard_normal(input_shape).astype(dtype)
-    with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
-                          enabled=progress):
-        _step(model, x, optimizer, loss, train, eval)
+    # Layers without a generator of their own (Dropout(rng=None), ...) draw from minicnn's default one:
+    # put its state back, so that a run (or a resumed run, which restores that state before warming up)
+    # draws exactly what it would have drawn without the warm-up.
+    default = default_rng()
+    saved = default.bit_generator.state
+    try:
+        with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
+                              enabled=progress):
+            _step(model, x, optimizer, loss, train, eval)
+    finally:
+        default.bit_generator.state = saved
     return time.perf_counter() - start
 
 

@@ -166,6 +166,36 @@ def test_resume_with_more_epochs_continues_the_run(train, tmp_path):
     assert scores(read_metrics(tmp_path / "more")) == scores(read_metrics(tmp_path / "three"))
 
 
+def test_a_derived_step_size_is_the_first_runs_and_kept_when_the_epochs_grow(train, tmp_path, capsys):
+    """``--scheduler step`` without ``--step-size``: a third of the FIRST run's epochs, recorded in its
+    configuration; a resumed run keeps it with more epochs (it goes on decaying every step_size epochs),
+    exactly as a run given that step size explicitly, and never re-derives it from the new epochs."""
+    argv = SMALL + ["--optimizer", "sgd", "--scheduler", "step", "--seed", "2"]
+    run_ok(train, argv + ["--epochs", "6", "--out", str(tmp_path / "six")])  # step size 6 // 3 = 2
+    six = read_metrics(tmp_path / "six")
+    assert six["config"]["step_size"] == 2 and six["run"]["step_size"] == 2
+    ckpt = minicnn.load(tmp_path / "six" / "checkpoint.npz")
+    ckpt["config"]["step_size"] = None  # as a checkpoint written before the step size was recorded
+    (tmp_path / "old").mkdir()
+    minicnn.save(ckpt, tmp_path / "old" / "checkpoint.npz")
+    run_ok(train, argv + ["--step-size", "2", "--epochs", "9", "--out", str(tmp_path / "explicit")])
+    explicit = read_metrics(tmp_path / "explicit")
+    for folder in ("six", "old"):
+        run_ok(train, ["--resume", str(tmp_path / folder / "checkpoint.npz"), "--epochs", "9", "--threads", "1",
+                       "--no-progress", "--no-plot"])  # 9 // 3 would be 3
+        resumed = read_metrics(tmp_path / folder)
+        assert scores(resumed) == scores(explicit)
+        assert resumed["config"] == explicit["config"] and resumed["run"]["step_size"] == 2
+        assert "scheduler step (every 2 epochs x 0.1)" in capsys.readouterr().out
+    assert [r["lr"] for r in explicit["epochs"]] == [0.05 * 0.1 ** (e // 2) for e in range(9)]
+    # The recorded step size is a setting of the run like any other.
+    assert train.main(["--resume", str(tmp_path / "six" / "checkpoint.npz"), "--epochs", "10", "--step-size", "3"]) == 1
+    assert "--step-size 3 differs from the checkpoint's 2" in capsys.readouterr().err
+    # Without a step schedule there is no step size to record.
+    run_ok(train, SMALL + ["--epochs", "1", "--out", str(tmp_path / "none")])
+    assert read_metrics(tmp_path / "none")["run"]["step_size"] is None
+
+
 def test_resume_refuses_changed_settings_and_finished_runs(train, tmp_path, capsys):
     out = tmp_path / "run"
     run_ok(train, SMALL + ["--epochs", "1", "--scheduler", "cosine", "--out", str(out)])

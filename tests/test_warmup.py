@@ -52,6 +52,17 @@ def test_after_warmup_the_models_step_compiles_nothing_and_only_its_kernels_are_
     assert result["kernels"] > 5
 
 
+def test_warmup_leaves_the_default_generator_as_it_was(monkeypatch):
+    """A Dropout without a generator of its own draws from minicnn's default one: the warm-up's copy
+    must not advance it (a resumed run restores that generator before warming up, and then would draw
+    other masks than the uninterrupted run)."""
+    monkeypatch.setattr(minicnn.random, "_default", np.random.default_rng(3))
+    model = nn.Sequential(nn.Linear(6, 5, rng=0), nn.Dropout(0.5), nn.Linear(5, 3, rng=1))
+    before = minicnn.random.get_rng_state(minicnn.random.default_rng())
+    minicnn.warmup(model, (4, 6), optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss())
+    np.testing.assert_array_equal(minicnn.random.get_rng_state(minicnn.random.default_rng()), before)
+
+
 def test_warmup_without_a_model_runs_every_layer_and_optimizer():
     seconds = minicnn.warmup(dtypes=(np.float32,))
     assert isinstance(seconds, float) and seconds > 0

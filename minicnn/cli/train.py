@@ -116,7 +116,8 @@ def build_parser():
                    help="step: x gamma every --step-size epochs; multistep: x gamma at 50%% and 75%% "
                         "of the epochs; cosine: to 0 over the epochs; onecycle: per batch, peak --lr (default: none)")
     p.add_argument("--step-size", type=_number(int, 1, True), default=None,
-                   help="epochs between StepLR decays (default: a third of the epochs)")
+                   help="epochs between StepLR decays (default: a third of --epochs, fixed when the run "
+                        "starts: a resumed run keeps it, also with more --epochs)")
     p.add_argument("--gamma", type=_number(float, 0, False, 1, True), default=0.1,
                    help="decay factor of step and multistep (default: 0.1)")
     p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
@@ -167,8 +168,13 @@ def check_used_flags(given, config):
 
 
 def schedule_spans_the_epochs(config):
-    """Whether the learning-rate schedule is derived from the number of epochs (so that a resumed run
-    cannot change it without leaving the schedule of the run it continues)."""
+    """Whether the learning-rate schedule spans the run's epochs (cosine, onecycle, multistep), so that
+    a resumed run cannot change their number without leaving the schedule of the run it continues.
+
+    StepLR does not: its step size is fixed when the run starts (``--step-size``, or a third of the
+    first ``--epochs``, recorded in the configuration by ``resolve_defaults``), and a run whose epochs
+    grow on resume keeps decaying every ``step_size`` epochs, as an uninterrupted run with that
+    ``--step-size`` and the new ``--epochs`` does."""
     return config["scheduler"] in ("cosine", "onecycle", "multistep") or (
         config["scheduler"] == "step" and config["step_size"] is None)
 
@@ -179,12 +185,16 @@ def step_size_of(config):
 
 
 def resolve_defaults(config):
-    """Fill the defaults that depend on the optimizer (lr, weight decay); the step size stays None when
-    derived from the epochs (``step_size_of``)."""
+    """Fill the defaults that depend on the optimizer (lr, weight decay) and, for ``--scheduler step``
+    without ``--step-size``, the step size derived from this (first) run's epochs: recorded in the
+    configuration, so that a resumed run keeps it whatever its ``--epochs`` (``step_size_of`` of the
+    original run, never of the resumed one)."""
     if config["lr"] is None:
         config["lr"] = DEFAULT_LR[config["optimizer"]]
     if config["weight_decay"] is None:
         config["weight_decay"] = DEFAULT_WEIGHT_DECAY[config["optimizer"]]
+    if config["scheduler"] == "step" and config["step_size"] is None:
+        config["step_size"] = step_size_of(config)
     return config
 
 
@@ -437,6 +447,10 @@ def read_checkpoint(path):
 def merge_resume_config(args, saved):
     """The saved run configuration, checked against the flags given explicitly on this command line."""
     config = dict(saved)
+    if config["scheduler"] == "step" and config["step_size"] is None:
+        # A checkpoint written before the derived step size was recorded: a third of ITS epochs (such a
+        # run could not change its epochs on resume, so they are the original run's).
+        config["step_size"] = step_size_of(config)
     check_used_flags(args.given - {"optimizer", "scheduler"}, saved)  # against the run's own choices
     for key in RUN_KEYS:
         if key not in args.given or key == "epochs":
@@ -444,16 +458,15 @@ def merge_resume_config(args, saved):
         value = getattr(args, key)
         if key == "dataset" and value == "auto":
             continue
-        if key in ("lr", "weight_decay") and value is not None and math.isclose(value, saved[key]):
+        if key in ("lr", "weight_decay") and value is not None and math.isclose(value, config[key]):
             continue
-        if value != saved[key]:
+        if value != config[key]:
             flag = "--" + key.replace("_", "-")
-            raise Fail(f"{flag} {value} differs from the checkpoint's {saved[key]}; a resumed run keeps "
+            raise Fail(f"{flag} {value} differs from the checkpoint's {config[key]}; a resumed run keeps "
                        f"its settings (omit {flag})")
     if "epochs" in args.given and args.epochs != saved["epochs"]:
-        if schedule_spans_the_epochs(saved):
-            derived = " with the step size derived from the epochs" if saved["scheduler"] == "step" else ""
-            raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']}{derived} "
+        if schedule_spans_the_epochs(config):
+            raise Fail(f"--epochs cannot change on resume with --scheduler {saved['scheduler']} "
                        f"(its schedule spans the {saved['epochs']} epochs of the original run)")
         config["epochs"] = args.epochs
     return config
@@ -735,7 +748,9 @@ def run_info(s):
 
     return {"threads": minicnn.get_num_threads(), "dataset_title": s["info"]["title"],
             "train_images": s["n_train"], "test_images": s["n_test"],
-            "normalize": [s["info"]["mean"], s["info"]["std"]], "step_size": step_size_of(s["config"]),
+            "normalize": [s["info"]["mean"], s["info"]["std"]],
+            # StepLR's step size as the scheduler uses it (the configuration's; None without --scheduler step)
+            "step_size": s["config"]["step_size"] if s["config"]["scheduler"] == "step" else None,
             "numpy": np.__version__, "minicnn": minicnn.__version__, "mpi_ranks": s["world"]}
 
 
