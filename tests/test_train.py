@@ -240,54 +240,6 @@ def test_ctrl_c_in_a_real_process(tmp_path):
     only_final_files(out)
 
 
-def run_script(argv, cwd, check=True):
-    """The script in a new process (what a user's second command is)."""
-    proc = subprocess.run([sys.executable, str(SCRIPT)] + argv, capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_resume_in_a_new_process_equals_an_uninterrupted_run(tmp_path, optimizer):
-    argv = SMALL + ["--optimizer", optimizer, "--seed", "4"]
-    run_script(argv + ["--epochs", "4", "--out", str(tmp_path / "full")], tmp_path)
-    run_script(argv + ["--epochs", "2", "--out", str(tmp_path / "part")], tmp_path)
-    run_script(["--resume", str(tmp_path / "part" / "checkpoint.npz"), "--epochs", "4", "--threads", "1",
-                "--no-progress", "--no-plot"], tmp_path)
-    assert scores(read_metrics(tmp_path / "part")) == scores(read_metrics(tmp_path / "full"))
-
-
-def test_sigkill_at_random_moments_leaves_a_checkpoint_that_resumes(tmp_path):
-    """kill -9 (no handler runs) at random moments after the first epoch: the checkpoint is always
-    complete (atomic rename), and resuming from it continues the run exactly."""
-    rng = np.random.default_rng(7)
-    argv = SMALL + ["--epochs", "200", "--seed", "6"]
-    for attempt in range(2):
-        out = tmp_path / f"run{attempt}"
-        proc = subprocess.Popen([sys.executable, "-u", str(SCRIPT)] + argv + ["--out", str(out)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
-        try:
-            for line in proc.stdout:
-                if line.startswith("epoch 1/200"):
-                    break
-            time.sleep(rng.uniform(0, 1.5))  # within a later epoch, or during a checkpoint write
-            proc.kill()
-        finally:
-            proc.kill()
-            proc.wait()
-        ckpt = minicnn.load(out / "checkpoint.npz")  # never partial
-        done = ckpt["epoch"]
-        saved = read_metrics(out)["epochs"]  # complete too; one epoch behind if killed between the two writes
-        assert done >= 1 and saved == ckpt["history"][:len(saved)] and len(saved) >= done - 1
-        run_script(["--resume", str(out / "checkpoint.npz"), "--epochs", str(done + 1), "--threads", "1",
-                    "--no-progress", "--no-plot"], tmp_path)
-        resumed = read_metrics(out)
-        assert len(resumed["epochs"]) == done + 1 and resumed["epochs"][:done] == ckpt["history"]
-        only_final_files(out)  # the resumed run removed what the killed one left (a temporary file)
-
-
 # -- bad input -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv, flag", [
     (["--epochs", "-1"], "--epochs"),
