@@ -34,7 +34,7 @@ call reads and writes once each (forward: inputs + output; backward: output grad
 gradient), a lower bound of the real traffic, and "% copy" against the measured memory-copy bandwidth.
 """
 import bisect
-import contextlib
+import functools
 import gc
 import json
 import os
@@ -57,10 +57,6 @@ _local = threading.local()  # the innermost active profiler of this thread (for 
 
 
 # -- what each layer type computes ----------------------------------------------------------------
-def _nbytes(arrays):
-    return sum(a.nbytes for a in arrays if isinstance(a, np.ndarray))
-
-
 def _conv_flops(module, phase, inputs, outputs):
     """``2 * y.size * (C / groups) * kh * kw`` per pass (``weight[0].size`` is ``(C / groups) * kh * kw``)."""
     y = outputs[0] if phase == "forward" else inputs[0]  # backward: inputs = (dy,), outputs = (dx,)
@@ -99,27 +95,54 @@ def _flop_counter(module):
     return None
 
 
-def _as_tuple(value):
-    return value if isinstance(value, tuple) else (value,)
+def _raw_shapes(values, out, dtype, nbytes):
+    """One pass over a call's arguments or results (in the hook, so nothing is formatted): appends to
+    ``out`` each array's shape tuple as NumPy returns it (other values: None or their type name; see
+    ``_json_shapes``); returns the dtype of the first array (``dtype`` when it is not None) and ``nbytes``
+    plus the arrays' bytes."""
+    ndarray = np.ndarray
+    for v in values:
+        if isinstance(v, ndarray):
+            out.append(v.shape)
+            nbytes += v.nbytes
+            if dtype is None:
+                dtype = v.dtype
+        else:
+            out.append(None if v is None else type(v).__name__)
+    return dtype, nbytes
 
 
-def _shapes(values):
-    """Shapes of the arrays in ``values`` (other values: their type name), JSON-ready."""
-    return [list(v.shape) if isinstance(v, np.ndarray) else (None if v is None else type(v).__name__)
-            for v in values]
+def _json_shapes(raw):
+    """JSON-ready shapes: a list per array, None or the type name for other values."""
+    return [list(s) if isinstance(s, tuple) else s for s in raw]
+
+
+# A finished call is _RECORD consecutive items of ``profile._records`` (a flat list: appending them
+# leaves no new object for the garbage collector to track, which a tuple or dict per call would):
+# info, phase, t0, t1, self seconds, depth, compiled, compile seconds, shapes, FLOPs, bytes; ``shapes``
+# is (input shapes, output shapes, dtype), one shared object per distinct value (``profile._shapes``).
+_RECORD = 11
+
+
+def _call_dict(r, k):
+    """The public form (``profile.calls``) of the record at ``r[k:k + _RECORD]``."""
+    info = r[k]
+    inputs, outputs, dtype = r[k + 8]
+    return {"name": info[0], "type": info[4], "phase": r[k + 1], "t0": r[k + 2], "t1": r[k + 3],
+            "self": r[k + 4], "depth": r[k + 5], "compiled": r[k + 6], "compile_s": r[k + 7],
+            "inputs": _json_shapes(inputs), "outputs": _json_shapes(outputs), "flops": r[k + 9],
+            "bytes": r[k + 10], "dtype": None if dtype is None else str(dtype)}
 
 
 # -- records ---------------------------------------------------------------------------------------
-class _Frame:
-    """An open call: what the pre-hook knew, filled in by the post-hook."""
-    __slots__ = ("module", "path", "phase", "inputs", "t0", "children", "compile_s", "compiled")
+# An open call is a list (the cheapest record to build in a hook), filled in by the post-hook:
+# [module, info, phase, inputs, t0, children, compile_s, compiled]; ``info`` is the module's
+# (path, flop counter, moves data, type, type name), worked out once per module and block.
+_MOD, _INFO, _PHASE, _INPUTS, _T0, _CHILDREN, _COMPILE_S, _COMPILED = range(8)
 
-    def __init__(self, module, path, phase, inputs):
-        self.module, self.path, self.phase, self.inputs = module, path, phase, inputs
-        self.children = 0.0
-        self.compile_s = 0.0
-        self.compiled = False
-        self.t0 = 0.0
+
+def _frame(module, info, phase, inputs):
+    return [module, info, phase, inputs, 0.0, 0.0, 0.0, False]
 
 
 class _CompileListener(numba_event.Listener):
@@ -146,9 +169,9 @@ class _CompileListener(numba_event.Listener):
         self.prof._compiles.append({"name": name, "t0": self.t0, "t1": t1})
         stack = self.prof._stack
         for frame in stack:
-            frame.compiled = True
+            frame[_COMPILED] = True
         if stack:
-            stack[-1].compile_s += t1 - self.t0
+            stack[-1][_COMPILE_S] += t1 - self.t0
 
 
 class profile:
@@ -176,7 +199,9 @@ class profile:
         self._want_peaks = bool(peaks)
         self._handles = []
         self._active = False
-        self.calls = []  # one dict per finished call, in order of completion
+        self._records = []  # _RECORD items per finished call, in order of completion (see _finish)
+        self._shapes = {}
+        self._calls = []  # the records as dicts, made when asked for (``calls``)
         self._compiles = []
         self._marks = []
         self._stack = []
@@ -213,6 +238,7 @@ class profile:
             named = self._named_modules()
             self._alive = [m for _, m in named]  # so that no id in _paths is reused by a new module
             self._paths = {id(m): path for path, m in named}
+            self._infos = {}
             self._attach()
         except BaseException:
             self._detach()
@@ -243,32 +269,109 @@ class profile:
 
     def _attach(self):
         """The four global module hooks; a module is recorded when it has a path (``self._paths``) or,
-        with no modules given, under ``Type#k`` when first seen."""
-        paths, everything, counts = self._paths, not self._roots, {}
+        with no modules given, under ``Type#k`` when first seen.
 
-        def path_of(mod):
+        The hooks run on every module call, so they do as little as they can: a list per open call,
+        ``_RECORD`` items appended to one flat list per finished call (shapes as NumPy gives them, the
+        dtype object; nothing formatted, no dict), the per-module facts (path, FLOP counter, whether it
+        moves data) looked up once per module and block (``self._infos``), no helper calls between
+        the hook and the frame, ``time.perf_counter`` read last in the pre-hook and first in the
+        post-hook."""
+        paths, everything, counts, infos = self._paths, not self._roots, {}, self._infos
+        stack, thread, get_ident, perf_counter = self._stack, self._thread, threading.get_ident, time.perf_counter
+        finish = self._finish
+
+        def info_of(mod):
+            """The first call of ``mod`` in this block, or of a module whose id a dead one had (only
+            modules not alive at the start: those in ``paths`` are kept alive)."""
+            cls = type(mod)
             path = paths.get(id(mod))
             if path is None and everything:
-                name = type(mod).__name__
+                name = cls.__name__
                 counts[name] = counts.get(name, 0) + 1
-                path = paths[id(mod)] = f"{name}#{counts[name]}"
-            return path
+                path = f"{name}#{counts[name]}"
+            counter = None if path is None else _flop_counter(mod)
+            moves = (path is not None and counter is None and next(mod.children(), None) is None
+                     and cls.__name__ not in NO_DATA_MOVEMENT)
+            info = infos[id(mod)] = (path, counter, moves, cls, cls.__name__)
+            return info
 
+        def find(mod, phase):
+            """The open frame of ``mod`` in ``phase`` below the top, with the frames above it (calls
+            that raised) dropped; None when its pre-hook ran before the block started."""
+            k = len(stack) - 2
+            while k >= 0 and not (stack[k][_MOD] is mod and stack[k][_PHASE] == phase):
+                k -= 1
+            if k < 0:
+                return None
+            frame = stack[k]
+            del stack[k:]
+            return frame
+
+        # The four hooks spell out the same two bodies (no helper call: they run on every module call);
+        # frames are indexed as _MOD=0, _PHASE=2, _T0=4.
         def pre_forward(mod, args):
-            path = path_of(mod)
-            if path is not None:
-                self._push(mod, path, "forward", args)
-
-        def post_forward(mod, args, output):
-            self._pop(mod, "forward", _as_tuple(output))
+            if get_ident() != thread:
+                return
+            info = infos.get(id(mod))
+            if info is None or info[3] is not type(mod):
+                info = info_of(mod)
+            if info[0] is None:
+                return
+            for k, open_frame in enumerate(stack):
+                # The same module in the same pass still open: that call raised (its post-hook never
+                # ran) and the caller went on; it and the calls it had open are dropped, not parents.
+                if open_frame[0] is mod and open_frame[2] == "forward":
+                    del stack[k:]
+                    break
+            frame = [mod, info, "forward", args, 0.0, 0.0, 0.0, False]
+            stack.append(frame)
+            frame[4] = perf_counter()  # last, so that the hook's own work is not in the call's time
 
         def pre_backward(mod, grad_output):
-            path = path_of(mod)
-            if path is not None:
-                self._push(mod, path, "backward", _as_tuple(grad_output))
+            if get_ident() != thread:
+                return
+            info = infos.get(id(mod))
+            if info is None or info[3] is not type(mod):
+                info = info_of(mod)
+            if info[0] is None:
+                return
+            for k, open_frame in enumerate(stack):
+                # The same module in the same pass still open: that call raised (its post-hook never
+                # ran) and the caller went on; it and the calls it had open are dropped, not parents.
+                if open_frame[0] is mod and open_frame[2] == "backward":
+                    del stack[k:]
+                    break
+            inputs = grad_output if isinstance(grad_output, tuple) else (grad_output,)
+            frame = [mod, info, "backward", inputs, 0.0, 0.0, 0.0, False]
+            stack.append(frame)
+            frame[4] = perf_counter()  # last, so that the hook's own work is not in the call's time
+
+        def post_forward(mod, args, output):
+            t1 = perf_counter()  # first, so that the hook's own work is not in the call's time
+            if get_ident() != thread or not stack:
+                return
+            frame = stack[-1]
+            if frame[0] is mod and frame[2] == "forward":
+                stack.pop()
+            else:
+                frame = find(mod, "forward")
+                if frame is None:
+                    return
+            finish(frame, t1, output if isinstance(output, tuple) else (output,))
 
         def post_backward(mod, grad_input, grad_output):
-            self._pop(mod, "backward", _as_tuple(grad_input))
+            t1 = perf_counter()  # first, so that the hook's own work is not in the call's time
+            if get_ident() != thread or not stack:
+                return
+            frame = stack[-1]
+            if frame[0] is mod and frame[2] == "backward":
+                stack.pop()
+            else:
+                frame = find(mod, "backward")
+                if frame is None:
+                    return
+            finish(frame, t1, grad_input if isinstance(grad_input, tuple) else (grad_input,))
 
         for register, hook in ((register_module_forward_pre_hook, pre_forward),
                                (register_module_forward_hook, post_forward),
@@ -276,55 +379,40 @@ class profile:
                                (register_module_full_backward_hook, post_backward)):
             self._handles.append(register(hook))
 
-    def _push(self, module, path, phase, inputs):
-        if threading.get_ident() != self._thread:
-            return
-        stack = self._stack
-        for k, open_frame in enumerate(stack):
-            # The same module in the same pass still open: that call raised (its post-hook never ran) and
-            # the caller went on; it and the calls it had open are dropped, not taken for parents.
-            if open_frame.module is module and open_frame.phase == phase:
-                del stack[k:]
-                break
-        frame = _Frame(module, path, phase, inputs)
-        stack.append(frame)
-        frame.t0 = time.perf_counter()  # last, so that the hook's own work is not in the call's time
-
-    def _pop(self, module, phase, outputs):
-        t1 = time.perf_counter()
-        if threading.get_ident() != self._thread:
-            return
-        stack = self._stack
-        k = len(stack) - 1
-        while k >= 0 and not (stack[k].module is module and stack[k].phase == phase):
-            k -= 1
-        if k < 0:
-            return  # its pre-hook ran before the block started
-        frame = stack[k]
-        del stack[k:]  # frames above it belong to calls that raised
-        self._finish(frame, t1, outputs)
-
     def _finish(self, frame, t1, outputs):
-        dur = t1 - frame.t0
-        if self._stack:
-            self._stack[-1].children += dur
-            if frame.compiled:
-                self._stack[-1].compiled = True
-        module = frame.module
-        flops = nbytes = None
-        if module is not None:
-            counter = _flop_counter(module)
-            if counter is not None:
-                flops = counter(module, frame.phase, frame.inputs, outputs)
-            elif next(module.children(), None) is None and type(module).__name__ not in NO_DATA_MOVEMENT:
-                nbytes = _nbytes(frame.inputs) + _nbytes(outputs)
-        self.calls.append({
-            "name": frame.path, "type": type(module).__name__ if module is not None else frame.path,
-            "phase": frame.phase, "t0": frame.t0, "t1": t1, "self": dur - frame.children,
-            "depth": len(self._stack), "compiled": frame.compiled, "compile_s": frame.compile_s,
-            "inputs": _shapes(frame.inputs), "outputs": _shapes(outputs), "flops": flops, "bytes": nbytes,
-            "dtype": next((str(a.dtype) for a in frame.inputs + tuple(outputs) if isinstance(a, np.ndarray)), None),
-        })
+        """Record a finished call (``_RECORD`` items at the end of ``self._records``); ``calls`` turns
+        them into dicts."""
+        module, info, phase, inputs, t0, children, compile_s, compiled = frame
+        dur = t1 - t0
+        stack = self._stack
+        if stack:
+            parent = stack[-1]
+            parent[_CHILDREN] += dur
+            if compiled:
+                parent[_COMPILED] = True
+        in_shapes, out_shapes = [], []
+        dtype, nbytes = _raw_shapes(inputs, in_shapes, None, 0)
+        dtype, nbytes = _raw_shapes(outputs, out_shapes, dtype, nbytes)
+        flops = None
+        if info[1] is not None:
+            flops = info[1](module, phase, inputs, outputs)
+            nbytes = None
+        elif not info[2]:
+            nbytes = None
+        shapes = (tuple(in_shapes), tuple(out_shapes), dtype)
+        shapes = self._shapes.setdefault(shapes, shapes)
+        self._records.extend((info, phase, t0, t1, dur - children, len(stack), compiled, compile_s, shapes, flops,
+                              nbytes))
+
+    @property
+    def calls(self):
+        """One dict per finished call, in order of completion: name, type, phase, t0, t1 (perf_counter
+        seconds), self (seconds), depth, compiled, compile_s, inputs and outputs (shapes), flops, bytes,
+        dtype. Made from the hot path's records when asked for."""
+        calls, records = self._calls, self._records
+        if len(calls) * _RECORD < len(records):
+            calls.extend(_call_dict(records, k) for k in range(len(calls) * _RECORD, len(records), _RECORD))
+        return calls
 
     def step(self):
         """End the current step (call once at the end of each training or inference step)."""
@@ -336,7 +424,7 @@ class profile:
         is dropped when nothing ran in it (the usual ``step()`` at the end of the last step)."""
         marks = list(self._marks) + [self.end]
         segs = list(zip(marks[:-1], marks[1:]))
-        if len(segs) > 1 and not any(segs[-1][0] <= c["t0"] for c in self.calls):
+        if len(segs) > 1 and not any(segs[-1][0] <= t0 for t0 in self._records[2::_RECORD]):
             segs.pop()
         return segs
 
@@ -561,25 +649,54 @@ class profile:
         atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-@contextlib.contextmanager
-def record_function(name):
+class record_function:
     """A named range (e.g. the optimizer step) in the active profiler's statistics and trace, like a
-    module without sub-modules: ``with record_function("optimizer.step"): optimizer.step()``. Does
-    nothing when no profiler is active on this thread."""
-    prof = getattr(_local, "profiler", None)
-    if prof is None or not prof._active:
-        yield
-        return
-    frame = _Frame(None, str(name), "range", ())
-    prof._stack.append(frame)
-    frame.t0 = time.perf_counter()
-    try:
-        yield
-    finally:
+    module without sub-modules: ``with record_function("optimizer.step"): optimizer.step()``; also a
+    decorator (``@record_function("name")``). Does nothing when no profiler is active on this thread.
+    (A class rather than a generator: it costs about as little as an empty ``with`` when nothing
+    profiles, and a training loop enters it every step.)"""
+
+    __slots__ = ("name", "_prof", "_frame")
+
+    def __init__(self, name):
+        self.name = name
+        self._prof = self._frame = None
+
+    def __enter__(self):
+        prof = getattr(_local, "profiler", None)
+        if prof is None or not prof._active:
+            self._prof = None
+            return None
+        name = str(self.name)
+        frame = _frame(None, (name, None, False, None, name), "range", ())
+        self._prof, self._frame = prof, frame
+        prof._stack.append(frame)
+        frame[_T0] = time.perf_counter()
+        return None
+
+    def __exit__(self, *exc):
         t1 = time.perf_counter()
-        if frame in prof._stack:
-            del prof._stack[prof._stack.index(frame):]
-            prof._finish(frame, t1, ())
+        prof, frame = self._prof, self._frame
+        if prof is None:
+            return False
+        self._prof = self._frame = None
+        stack = prof._stack
+        for k in range(len(stack) - 1, -1, -1):
+            if stack[k] is frame:
+                del stack[k:]
+                prof._finish(frame, t1, ())
+                break
+        return False
+
+    def __call__(self, fn):
+        name = self.name
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with record_function(name):
+                return fn(*args, **kwargs)
+
+        return wrapper
 
 
 def _shape_text(shapes):

@@ -46,8 +46,10 @@ own threads and cores) and times the next forward and backward.
 Start-up, only with ``--cold-start``: a sub-process with a fresh, empty ``NUMBA_CACHE_DIR`` imports
 minicnn and calls every kernel once (the cold-start JIT compile time); a second sub-process with the
 cache it left measures the time from its start (just before the parent launches it) to its first
-computed layer output. ``--quick`` (batch 2, 2 rounds) takes about 10 s once the kernels are in Numba's
-cache. Nothing is written unless ``--json PATH`` is given. The BLAS libraries are told apart by path and
+computed layer output. ``--quick`` (a smoke test: 4 of the default cases, one of each kind, or your
+``--case`` ones, at batch 2; 2 rounds, no pause, a 2 ms warm-up) takes about 5 s on 2 cores once the
+kernels are in Numba's cache, PyTorch's import about a third of it. Nothing is written unless ``--json
+PATH`` is given. The BLAS libraries are told apart by path and
 each contender's thread setting is made once, in its own library (see ``bench_common.ThreadSettings``).
 """
 import argparse
@@ -70,6 +72,9 @@ DEFAULT_CASES = [
     ("conv 32->64 k3 s2 p1", "conv:32,32,32,32->64,k=3,s=2,p=1", "large"),
 ] + [(f"{kind} pool 2x2 on {'x'.join(map(str, shape))}", f"{kind}pool:{','.join(map(str, shape))},k=2", "pool")
      for shape in [(64, 6, 28, 28), (64, 16, 10, 10), (32, 64, 32, 32)] for kind in ("max", "avg")]
+# --quick: one case of each kind of the default set (a LeNet-like padded 5x5 convolution, a larger strided
+# 3x3 one on which the "direct" algorithm is left out, max and average pooling), at batch 2.
+QUICK_CASES = ["LeNet conv1", "conv 32->64 k3 s2 p1", "max pool 2x2 on 64x6x28x28", "avg pool 2x2 on 64x6x28x28"]
 BASELINES = ["numpy", "pytorch"]
 WARM_SECONDS = 0.02  # how long a contender runs untimed before each timed call (see time_case)
 QUICK_WARM_SECONDS = 0.002  # --quick: numbers are meaningless anyway, the run must end in ~10 s
@@ -510,7 +515,8 @@ def main(argv=None):
         return 0
     try:
         cases = ([(spec, parse_case(spec), "custom") for spec in args.case] if args.case else
-                 [(name, parse_case(spec), target) for name, spec, target in DEFAULT_CASES])
+                 [(name, parse_case(spec), target) for name, spec, target in DEFAULT_CASES
+                  if not args.quick or name in QUICK_CASES])
     except ValueError as e:
         ap.error(str(e))
     if args.quick:
@@ -524,7 +530,9 @@ def main(argv=None):
     info["thread_settings"] = settings.describe()
     notes = [n for n in (torch_note,) if n]
     if args.quick:
-        notes.append("--quick: batch 2 and 2 rounds; numbers are meaningless")
+        notes.append(f"--quick: {'the --case cases' if args.case else f'{len(cases)} of the {len(DEFAULT_CASES)} default cases'}"
+                     f" at batch 2 (the names keep the full shapes), 2 rounds; numbers are meaningless")
+    bc.end_startup()
 
     results = run_kernels(mc, torch, cases, args.rounds, args.warmup, args.quick, args.pause)
     startup = None
@@ -546,4 +554,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    bc.pause_gc_for_startup()
+    sys.exit(bc.exit_code(main()))

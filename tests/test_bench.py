@@ -226,15 +226,32 @@ def test_parse_case_errors_say_what_is_wrong(spec, message):
 
 
 def test_bench_kernels_quick(tmp_path):
+    import bench_kernels as bk
+
     out = tmp_path / "kernels.json"
     stdout = _run_script(os.path.join(SCRIPTS, "bench_kernels.py"), "--quick", "--json", str(out))
     assert "| case" in stdout and "### Targets" in stdout and "Fastest convolution algorithm" in stdout
     res = json.loads(out.read_text())
-    assert len(res["results"]) == 5 + 6 and res["startup"] is None  # no cold start unless asked
+    # The reduced set: one default case of each kind (two convolutions, max and average pooling), batch 2,
+    # 2 timed rounds, no warm-up round, no cold start unless asked.
+    assert [e["case"] for e in res["results"]] == bk.QUICK_CASES
+    assert set(bk.QUICK_CASES) < {name for name, _, _ in bk.DEFAULT_CASES}
+    assert {e["spec"]["kind"] for e in res["results"]} == {"conv", "maxpool", "avgpool"}
+    assert {e["target"] for e in res["results"]} == {"lenet", "large", "pool"}
+    assert all(e["shape"][0] == 2 for e in res["results"])
+    assert res["rounds"] == 2 and res["warmup"] == 0 and res["startup"] is None
+    assert "--quick: 4 of the 11 default cases at batch 2" in stdout
+    algorithms = bk.conv_algorithms(minicnn_module())
     for entry in res["results"]:
         assert "numpy" in entry["contenders"] and "minicnn" in entry["contenders"]
+        if torch_installed():
+            assert "pytorch" in entry["contenders"]
+        for passes in entry["contenders"].values():
+            assert all(st["n"] == 2 for st in passes.values())
         if entry["spec"]["kind"] == "conv":
             assert {"im2col", "tiled"} <= set(entry["contenders"]) and entry["fastest_algorithm"]
+            # every algorithm ran, or is left out with its reason (direct: stride 1 only)
+            assert set(algorithms) <= set(entry["contenders"]) | set(entry["skipped"])
         for name, passes in entry["contenders"].items():
             for st in passes.values():
                 assert st["median_ms"] > 0 and st["gflops"] > 0 and st["iqr_ms"] >= 0
@@ -242,6 +259,30 @@ def test_bench_kernels_quick(tmp_path):
         for name, diff in entry["max_rel_diff"].items():
             assert diff < 1e-4, (entry["case"], name, diff)
     assert all(t["status"] in ("PASS", "FAIL", "SKIP") for t in res["targets"])
+
+
+def minicnn_module():
+    import minicnn
+
+    return minicnn
+
+
+def torch_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def test_bench_kernels_quick_writes_nothing_without_json(tmp_path):
+    import bench_kernels as bk
+
+    proc = subprocess.run([sys.executable, os.path.join(SCRIPTS, "bench_kernels.py"), "--quick"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list(tmp_path.iterdir()) == [] and "Results written" not in proc.stdout
+    rows = {line.split("|")[1].strip() for line in proc.stdout.splitlines() if line.startswith("| ")}
+    assert set(bk.QUICK_CASES) <= rows  # the reduced set, and only it
+    assert not ({name for name, _, _ in bk.DEFAULT_CASES} - set(bk.QUICK_CASES)) & rows
 
 
 def test_bench_kernels_custom_case_writes_nothing_without_json(tmp_path):

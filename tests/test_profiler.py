@@ -220,6 +220,29 @@ def test_flop_counts_from_shapes():
     assert flops[("Linear", "forward")] == 2 * 4 * 7 * 5 and flops[("Linear", "backward")] == 2 * 2 * 4 * 7 * 5
 
 
+def test_record_function_as_decorator_and_without_a_profiler():
+    @profiler.record_function("update")
+    def update(v):
+        return v + 1
+
+    assert update(1) == 2  # no profiler active: just the call
+    with profiler.record_function("nothing"):
+        pass
+    model = Doubler()
+    with profiler.profile(model, peaks=False) as prof:
+        assert update(2) == 3
+        model(np.ones((2, 6), np.float32))
+        assert [c["name"] for c in prof.calls] == ["update", "Doubler.lin", "Doubler"]  # made when asked
+        model.backward(np.ones((2, 4), np.float32))
+    calls = prof.calls
+    assert [(c["name"], c["phase"]) for c in calls[3:]] == [("Doubler.lin", "backward"), ("Doubler", "backward")]
+    assert calls[0]["type"] == "update" and calls[0]["inputs"] == [] and calls[0]["dtype"] is None
+    lin = calls[1]
+    assert lin["inputs"] == [[2, 6]] and lin["outputs"] == [[2, 4]] and lin["dtype"] == "float32"
+    assert lin["flops"] == 2 * 2 * 6 * 4 and lin["bytes"] is None and lin["depth"] == 1
+    json.dumps(calls)  # JSON-ready
+
+
 def test_record_function_and_table(lenet_profile):
     model = Doubler()
     with profiler.profile(model, peaks=False) as prof:
