@@ -145,10 +145,10 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
     the output size up (pooling, see :func:`conv_output_size`). Valid answers are kept per argument
     tuple: a layer asks the same question on every call."""
-    args = (kernel_size, stride, padding, dilation)
-    if not all(_plain_ints(a) for a in args):  # (1.0 == 1: only exact ints may share an answer)
+    if not (_plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+            and type(ceil_mode) is bool):  # (1.0 == 1: only exact ints and bools may share an answer)
         return _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
-    key = (input_shape[2], input_shape[3], args, ceil_mode is True)
+    key = (input_shape[2], input_shape[3], kernel_size, stride, padding, dilation, ceil_mode)
     g = _GEOMETRIES.get(key)
     if g is None:
         g = _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
@@ -159,8 +159,8 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
 
 
 def _plain_ints(v):
-    """An int, or a tuple of ints (exactly ``int``: no bools, floats or NumPy scalars)."""
-    return type(v) is int or (type(v) is tuple and all(type(e) is int for e in v))
+    """An int, or a pair of ints (exactly ``int``: no bools, floats or NumPy scalars)."""
+    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int)
 
 
 _GEOMETRIES = {}
@@ -189,6 +189,8 @@ def _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mod
 # -- scalars: the one reading of ints, reals and bools (bools are never numbers here) -----------------
 def integer(name, value, minimum=None):
     """``value`` as a Python int (``TypeError`` unless an int, bools excluded), ``>= minimum`` if given."""
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value  # the common case, without the abstract-class check
     if not _is_int(value):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if minimum is not None and value < minimum:
@@ -353,11 +355,14 @@ def pool_input(name, x, index_dtype=None):
     return x
 
 
+_INDEX_MAX = {4: np.iinfo(np.int32).max, 8: np.iinfo(np.int64).max}  # by itemsize (np.iinfo costs ~1 us a call)
+
+
 def _plane_shape(name, shape, index_dtype=None):
     N, C, H, W = shape
     if C < 1 or H < 1 or W < 1:
         raise ValueError(f"{name} must have C, H, W >= 1, got shape {tuple(shape)}")
-    if index_dtype is not None and H * W > np.iinfo(index_dtype).max:
+    if index_dtype is not None and H * W > _INDEX_MAX[np.dtype(index_dtype).itemsize]:
         raise ValueError(f"{name} planes must have H * W <= {np.iinfo(index_dtype).max} elements "
                          f"(indices are {np.dtype(index_dtype)}), got shape {tuple(shape)}")
 

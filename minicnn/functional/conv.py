@@ -8,11 +8,12 @@
   ``minicnn.kernels.conv_im2col``). Any geometry. Keeps the im2col matrix (N, C*kh*kw, OH*OW) for
   backward.
 - ``"direct"``: loops over the kernel taps on a padded copy of the input (``kernels.conv_direct``).
-  Stride 1 only; fastest for few input channels (LeNet's first layer).
+  Stride 1 only; the fastest forward alone for one input channel (LeNet's first layer).
 - ``"tiled"``: implicit GEMMs with a register-blocked micro-kernel (``kernels.conv_tiled``). Any
   geometry; fastest for most layers. Keeps the padded input for backward.
-- ``"auto"`` (default): a fixed rule, so that one seed gives one result: ``"direct"`` for one input
-  channel and stride 1, else ``"tiled"``; with ``groups > 1`` the depthwise kernels
+- ``"auto"`` (default): a fixed rule, so that one seed gives one result: for one input channel and
+  stride 1 ``"im2col"`` when a backward follows (``conv2d_forward``) and ``"direct"`` for a forward
+  alone (``conv2d``), else ``"tiled"``; with ``groups > 1`` the depthwise kernels
   (``kernels.depthwise``) when ``groups`` is the number of input channels, else ``"tiled"``. With ``set_conv_autotune(True)`` (or the environment variable
   ``MINICNN_CONV_AUTOTUNE=1``) it instead times every applicable algorithm on the first call with a new
   shape, dtype and thread count and keeps the fastest; ``conv_autotune_report()`` lists the choices
@@ -100,7 +101,7 @@ def _unsupported(algorithm, geometry):
     return None
 
 
-def _choose(algorithm, x, weight, bias, geometry, groups=1):
+def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
     if algorithm == "auto":
         if groups != 1:
             # Measured (one thread, CPU time, busy machine): groups=4 3x3 (32, 64, 32, 32) -> 64 forward +
@@ -108,7 +109,13 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1):
             return "depthwise" if groups == x.shape[1] else "tiled"
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
-        return "direct" if x.shape[1] == 1 and geometry[2:4] == (1, 1) else "tiled"
+        if x.shape[1] == 1 and geometry[2:4] == (1, 1):
+            # One input channel (LeNet's conv1, batch 64, 2 threads, two sessions' bench_kernels runs): with
+            # a backward to follow, im2col 0.750 / 0.765 ms forward + backward against direct 1.028 / 1.018
+            # (0.525 / 0.500 against 0.628 / 0.616 without the input gradient); forward alone direct
+            # 0.314 against 0.342.
+            return "im2col" if keep else "direct"
+        return "tiled"
     why = _unsupported(algorithm, geometry)
     if why:
         raise ValueError(why)
@@ -255,7 +262,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
 
 def _conv(x, weight, bias, stride, padding, dilation, groups, algorithm, keep):
     x, weight, bias_arr, g, groups, crop = _check_conv_args(x, weight, bias, stride, padding, dilation, groups)
-    chosen = _choose(algorithm, x, weight, bias_arr, g, groups)
+    chosen = _choose(algorithm, x, weight, bias_arr, g, groups, keep)
     y, saved = _forward(chosen, x, weight, bias_arr, g, keep, groups)
     return y, (Conv2dCtx(chosen, x.shape, g, weight, saved, bias is not None, groups, crop) if keep else None)
 

@@ -3,13 +3,16 @@
 ``x`` (N, Cin, H, W) and ``weight`` (Cin, Cout/G, kh, kw) in G groups. Seen from its output ``y``
 (N, Cout, OH, OW), the operation is the INPUT GRADIENT of the convolution ``y -> x`` with the same
 weight read as (F = Cin, C/G = Cout/G, kh, kw), stride, padding and dilation and the geometry
-``g = (kh, kw, sh, sw, ph, pw, dh, dw, H, W)`` (that convolution's output size is x's). So it runs on
-the "im2col" algorithm's kernels (``minicnn.kernels.conv_im2col``) with the roles exchanged; per
-sample and group, with ``K = (Cout/G)*kh*kw`` and ``P = H*W``:
+``g = (kh, kw, sh, sw, ph, pw, dh, dw, H, W)`` (that convolution's output size is x's). Per sample and
+group, with ``K = (Cout/G)*kh*kw`` and ``P = H*W``:
 
     forward          y[n, g]  = col2im(W_g.T (K, Cin/G) @ x[n, g] (Cin/G, P)) + b      (im2col_backward)
-    input gradient   dx[n, g] = W_g (Cin/G, K) @ im2col(dy[n, g]) (K, P)             (im2col_forward)
-    weight gradient  dW_g    += x[n, g] @ im2col(dy[n, g]).T                         (im2col_backward)
+    input gradient   dx[n, g] = W_g (Cin/G, K) @ im2col(dy[n, g]) (K, P)     (conv2d_forward of dy)
+    weight gradient  dW_g    += x[n, g] @ im2col(dy[n, g]).T          (conv2d_backward, x as its dy)
+
+The forward runs on the "im2col" algorithm's kernels (``minicnn.kernels.conv_im2col``) with the roles
+exchanged. The two gradients are that convolution's forward and weight gradient, so they run on the
+algorithm ``conv2d_forward`` picks for it (the tiled kernels for most shapes).
 
 ``output_padding`` only adds rows and columns at the bottom/right of y: the geometry carries x's
 size, so the kernels read and write exactly the pixels the windows cover, whatever the output size.
@@ -22,8 +25,8 @@ from .._validate import (conv_transpose_output_size, float_array, float_input, g
                          groups_arg, output_padding_arg, pair)
 from .._config import kernel_blas_single_threaded, thread_blocks
 from ..kernels.common import unwanted
-from ..kernels.conv_im2col import add_bias, im2col_backward, im2col_forward
-from ..kernels.im2col import im2col as _im2col_kernel
+from ..kernels.conv_im2col import add_bias, im2col_backward
+from .conv import conv2d_backward, conv2d_forward
 
 
 class ConvTranspose2dCtx(NamedTuple):
@@ -89,31 +92,29 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 def conv_transpose2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     """``(dx, dweight, dbias)`` for the output gradient ``dy`` (N, Cout, OH, OW): ``dx`` (N, Cin, H, W),
     ``dweight`` of the weight's shape, ``dbias`` (Cout,) (None without a bias). Each argument is True,
-    False or an array to add the gradient into (see ``minicnn.functional``)."""
+    False or an array to add the gradient into (see ``minicnn.functional``).
+
+    Both are the convolution ``y -> x`` of the module docstring, run by :func:`conv2d_forward` (so on
+    its fastest algorithm): its output for ``dy`` is ``dx``, and its weight gradient for the output
+    gradient ``x`` is ``dweight``."""
     dtype = ctx.x.dtype
     dy = grad_array("dy", dy, ctx.output_shape, dtype)
     dweight = grad_request("dweight", dweight, ctx.weight.shape, dtype)
     dbias = grad_request("dbias", dbias, (ctx.output_shape[1],), dtype) if ctx.has_bias else None
-    x, weight, g, G = ctx.x, ctx.weight, ctx.geometry, ctx.groups
-    N, Cin, H, W = x.shape
-    _, Cout, OH, OW = ctx.output_shape
-    K, P, S = weight.shape[1] * g[0] * g[1], H * W, N * G
-    dy4 = dy.reshape(S, Cout // G, OH, OW)
-    w3 = weight.reshape(G, Cin // G, K)
-    nb = thread_blocks(S)
-    kernel_blas_single_threaded()
+    x, (kh, kw, sh, sw, ph, pw, dh, dw, H, W) = ctx.x, ctx.geometry
     grad_x = None
     if dx or dweight is not None:
-        cols = np.empty((S, K, P), dtype)
+        out, conv_ctx = conv2d_forward(dy, ctx.weight, None, (sh, sw), (ph, pw), (dh, dw), ctx.groups)
+        # With output_padding >= stride (allowed below the dilation) the convolution of dy is larger than x:
+        # its extra rows and columns are not x's, so they are cut from dx and get a zero x below.
         if dx:
-            grad_x = np.empty(x.shape, dtype)
-            im2col_forward(dy4, w3, np.zeros((G, Cin // G), dtype), g, nb, cols, grad_x.reshape(S, Cin // G, P))
-        else:
-            _im2col_kernel(dy4, g, cols)
-    if dweight is not None:
-        parts = np.empty((nb, G, K, Cin // G), dtype)
-        im2col_backward(x.reshape(S, Cin // G, P), w3, cols, g, nb, parts, unwanted(3, dtype), unwanted(4, dtype))
-        dweight += parts.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape)
+            grad_x = out if out.shape == x.shape else np.ascontiguousarray(out[:, :, :H, :W])
+        if dweight is not None:
+            x_out = x
+            if out.shape != x.shape:
+                x_out = np.zeros(out.shape, dtype)
+                x_out[:, :, :H, :W] = x
+            conv2d_backward(x_out, conv_ctx, dx=False, dweight=dweight, dbias=False)
     if dbias is not None:
-        dbias += dy.reshape(N, Cout, OH * OW).sum(axis=2).sum(axis=0)  # NumPy's pairwise sums along the rows
+        dbias += dy.reshape(dy.shape[0], dy.shape[1], -1).sum(axis=2).sum(axis=0)  # NumPy's pairwise sums
     return grad_x, dweight, dbias
