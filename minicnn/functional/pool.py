@@ -139,7 +139,10 @@ def adaptive_avg_pool2d_forward(x, output_size):
     """Adaptive average pooling -> ``(y, ctx)``; arguments as :func:`adaptive_avg_pool2d`."""
     x, shape = _adaptive_setup(x, output_size)
     y = np.empty(shape, dtype=x.dtype)
-    K.adaptive_avg_pool2d_forward(x, y)
+    if shape[2:] == (1, 1):  # global average pooling
+        K.global_avg_pool2d_forward(x.reshape(-1), x.shape[2] * x.shape[3], y.reshape(-1))
+    else:
+        K.adaptive_avg_pool2d_forward(x, y)
     return y, AdaptiveAvgPool2dCtx(x.shape, x.dtype, shape)
 
 
@@ -147,7 +150,10 @@ def adaptive_avg_pool2d_backward(dy, ctx):
     """``dx`` (N, C, H, W): each window spreads ``dy / its size`` over its elements."""
     dy = V.grad_array("dy", dy, ctx.output_shape, ctx.dtype)
     dx = np.empty(ctx.input_shape, dtype=ctx.dtype)
-    K.adaptive_avg_pool2d_backward(dy, dx)
+    if ctx.output_shape[2:] == (1, 1):
+        K.global_avg_pool2d_backward(dy.reshape(-1), dx.shape[2] * dx.shape[3], dx.reshape(-1))
+    else:
+        K.adaptive_avg_pool2d_backward(dy, dx)
     return dx
 
 
