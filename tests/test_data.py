@@ -3,7 +3,6 @@ HTTP server: this machine has no internet), scikit-learn's digits at 28x28, and 
 import dataclasses
 import gzip
 import hashlib
-import io
 import os
 import pathlib
 

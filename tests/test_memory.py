@@ -2,7 +2,6 @@
 freed instead of faulting in fresh pages (counted, not timed)."""
 import ctypes
 import os
-import resource
 import subprocess
 import sys
 import textwrap

@@ -3,7 +3,6 @@ and (when PyTorch is installed) a PyTorch twin with the same weights: same loss 
 import numpy as np
 import pytest
 
-import minicnn
 from minicnn import gradcheck, nn
 from minicnn.cli.profile import torch_twin
 from minicnn.models import MODELS, CifarResNet, mobilenet_small, resnet20

@@ -101,7 +101,7 @@ def conv_transpose2d_backward(dy, ctx, *, dx=True, dweight=True, dbias=True):
     dy = grad_array("dy", dy, ctx.output_shape, dtype)
     dweight = grad_request("dweight", dweight, ctx.weight.shape, dtype)
     dbias = grad_request("dbias", dbias, (ctx.output_shape[1],), dtype) if ctx.has_bias else None
-    x, (kh, kw, sh, sw, ph, pw, dh, dw, H, W) = ctx.x, ctx.geometry
+    x, (_, _, sh, sw, ph, pw, dh, dw, H, W) = ctx.x, ctx.geometry
     grad_x = None
     if dx or dweight is not None:
         out, conv_ctx = conv2d_forward(dy, ctx.weight, None, (sh, sw), (ph, pw), (dh, dw), ctx.groups)
