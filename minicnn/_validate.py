@@ -371,8 +371,23 @@ def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mo
     """The kernels' geometry tuple ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of a pooling of
     ``input_shape`` (pairs from :func:`pool_params`); ValueError when the window does not fit the padded
     input, or when a dilated window holds no input element (only padding: PyTorch returns -inf and an
-    index outside the plane there)."""
-    g = conv_geometry(input_shape, kernel, stride, padding, dilation, boolean("ceil_mode", ceil_mode))
+    index outside the plane there). Valid answers are kept as :func:`conv_geometry`'s are: a layer asks
+    the same question on every call."""
+    ceil_mode = boolean("ceil_mode", ceil_mode)
+    exact = _plain_ints(kernel) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+    key = ("pool", input_shape[2], input_shape[3], kernel, stride, padding, dilation, ceil_mode)
+    g = _GEOMETRIES.get(key) if exact else None
+    if g is None:
+        g = _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
+        if exact:
+            if len(_GEOMETRIES) >= 1024:
+                _GEOMETRIES.clear()
+            _GEOMETRIES[key] = g
+    return g
+
+
+def _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode):
+    g = conv_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
     for axis, size, k, s, p, d, o in ((0, input_shape[2], g[0], g[2], g[4], g[6], g[8]),
                                       (1, input_shape[3], g[1], g[3], g[5], g[7], g[9])):
         if d == 1:
