@@ -151,10 +151,7 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     key = (input_shape[2], input_shape[3], kernel_size, stride, padding, dilation, ceil_mode)
     g = _GEOMETRIES.get(key)
     if g is None:
-        g = _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
-        if len(_GEOMETRIES) >= 1024:
-            _GEOMETRIES.clear()
-        _GEOMETRIES[key] = g
+        g = _remember(key, _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode))
     return g
 
 
@@ -164,6 +161,14 @@ def _plain_ints(v):
 
 
 _GEOMETRIES = {}
+
+
+def _remember(key, g):
+    """Keep the valid geometry ``g`` under ``key`` (at most 1024 answers) and return it."""
+    if len(_GEOMETRIES) >= 1024:
+        _GEOMETRIES.clear()
+    _GEOMETRIES[key] = g
+    return g
 
 
 def _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode):
@@ -375,19 +380,17 @@ def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mo
     the same question on every call."""
     ceil_mode = boolean("ceil_mode", ceil_mode)
     exact = _plain_ints(kernel) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+    if not exact:
+        return _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
     key = ("pool", input_shape[2], input_shape[3], kernel, stride, padding, dilation, ceil_mode)
-    g = _GEOMETRIES.get(key) if exact else None
+    g = _GEOMETRIES.get(key)
     if g is None:
-        g = _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
-        if exact:
-            if len(_GEOMETRIES) >= 1024:
-                _GEOMETRIES.clear()
-            _GEOMETRIES[key] = g
+        g = _remember(key, _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode))
     return g
 
 
 def _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode):
-    g = conv_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
+    g = _conv_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
     for axis, size, k, s, p, d, o in ((0, input_shape[2], g[0], g[2], g[4], g[6], g[8]),
                                       (1, input_shape[3], g[1], g[3], g[5], g[7], g[9])):
         if d == 1:
