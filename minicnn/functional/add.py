@@ -1,10 +1,9 @@
 """Elementwise sum: the add of residual connections and of branch gradients (its backward passes ``dy``
 to both operands unchanged, so there is no ``add_backward``)."""
-import numba
 import numpy as np
 
-from .._config import ELEMENTWISE_PARALLEL_MIN_SIZE
 from ..kernels.add import add_flat, add_flat_parallel
+from .activation import run_elementwise
 
 
 def add(a, b, out=None):
@@ -22,8 +21,5 @@ def add(a, b, out=None):
     fast = fast and out.dtype == a.dtype and out.shape == a.shape and out.flags.c_contiguous
     if not fast:
         return np.add(a, b, out=out)
-    if out.size >= ELEMENTWISE_PARALLEL_MIN_SIZE:
-        add_flat_parallel(a.reshape(-1), b.reshape(-1), out.reshape(-1), numba.get_num_threads())
-    else:
-        add_flat(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+    run_elementwise(add_flat, add_flat_parallel, a, b, out)
     return out
