@@ -110,9 +110,9 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
         if x.shape[1] == 1 and geometry[2:4] == (1, 1):
-            # One input channel (LeNet's conv1, batch 64, 2 threads, two sessions' bench_kernels runs): with
-            # a backward to follow, im2col 0.750 / 0.765 ms forward + backward against direct 1.028 / 1.018
-            # (0.525 / 0.500 against 0.628 / 0.616 without the input gradient); forward alone direct
+            # One input channel (LeNet's conv1, batch 64, 2 threads, two bench_kernels runs): with a
+            # backward to follow, im2col 0.750 / 0.825 ms forward + backward against direct 1.028 / 1.024
+            # (0.525 / 0.532 against 0.628 / 0.621 without the input gradient); forward alone direct
             # 0.314 against 0.342.
             return "im2col" if keep else "direct"
         return "tiled"
