@@ -346,7 +346,7 @@ def test_backward_matches_finite_differences(rng):
                           divisor_override=[None, 3][k % 3 == 0])
         check_fd(layer, lambda w: layer.backward(w), rng.standard_normal(shape), rng)
         out = (int(rng.integers(1, 7)), int(rng.integers(1, 7)))
-        for layer in (AdaptiveAvgPool2d(out), AdaptiveMaxPool2d(out)):
+        for layer in (AdaptiveAvgPool2d(out), AdaptiveMaxPool2d(out), AdaptiveAvgPool2d(1)):  # 1: global kernels
             check_fd(layer, lambda w: layer.backward(w), tie_free(rng, shape), rng)
 
 
