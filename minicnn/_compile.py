@@ -65,6 +65,7 @@ class _Listener(event.Listener):
         self.notice = True  # say once on stderr when compiling takes longer than NOTICE_AFTER
         self._busy = 0.0  # seconds spent in top-level compilations so far (for the notice)
         self._timer = None
+        self.on_first_compile = None  # called once at the next compilation (warmup starts its helper)
 
     def _stack(self):
         stack = getattr(self._local, "stack", None)
@@ -80,6 +81,9 @@ class _Listener(event.Listener):
         mine = name.startswith("minicnn.")
         stack.append([name, ev.data["args"], time.perf_counter(), time.process_time(), 0.0, 0.0, mine])
         if len(stack) == 1 and mine:
+            start_helper, self.on_first_compile = self.on_first_compile, None
+            if start_helper is not None:
+                start_helper()
             if self.progress is not None:
                 self.progress.start(name)
             elif self.notice and self._busy < NOTICE_AFTER:
@@ -202,15 +206,16 @@ class _Bar:
 def compile_progress(what, enabled=True, file=None):
     """Within the block, a progress bar (on ``file``, default stderr) counts the kernels being compiled,
     after one line saying that ``what`` is being compiled once; nothing is shown if nothing compiles.
-    With ``enabled=False`` no bar: the once-per-process notice still says when compiling takes long."""
+    Yields the bar, or None with ``enabled=False`` (no bar: the once-per-process notice still says when
+    compiling takes long)."""
     if not enabled:
-        yield
+        yield None
         return
     previous = _listener.progress
     bar = _Bar(what, file or sys.stderr)
     _listener.progress = bar
     try:
-        yield
+        yield bar
     finally:
         _listener.progress = previous
         bar.close()

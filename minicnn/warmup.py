@@ -7,12 +7,16 @@ generator are left as they were. Scripts call it before timing anything, so that
 includes JIT compilation. ``warmup()`` without a model compiles every layer and optimizer of the library
 (for a test session, or to fill a machine's cache once).
 """
+import contextlib
 import copy
+import os
 import time
 
 import numpy as np
 
 from ._compile import compile_progress
+from ._compile_helper import CompileHelper
+from ._config import JIT_DISABLED, load_aware_threads
 from ._validate import shape_arg
 from .grad_mode import no_grad
 from .random import default_rng
@@ -54,8 +58,18 @@ def _step(model, x, optimizer, loss, train, evaluate):
                 loss(y, _target_for(loss, y))
 
 
+def _helper_wanted(helper):
+    """Whether the warm-up of a training step gets a helper process (see ``minicnn._compile_helper``):
+    ``helper`` True or False, or None for "when a second core is free" (and not ``MINICNN_COMPILE_HELPER=0``)."""
+    if helper is not None:
+        return bool(helper)
+    if JIT_DISABLED or os.environ.get("MINICNN_COMPILE_HELPER", "1").strip() in ("0", "false", "no", "off"):
+        return False
+    return load_aware_threads() >= 2
+
+
 def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=True, eval=True, progress=False,
-           dtypes=(np.float32,)):
+           dtypes=(np.float32,), helper=None):
     """Compile what one training step and one evaluation of ``model`` need; returns the seconds it took.
 
     ``input_shape``: the shape of one input batch, e.g. ``(64, 1, 28, 28)`` (the input is drawn in the
@@ -69,7 +83,12 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     the first layer's input gradient, SGD with and without momentum, Adam, AMSGrad, average pooling,
     batch norm, dropout).
 
-    The seconds include loading cached kernels; ``minicnn.compile_report()`` lists the compiled ones.
+    ``helper``: whether a second process compiles the backward's kernels while this one compiles the
+    forward's (``minicnn._compile_helper``; started only if something compiles): None (default) when a
+    second core is free and ``MINICNN_COMPILE_HELPER`` is not 0. Only Numba's cache is shared with it.
+
+    The seconds include loading cached kernels; ``minicnn.compile_report()`` lists the compiled ones
+    (in this process: not the helper's).
     """
     start = time.perf_counter()
     if model is None:
@@ -98,8 +117,10 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     saved = default.bit_generator.state
     try:
         with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
-                              enabled=progress):
-            _step(model, x, optimizer, loss, train, eval)
+                              enabled=progress) as bar:
+            with CompileHelper(bar) if train and _helper_wanted(helper) else contextlib.nullcontext():
+                _step(model, x, optimizer, loss, train, False)
+            _step(model, x, optimizer, loss, False, eval)
     finally:
         default.bit_generator.state = saved
     return time.perf_counter() - start

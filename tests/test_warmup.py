@@ -125,3 +125,53 @@ def test_a_long_compilation_is_announced_once(tmp_path):
     assert len(lines) == 1 and "this happens once" in lines[0] and str(tmp_path / "cache") in lines[0]
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
     assert second.returncode == 0 and "minicnn: compiling" not in second.stderr
+
+
+def _lenet_step(model, x, loss):
+    y = np.arange(x.shape[0]) % 10
+    loss(model(x), y)
+    model.backward(loss.backward())
+    return [p.grad.copy() for p in model.parameters()]
+
+
+def test_the_compile_helper_runs_each_layer_once_and_leaves_the_results_alone():
+    """The helper process gets every leaf layer after its forward and runs it (forward + backward, which
+    fills Numba's cache); whoever claims a layer first runs it, so here, where the step waits until the
+    helper has taken all of them, the warm-up's own backward takes none and just continues. The
+    gradients are those of a step without a helper."""
+    from minicnn._compile_helper import CompileHelper
+
+    x = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
+    expected = _lenet_step(minicnn.models.LeNet5(rng=0), x, nn.CrossEntropyLoss())
+    model, loss = minicnn.models.LeNet5(rng=0), nn.CrossEntropyLoss()
+    with CompileHelper() as helper:
+        helper.start()
+        out = model(x)
+        loss(out, np.arange(4) % 10)
+        for job, done in helper.done.items():  # 12 layers and the loss
+            assert done.wait(300), f"the helper did not finish job {job}"
+        model.backward(loss.backward())
+    assert helper.finished == set(range(13)) and helper.proc.returncode == 0
+    assert all(np.array_equal(a, p.grad) for a, p in zip(expected, model.parameters()))
+
+
+def test_a_layer_that_does_not_pickle_is_left_to_the_warm_up():
+    from minicnn._compile_helper import CompileHelper
+
+    layer = nn.Linear(3, 2, rng=0)
+    layer.register_forward_hook(lambda m, args, out: None)  # a lambda does not pickle
+    with CompileHelper() as helper:
+        helper.start()
+        y = layer(np.ones((2, 3), np.float32))
+        layer.backward(np.ones_like(y))
+    assert helper.next_job == 0 and helper.proc.returncode == 0
+
+
+def test_the_compile_helper_is_off_without_a_free_core_or_when_asked(monkeypatch):
+    W = sys.modules["minicnn.warmup"]
+
+    monkeypatch.setenv("MINICNN_COMPILE_HELPER", "0")
+    assert not W._helper_wanted(None) and W._helper_wanted(True)
+    monkeypatch.setenv("MINICNN_COMPILE_HELPER", "1")
+    monkeypatch.setattr(W, "load_aware_threads", lambda: 1)
+    assert not W._helper_wanted(None) and not W._helper_wanted(False)

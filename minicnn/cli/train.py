@@ -718,7 +718,8 @@ def run(args, created):
     # first batch comes as early as possible.
     compile_seconds = minicnn.warmup(model, (s["train_loader"].batch_size,) + s["train_loader"].images.shape[1:],
                                      s["optimizer"], s["criterion"], eval=False,
-                                     progress=not args.no_progress and rank == 0)
+                                     progress=not args.no_progress and rank == 0,
+                                     helper=None if dist.get_local_world_size() == 1 else False)
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
     s["metrics"] = {"config": config, "run": run_info(s), "compile_seconds": compile_seconds,
                     "epochs": s["history"]}
