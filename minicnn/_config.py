@@ -5,6 +5,7 @@ them everywhere. ``cache=True`` writes compiled machine code next to the sources
 loads it instead of compiling again.
 """
 import os
+import time
 
 import numba
 
@@ -132,26 +133,45 @@ def thread_blocks(n):
     return max(1, min(n, numba.get_num_threads()))
 
 
-# A core counts as taken by other programs for every LOAD_PER_BUSY_CORE of the 1-minute load average
-# (a process spinning on a core adds 1.0). Not yet measured: scripts/bench_load.py measures the choice.
+# Where the kernel cannot tell how many threads are runnable now (no /proc/loadavg), a core counts as
+# taken by other programs for every LOAD_PER_BUSY_CORE of the 1-minute load average (a process spinning
+# on a core adds 1.0). Not measured: scripts/bench_load.py measures the choice.
 LOAD_PER_BUSY_CORE = 0.75
+# Reads of the runnable-thread count, 2 ms apart, whose smallest counts: a process that only runs for
+# an instant (a shell, the ps of a monitor) is not a busy core.
+RUNNABLE_READS = 5
+
+
+def busy_cores():
+    """How many cores other programs keep busy now: the threads running or waiting to run (Linux's
+    /proc/loadavg, which counts this one too), the fewest of ``RUNNABLE_READS`` reads. The 1-minute load
+    average it replaces lagged: just after another job ended it still counted it (issue 17)."""
+    try:
+        counts = []
+        for i in range(RUNNABLE_READS):
+            if i:
+                time.sleep(0.002)
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]))
+        return max(0, min(counts) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.getloadavg()[0] / LOAD_PER_BUSY_CORE)
+    except (AttributeError, OSError):  # not available on this system: none
+        return 0
 
 
 def load_aware_threads():
     """How many threads to use now: the cores this process may run on, less those other programs keep
-    busy (``os.getloadavg``), at least 1 and at most ``NUMBA_NUM_THREADS``. On two cores with one other
+    busy (:func:`busy_cores`), at least 1 and at most ``NUMBA_NUM_THREADS``. On two cores with one other
     busy process, two threads ran at about half the speed of one (issue 17); one thread per free core
     degrades no worse than one thread would."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on this system: all cores
-        load = 0.0
-    busy = int(load / LOAD_PER_BUSY_CORE)
-    return max(1, min(cores - busy, cores, numba.config.NUMBA_NUM_THREADS))
+    return max(1, min(cores - busy_cores(), cores, numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads():

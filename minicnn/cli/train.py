@@ -123,7 +123,7 @@ def build_parser():
     p.add_argument("--seed", type=_number(int, 0, True), default=0, help="default: 0")
     p.add_argument("--threads", type=_number(int, 1, True), default=None,
                    help=f"threads for the kernels, 1 to {_thread_limit()} (default: the cores other programs "
-                        "leave free, from the load average; a resumed run: its own)")
+                        "leave free, from the threads running now; a resumed run: its own)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>-<time>, or the "
                                                "checkpoint's folder with --resume)")
     p.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
@@ -622,11 +622,11 @@ def setup(args, created):
     elif world > 1:  # MPI: the machine's cores shared by its ranks
         threads = max(1, _thread_limit() // dist.get_local_world_size())
     else:
-        from minicnn._config import load_aware_threads
+        from minicnn._config import busy_cores, load_aware_threads
 
         threads = load_aware_threads()
         if threads < _thread_limit():
-            threads_note = (f" (load average {os.getloadavg()[0]:.1f}: the other cores are busy; "
+            threads_note = (f" ({busy_cores()} other program(s) running: the other cores are busy; "
                             f"--threads {_thread_limit()} to use them anyway)")
     minicnn.set_num_threads(threads)
     if config["batch_size"] % world:
