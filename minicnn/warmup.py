@@ -68,6 +68,12 @@ def _helper_wanted(helper):
     return load_aware_threads() >= 2
 
 
+def _train_step(model, x, optimizer, loss, bar, helper):
+    """One training step of the copies, with a helper process compiling beside it if ``helper``."""
+    with CompileHelper(bar) if helper else contextlib.nullcontext():
+        _step(model, x, optimizer, loss, True, False)
+
+
 def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=True, eval=True, progress=False,
            dtypes=(np.float32,), helper=None):
     """Compile what one training step and one evaluation of ``model`` need; returns the seconds it took.
@@ -83,8 +89,8 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     the first layer's input gradient, SGD with and without momentum, Adam, AMSGrad, average pooling,
     batch norm, dropout).
 
-    ``helper``: whether a second process compiles the backward's kernels while this one compiles the
-    forward's (``minicnn._compile_helper``; started only if something compiles): None (default) when a
+    ``helper``: whether a second process compiles the backward's kernels of each training step while
+    this one compiles the forward's (``minicnn._compile_helper``; started only if something compiles): None (default) when a
     second core is free and ``MINICNN_COMPILE_HELPER`` is not 0. Only Numba's cache is shared with it.
 
     The seconds include loading cached kernels; ``minicnn.compile_report()`` lists the compiled ones
@@ -95,8 +101,8 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
         if input_shape is not None or optimizer is not None or loss is not None:
             raise ValueError("warmup: input_shape, optimizer and loss need a model")
         with compile_progress("every minicnn kernel for " + ", ".join(np.dtype(d).name for d in dtypes),
-                              enabled=progress):
-            _everything(dtypes)
+                              enabled=progress) as bar:
+            _everything(dtypes, bar, _helper_wanted(helper))
         return time.perf_counter() - start
     from .nn import Module
 
@@ -118,23 +124,24 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     try:
         with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
                               enabled=progress) as bar:
-            with CompileHelper(bar) if train and _helper_wanted(helper) else contextlib.nullcontext():
-                _step(model, x, optimizer, loss, train, False)
+            if train:
+                _train_step(model, x, optimizer, loss, bar, _helper_wanted(helper))
             _step(model, x, optimizer, loss, False, eval)
     finally:
         default.bit_generator.state = saved
     return time.perf_counter() - start
 
 
-def _everything(dtypes):
+def _everything(dtypes, bar, helper):
     from . import nn, optim
     from .models import LeNet5
 
     for dtype in dtypes:
         x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(dtype)
         for first_input_grad in (False, True):
-            model = LeNet5(dtype=dtype, rng=0, input_grad=first_input_grad)
-            _step(model, x, None, nn.CrossEntropyLoss(), True, True)
+            model, loss = LeNet5(dtype=dtype, rng=0, input_grad=first_input_grad), nn.CrossEntropyLoss()
+            _train_step(model, x, None, loss, bar, helper)
+            _step(model, x, None, loss, False, True)
             for opt in (optim.SGD(model.parameters(), lr=1e-3), optim.SGD(model.parameters(), lr=1e-3, momentum=0.9),
                         optim.Adam(model.parameters()), optim.Adam(model.parameters(), amsgrad=True)):
                 opt.step()
