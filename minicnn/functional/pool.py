@@ -65,7 +65,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         return y, ctx.indices
     x, shape, geometry = _max_pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, None)
     y = np.empty(shape, dtype=x.dtype)
-    K.max_pool2d_values(x, geometry, y)
+    whole_2x2 = K.is_whole_2x2(geometry, x.shape[2], x.shape[3])
+    (K.max_pool2d_values_2x2 if whole_2x2 else K.max_pool2d_values)(x, geometry, y)
     return y
 
 
@@ -77,7 +78,8 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_
     x, shape, geometry = _max_pool_setup(x, kernel_size, stride, padding, dilation, ceil_mode, index_dtype)
     y = np.empty(shape, dtype=x.dtype)
     indices = np.empty(shape, dtype=index_dtype)
-    K.max_pool2d_forward(x, geometry, y, indices)
+    whole_2x2 = K.is_whole_2x2(geometry, x.shape[2], x.shape[3])
+    (K.max_pool2d_forward_2x2 if whole_2x2 else K.max_pool2d_forward)(x, geometry, y, indices)
     return y, MaxPool2dCtx(indices, x.shape, x.dtype)
 
 

@@ -15,8 +15,9 @@ Entry points (plain names) are what ``minicnn.functional.pool`` calls; ``g`` is 
 ``(kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)`` of ``minicnn.kernels``. Every kernel trusts its
 arguments: each window holds at least one input element (the validation guarantees it), shapes agree,
 indices lie in their plane. Each runs ``prange`` over the ``N * C`` planes, which are disjoint
-(scatters into a plane are serial, so nothing races), and the max and average kernels special-case
-2x2 windows with stride 2 and no padding (LeNet's pooling).
+(scatters into a plane are serial, so nothing races). LeNet's pooling (2x2 windows, stride 2, no
+padding) is special-cased: max pooling has kernels of its own for it (``*_2x2``), average pooling a
+branch.
 """
 import numpy as np
 from numba import prange
@@ -40,6 +41,9 @@ def _is_fast_2x2(g, H, W):
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1 and dw == 1
             and 2 * OH <= H and 2 * OW <= W)
+
+
+_is_fast_2x2_py = getattr(_is_fast_2x2, "py_func", _is_fast_2x2)  # the same test, from Python
 
 
 @jit
@@ -161,22 +165,37 @@ def _sweep_row(xr, yr, ar, row_base, off, sw, lo, hi):
         _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi)
 
 
+def is_whole_2x2(g, H, W):
+    """Whether the geometry ``g`` on an ``H x W`` input is LeNet's pooling with whole windows (see
+    ``_is_fast_2x2``): the case with kernels of its own, which compile in a fraction of the general
+    ones' time (they are on the critical path of a cold warm-up)."""
+    return _is_fast_2x2_py(g, H, W)
+
+
+@jit_parallel
+def max_pool2d_forward_2x2(x, g, y, argmax):
+    """:func:`max_pool2d_forward` for :func:`is_whole_2x2` geometries."""
+    C, W = x.shape[1], x.shape[3]
+    OH, OW = y.shape[2], y.shape[3]
+    for p in prange(x.shape[0] * C):
+        n, c = _plane(p, C)
+        xp, yp, ap = x[n, c], y[n, c], argmax[n, c]
+        for oh in range(OH):
+            for ow in range(OW):
+                yp[oh, ow], ap[oh, ow] = _max_2x2(xp, 2 * oh, 2 * ow, W)
+
+
 @jit_parallel
 def max_pool2d_forward(x, g, y, argmax):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` and their flat plane indices into
     ``argmax``, both (N, C, OH, OW); ``g`` the geometry tuple."""
     N, C, H, W = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
-    fast = _is_fast_2x2(g, H, W)
     spans = _tap_spans(kw, sw, pw, dw, W, OW)
     for p in prange(N * C):
         n, c = _plane(p, C)
         xp, yp, ap = x[n, c], y[n, c], argmax[n, c]
         for oh in range(OH):
-            if fast:
-                for ow in range(OW):
-                    yp[oh, ow], ap[oh, ow] = _max_2x2(xp, 2 * oh, 2 * ow, W)
-                continue
             h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
             yr, ar = yp[oh], ap[oh]
             _sweep_start(yr, ar, h_lo * W, sw, pw, kw, dw, W)
@@ -187,27 +206,35 @@ def max_pool2d_forward(x, g, y, argmax):
 
 
 @jit_parallel
+def max_pool2d_values_2x2(x, g, y):
+    """:func:`max_pool2d_values` for :func:`is_whole_2x2` geometries."""
+    C = x.shape[1]
+    OH, OW = y.shape[2], y.shape[3]
+    for p in prange(x.shape[0] * C):
+        n, c = _plane(p, C)
+        xp, yp = x[n, c], y[n, c]
+        for oh in range(OH):
+            r0, r1, yr = xp[2 * oh], xp[2 * oh + 1], yp[oh]
+            for ow in range(OW):
+                v0, v1, v2, v3 = r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]
+                yr[ow] = max(max(v0, v1), max(v2, v3))
+                if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):  # rare
+                    yr[ow] = np.nan
+
+
+@jit_parallel
 def max_pool2d_values(x, g, y):
     """Write the window maxima of ``x`` (N, C, H, W) into ``y`` (N, C, OH, OW), NaN propagating, without
     their positions (no gradient wanted); the 2x2 case ran 1.8-2.4x faster than
     :func:`max_pool2d_forward` (measured through MaxPool2d on LeNet's shapes and 64x32x32)."""
     N, C, H, W = x.shape
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
-    fast = _is_fast_2x2(g, H, W)
     spans = _tap_spans(kw, sw, pw, dw, W, OW)
     no_positions = np.empty(0, dtype=np.int32)
     for p in prange(N * C):
         n, c = _plane(p, C)
         xp, yp = x[n, c], y[n, c]
         for oh in range(OH):
-            if fast:
-                r0, r1, yr = xp[2 * oh], xp[2 * oh + 1], yp[oh]
-                for ow in range(OW):
-                    v0, v1, v2, v3 = r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]
-                    yr[ow] = max(max(v0, v1), max(v2, v3))
-                    if (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3):  # rare
-                        yr[ow] = np.nan
-                continue
             h_lo, nh = _window_span(oh, sh, ph, kh, dh, H)
             yr = yp[oh]
             yr[:] = -np.inf
