@@ -25,9 +25,15 @@ def compiled_kernels(request):
     one visible line and a progress bar instead of a silent wait inside whichever test comes first."""
     import minicnn
 
+    # Under pytest-xdist ("-n 2"), odd workers take the dtypes in the other order: the two halves compile
+    # side by side, then each loads the other's from the cache. The cores are taken: no helper process.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
+    dtypes = (np.float32, np.float64)
+    if worker is not None and int(worker[2:]) % 2:
+        dtypes = dtypes[::-1]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
-        minicnn.warmup(dtypes=(np.float32, np.float64), progress=True)
+        minicnn.warmup(dtypes=dtypes, progress=True, helper=False if worker is not None else None)
 
 
 def pytest_terminal_summary(terminalreporter):
