@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+_TAG = "minicnn-compile-helper"  # starts each line the helper reports on
+
 # Seconds the warm-up waits for the helper to finish a layer it has started before compiling it itself.
 WAIT_LIMIT = 300.0
 
@@ -69,9 +71,8 @@ class CompileHelper:
         self.done = {}  # job number -> Event set when the helper has finished it (or has died)
         self.finished = set()  # the jobs the helper ran
         self.next_job = 0
-        self._lock = threading.Lock()
         self._outbox = []
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition()
         self._hooks = []
 
     # -- the process ------------------------------------------------------------------------------
@@ -114,9 +115,11 @@ class CompileHelper:
                 return
 
     def _read(self):
-        for line in self.proc.stdout:
-            kind, _, what = line.decode().strip().partition(" ")
-            if kind == "done":
+        for line in self.proc.stdout:  # lines of _TAG; anything else a layer may print is ignored
+            tag, kind, what = (line.decode(errors="replace").strip().split(maxsplit=2) + ["", "", ""])[:3]
+            if tag != _TAG:
+                continue
+            if kind == "done" and what.isdigit() and int(what) in self.done:
                 self.finished.add(int(what))
                 self.done[int(what)].set()
             elif kind == "compiled" and self.progress is not None:
@@ -193,7 +196,7 @@ class _Lines:
         pass
 
     def end(self, name):
-        print("compiled", name.rsplit(".", 1)[-1], flush=True)
+        print(_TAG, "compiled", name.rsplit(".", 1)[-1], flush=True)
 
 
 def _run(module, specs):
@@ -225,5 +228,5 @@ def main(claims):
             _run(module, specs)
         except Exception:  # the warm-up runs this layer itself and reports any error there
             pass
-        print("done", job, flush=True)
+        print(_TAG, "done", job, flush=True)
 

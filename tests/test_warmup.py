@@ -175,3 +175,27 @@ def test_the_compile_helper_is_off_without_a_free_core_or_when_asked(monkeypatch
     monkeypatch.setenv("MINICNN_COMPILE_HELPER", "1")
     monkeypatch.setattr(W, "load_aware_threads", lambda: 1)
     assert not W._helper_wanted(None) and not W._helper_wanted(False)
+
+
+class _Chatty(nn.Module):
+    """A layer that prints: the helper's own report lines must not be confused by it."""
+
+    def forward(self, x):
+        print("done 7")
+        print("minicnn-compile-helper done seven")
+        return x * 2
+
+    def backward(self, dy):
+        return dy * 2
+
+
+def test_what_a_layer_prints_in_the_helper_is_ignored():
+    from minicnn._compile_helper import CompileHelper
+
+    layer = _Chatty()
+    with CompileHelper() as helper:
+        helper.start()
+        y = layer(np.ones((2, 3), np.float32))
+        assert helper.done[0].wait(300)
+        layer.backward(np.ones_like(y))
+    assert helper.finished == {0} and helper.proc.returncode == 0
