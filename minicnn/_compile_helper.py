@@ -82,9 +82,11 @@ class CompileHelper:
             return
         import minicnn
 
+        # This minicnn first, then this process's import path, so that a layer defined in a module it
+        # imported unpickles there (one defined in a script's __main__ does not: that job is skipped).
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(minicnn.__file__)))
-        env = dict(os.environ, MINICNN_COMPILE_NOTICE="0")
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        path = [package_root] + [p for p in sys.path if p and os.path.isdir(p)]
+        env = dict(os.environ, MINICNN_COMPILE_NOTICE="0", PYTHONPATH=os.pathsep.join(path))
         try:
             self.claims = tempfile.mkdtemp(prefix="minicnn-compile-")
             self.proc = subprocess.Popen([sys.executable, "-c", "import sys; from minicnn._compile_helper import main; "
@@ -139,6 +141,7 @@ class CompileHelper:
         d.update(_FRESH, _ctx_stack=[])
         try:
             data = pickle.dumps((self.next_job, module, [_arg_spec(a) for a in args]))
+            data = len(data).to_bytes(8, "little") + data  # framed: a job that fails to unpickle is skipped
         except Exception:  # e.g. a hook or a lambda inside the layer: the warm-up compiles it itself
             return None
         finally:
@@ -218,10 +221,14 @@ def main(claims):
     _listener.progress = _Lines()
     stdin = sys.stdin.buffer
     while True:
-        try:
-            job, module, specs = pickle.load(stdin)
-        except EOFError:
+        size = stdin.read(8)
+        if len(size) < 8:
             return
+        data = stdin.read(int.from_bytes(size, "little"))
+        try:
+            job, module, specs = pickle.loads(data)
+        except Exception:  # e.g. a class defined in the warm-up's __main__: left to the warm-up
+            continue
         if not _claim(claims, job):
             continue
         try:

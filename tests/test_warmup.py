@@ -199,3 +199,22 @@ def test_what_a_layer_prints_in_the_helper_is_ignored():
         assert helper.done[0].wait(300)
         layer.backward(np.ones_like(y))
     assert helper.finished == {0} and helper.proc.returncode == 0
+
+
+def test_a_layer_the_helper_cannot_import_is_skipped_and_the_next_one_still_runs(monkeypatch):
+    """A layer class the helper cannot import (here: a module that exists only in this process, as a
+    script's __main__ would be) is skipped there; the warm-up runs it itself."""
+    import types
+
+    from minicnn._compile_helper import CompileHelper
+
+    ghost = types.ModuleType("minicnn_test_ghost_module")
+    ghost.Ghost = type("Ghost", (nn.ReLU,), {"__module__": ghost.__name__})
+    monkeypatch.setitem(sys.modules, ghost.__name__, ghost)
+    first, second = ghost.Ghost(), nn.ReLU()
+    with CompileHelper() as helper:
+        helper.start()
+        y = second(first(np.ones((2, 3), np.float32)))
+        assert helper.done[1].wait(300)
+        first.backward(second.backward(np.ones_like(y)))
+    assert helper.finished == {1} and helper.proc.returncode == 0
