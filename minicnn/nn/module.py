@@ -305,10 +305,12 @@ def _wrap_backward(raw):
 
 
 def _new_graph(d, generation):
-    """Forget what forwards of an earlier graph kept (see the module docstring)."""
+    """Forget what forwards of an earlier graph kept (see the module docstring); every module of a model
+    comes here once per training step, usually with nothing kept (its backward took it)."""
     d["_gen"] = generation
-    d["_pending"] = 0
-    d["_ctx_stack"] = []
+    if d["_pending"] or d["_ctx_stack"]:
+        d["_pending"] = 0
+        d["_ctx_stack"] = []
 
 
 def _no_forward_message(module):
@@ -370,7 +372,7 @@ class Module:
         d["_hooks"] = None  # {kind: OrderedDict(id -> hook)} once a hook is registered
         d["_in_forward"] = d["_in_backward"] = False
         d["_backward_done"] = False
-        _new_graph(d, -1)
+        d["_gen"], d["_pending"], d["_ctx_stack"] = -1, 0, []
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
