@@ -38,7 +38,7 @@ from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_requ
                          out_array, pair)
 from ..kernels.common import pad_input, unwanted
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
-from ..kernels.conv_im2col import im2col_backward, im2col_forward
+from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
 from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
 from ..kernels.im2col import col2im as _col2im_kernel
@@ -214,10 +214,10 @@ def _backward(ctx, dy, dx, dweight, dbias):
         kernel_blas_single_threaded()
         im2col_backward(dy.reshape(N * G, F // G, OH * OW), weight.reshape(G, F // G, K), ctx.saved, g, nb, parts,
                         bias_parts, dx.reshape(N * G, C // G, H, W) if dx.size else dx)
-        if dweight is not None:
-            dweight += parts.sum(axis=0).transpose(0, 2, 1).reshape(weight.shape)
-        if dbias is not None:
-            dbias += bias_parts.sum(axis=0).reshape(F)
+        if dweight is not None or dbias is not None:  # (both are C-contiguous: the reshapes are views)
+            add_block_parts(parts, bias_parts,
+                            unwanted(3, dy.dtype) if dweight is None else dweight.reshape(G, F // G, K),
+                            unwanted(2, dy.dtype) if dbias is None else dbias.reshape(G, F // G))
         return
     if ctx.algorithm == "depthwise":
         if dweight is not None or dbias is not None:

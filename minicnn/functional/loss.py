@@ -13,7 +13,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import choice, class_index_array, class_indices, float_array, float_input, integer, real, same_shape, vector
+from .._validate import (choice, class_index_array, class_indices, float_array, float_input, integer, real,
+                         same_shape, vector)
 from ..kernels import elementwise_loss as _el
 from ..kernels.elementwise_loss import elementwise_loss_backward, elementwise_loss_forward
 from ..kernels.loss import (cross_entropy_backward_kernel, softmax_cross_entropy_kernel, cross_entropy_general_backward,
