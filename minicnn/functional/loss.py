@@ -213,7 +213,7 @@ def _class_input(name, input):
 
 def _class_weights(weight, C):
     """The class ``weight`` as float64 ``(C,)``; EMPTY when None."""
-    return np.empty(0) if weight is None else vector("weight", weight, C, np.float64, "one per class")
+    return _EMPTY if weight is None else vector("weight", weight, C, np.float64, "one per class")
 
 
 def _reduce_rows(losses, total_weight, reduction, dtype, shape):
