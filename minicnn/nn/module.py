@@ -37,7 +37,6 @@ import numpy as np
 
 from .._validate import float_dtype
 from ..grad_mode import _state as _grad_state
-from ..grad_mode import is_grad_enabled
 
 
 class BackwardBeforeForwardError(RuntimeError, ValueError):
@@ -279,20 +278,19 @@ def _wrap_backward(raw):
         try:
             if d["_in_backward"]:  # a subclass's backward calling super().backward()
                 return raw(self, *args, **kwargs)
-            if d["_pending"] <= 0:
-                raise BackwardBeforeForwardError(_no_forward_message(self))
         except KeyError:
             raise _not_initialised(self) from None
+        if d["_pending"] <= 0:
+            raise BackwardBeforeForwardError(_no_forward_message(self))
         d["_in_backward"] = True
-        stack = d["_ctx_stack"]
-        kept = stack[:]  # what a backward that raises must leave (a module keeps one ctx per call)
+        ctx_stack = list(d["_ctx_stack"])
         try:
             if d["_hooks"] is None and not _global_hooks.active:
                 dx = raw(self, *args, **kwargs)
             else:
                 dx = _backward_hooked(self, raw, args, kwargs)
         except BaseException:
-            d["_ctx_stack"] = kept  # a backward that raises (e.g. a bad dy) leaves the module as it was
+            d["_ctx_stack"] = ctx_stack  # a backward that raises (e.g. a bad dy) leaves the module as it was
             raise
         finally:
             d["_in_backward"] = False
