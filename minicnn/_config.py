@@ -8,6 +8,7 @@ import os
 import time
 
 import numba
+from numba.np.ufunc import parallel as _numba_parallel
 
 from ._validate import _is_int
 
@@ -104,14 +105,14 @@ def set_num_threads(n):
     kernel_blas_single_threaded()
 
 
-_kernel_blas = None  # threadpoolctl controllers of the BLAS behind Numba's np.dot, found on first use
+_kernel_blas = None  # (threadpoolctl controller, its thread count reader) of the BLAS behind Numba's np.dot
 
 
 def kernel_blas_single_threaded():
     """Keep the BLAS that Numba's ``np.dot`` calls (scipy's, behind ``scipy.linalg.cython_blas``) at
     one thread: kernels call it from every Numba thread, each on its own block. Call before each
     kernel that calls ``np.dot`` (layers do): the first call finds the library (~50 ms), later calls
-    only check its thread count (~1 us) and reset it if someone changed it (e.g. ``threadpool_limits``).
+    only read its thread count (~0.1 us) and reset it if someone changed it (e.g. ``threadpool_limits``).
     When scipy's BLAS is not a library of its own (e.g. shared with NumPy), nothing is changed."""
     global _kernel_blas
     if _kernel_blas is None:
@@ -120,17 +121,35 @@ def kernel_blas_single_threaded():
         from threadpoolctl import ThreadpoolController
 
         scipy_dir = os.path.dirname(os.path.realpath(scipy.__file__))  # .../scipy; its BLAS: .../scipy.libs
-        _kernel_blas = [lib for lib in ThreadpoolController().lib_controllers
+        _kernel_blas = [(lib, _thread_count_reader(lib)) for lib in ThreadpoolController().lib_controllers
                         if lib.user_api == "blas" and os.path.realpath(lib.filepath).startswith(scipy_dir)]
-    for lib in _kernel_blas:
-        if lib.num_threads != 1:
+    for lib, read in _kernel_blas:
+        if read() != 1:
             lib.set_num_threads(1)
+
+
+def _thread_count_reader(lib):
+    """A function returning ``lib.num_threads``: for OpenBLAS the library's own C getter, the one
+    threadpoolctl's ``get_num_threads`` looks up and calls (0.09 against 0.32 us a call through
+    threadpoolctl, measured with timeit; several kernels a step call kernel_blas_single_threaded), else
+    (or when threadpoolctl's lookup is not there) the controller's method."""
+    method = lib.get_num_threads
+    get_symbol = getattr(lib, "_get_symbol", None)
+    if getattr(lib, "internal_api", None) != "openblas" or get_symbol is None:
+        return method
+    try:
+        getter = get_symbol("omp_get_max_threads" if lib.threading_layer == "openmp" else "openblas_get_num_threads")
+        if getter is not None and getter() == method():
+            return getter
+    except Exception:  # noqa: BLE001  (any surprise: the controller's own method)
+        pass
+    return method
 
 
 def thread_blocks(n):
     """How many blocks to split ``n`` samples or rows into for the block kernels: one per Numba thread,
     at most one per item (each block's GEMM runs on its own thread)."""
-    return max(1, min(n, numba.get_num_threads()))
+    return max(1, min(n, get_num_threads()))
 
 
 # Where the kernel cannot tell how many threads are runnable now (no /proc/loadavg), a core counts as
@@ -175,8 +194,21 @@ def load_aware_threads():
 
 
 def get_num_threads():
-    """The number of threads Numba kernels use."""
-    return numba.get_num_threads()
+    """The number of threads Numba kernels use (``numba.get_num_threads()``, for this thread). Once
+    Numba's thread pool runs, its C getter is read directly: ``numba.get_num_threads`` takes two locks on
+    every call to check that the pool runs (0.65 against 0.09 us a call, measured with timeit; every
+    block kernel asks)."""
+    global _numba_thread_count
+    if _numba_thread_count is not None:
+        return _numba_thread_count()
+    n = numba.get_num_threads()  # starts the pool if it does not run yet
+    getter = getattr(_numba_parallel, "_get_num_threads", None)  # (set by Numba when it starts the pool)
+    if getter is not None and getattr(_numba_parallel, "_is_initialized", False) and getter() == n:
+        _numba_thread_count = getter
+    return n
+
+
+_numba_thread_count = None  # Numba's C getter of the thread count, once its thread pool runs
 
 
 # -- tuning constants of the convolution kernels, each with the measurement that set it ---------------

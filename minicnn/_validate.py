@@ -52,12 +52,23 @@ def float_dtype(name, dtype):
     return dt
 
 
+# The fast paths below (an exact ndarray already of the dtype asked for) compare dtypes by identity:
+# NumPy's float32 / float64 dtypes are singletons for ordinary arrays (an equal dtype that is another
+# object, e.g. non-native byte order, just takes the general path). A small layer's forward + backward
+# makes about ten such checks; the general path cost 0.4 us each (measured with timeit).
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+_AS_DTYPE = {np.float32: _FLOAT32, np.float64: _FLOAT64}  # a scalar type given for ``dtype``
+
+
 def float_array(name, x, dtype, ndim=None, shape_hint=""):
     """``x`` as a C-contiguous array of ``dtype``; a float array of another precision is cast.
 
     Raises ``TypeError`` for anything that is not a real floating-point array and ``ValueError`` for
     the wrong number of dimensions (``shape_hint`` describes the expected shape, e.g. ``"(N, C, H, W)"``).
     """
+    if type(x) is np.ndarray and (x.dtype is dtype or x.dtype is _AS_DTYPE.get(dtype)) \
+            and (ndim is None or x.ndim == ndim) and x.flags.c_contiguous:
+        return x  # the common case: already what is asked for (see _AS_DTYPE)
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(x).__name__}")
     if x.dtype.kind != "f":
@@ -73,12 +84,19 @@ def float_array(name, x, dtype, ndim=None, shape_hint=""):
 def float_input(name, x, ndim=None, shape_hint=""):
     """``x`` as a C-contiguous float array kept in its precision: float64 (and longer floats) as
     float64, float32 (and shorter, e.g. float16) as float32. Errors as :func:`float_array`."""
-    dtype = np.float32 if isinstance(x, np.ndarray) and x.dtype.itemsize <= 4 else np.float64
+    if type(x) is np.ndarray and (x.dtype is _FLOAT32 or x.dtype is _FLOAT64) \
+            and (ndim is None or x.ndim == ndim) and x.flags.c_contiguous:
+        return x  # the common case, without float_array's general checks
+    dtype = _FLOAT32 if isinstance(x, np.ndarray) and x.dtype.itemsize <= 4 else _FLOAT64
     return float_array(name, x, dtype, ndim=ndim, shape_hint=shape_hint)
 
 
 def out_array(name, out, shape, dtype):
     """``out`` checked as a writable C-contiguous array of ``shape`` and ``dtype``; a new array if None."""
+    if type(out) is np.ndarray and out.dtype is dtype and out.shape == shape:
+        flags = out.flags
+        if flags.c_contiguous and flags.writeable:
+            return out  # the common case (a tuple shape, the dtype object itself: see _AS_DTYPE)
     shape = tuple(shape)
     if out is None:
         return np.empty(shape, dtype=dtype)
@@ -107,6 +125,8 @@ def shape_arg(name, shape):
 
 def grad_array(name, dy, expected_shape, dtype):
     """The gradient ``dy`` of a layer's output: a float array of exactly ``expected_shape``."""
+    if type(dy) is np.ndarray and dy.dtype is dtype and dy.shape == expected_shape and dy.flags.c_contiguous:
+        return dy  # the common case (a tuple shape, the dtype object itself: see _AS_DTYPE)
     dy = float_array(name, dy, dtype)
     if dy.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have the output's shape {tuple(expected_shape)}, got {dy.shape}")
@@ -131,6 +151,10 @@ def grad_request(name, value, shape, dtype):
     ``True`` a new zeroed array of ``shape`` and ``dtype`` to add into, for ``False`` None (not
     computed), for an ndarray that array (checked: writable, C-contiguous, ``shape``, ``dtype``), into
     which the gradient is added in place."""
+    if type(value) is np.ndarray and value.dtype is dtype and value.shape == shape:
+        flags = value.flags
+        if flags.c_contiguous and flags.writeable:
+            return value  # the common case (a layer's Parameter.grad), as out_array's
     if value is True:
         return np.zeros(shape, dtype)
     if value is False or value is None:
@@ -145,7 +169,7 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     ``minicnn.kernels``) for a window operation on an input of shape (N, C, H, W); ``ceil_mode`` rounds
     the output size up (pooling, see :func:`conv_output_size`). Valid answers are kept per argument
     tuple: a layer asks the same question on every call."""
-    if not (_plain_ints(kernel_size) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
+    if not (_plain_int_args(kernel_size, stride, padding, dilation)
             and type(ceil_mode) is bool):  # (1.0 == 1: only exact ints and bools may share an answer)
         return _conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode)
     key = (input_shape[2], input_shape[3], kernel_size, stride, padding, dilation, ceil_mode)
@@ -155,9 +179,16 @@ def conv_geometry(input_shape, kernel_size, stride, padding, dilation, ceil_mode
     return g
 
 
-def _plain_ints(v):
-    """An int, or a pair of ints (exactly ``int``: no bools, floats or NumPy scalars)."""
-    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int)
+def _plain_int_args(kernel_size, stride, padding, dilation):
+    """Whether each of the four is an int or a pair of ints (exactly ``int``: no bools, floats or NumPy
+    scalars); one call for the four (0.5 against 0.7 us for a call per argument, measured with timeit)."""
+    for v in (kernel_size, stride, padding, dilation):
+        if type(v) is tuple:
+            if len(v) != 2 or type(v[0]) is not int or type(v[1]) is not int:
+                return False
+        elif type(v) is not int:
+            return False
+    return True
 
 
 _GEOMETRIES = {}
@@ -211,6 +242,10 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     """``value`` as a finite Python float, optionally in ``[low, high]`` (``low_open`` / ``high_open``
     exclude the bound). ``TypeError`` unless a real number (bools excluded); ``ValueError`` for nan,
     inf, a value out of range, or an array of more than 0 dimensions (a 0-d array is a scalar)."""
+    if type(value) is float and value - value == 0.0 \
+            and (low is None or value > low or (value == low and not low_open)) \
+            and (high is None or value < high or (value == high and not high_open)):
+        return value  # the common case: a finite float in range (``inf - inf`` and nan are nan)
     if isinstance(value, np.ndarray):
         if value.ndim != 0:
             raise ValueError(f"{name} must be a real scalar, got an array of shape {value.shape}")
@@ -236,6 +271,8 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
 
 def boolean(name, value):
     """``value`` as a Python bool: ``TypeError`` unless a bool (``numpy.bool_`` included)."""
+    if value is True or value is False:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {value!r}")
     return bool(value)
@@ -297,6 +334,12 @@ def dim_arg(name, dim, ndim):
 def class_index_array(name, target, expected_shape, num_classes, ignore_index=None):
     """``target`` (an integer array, or a list) as a C-contiguous int64 array of ``expected_shape`` with
     values in ``[0, num_classes)`` or equal to ``ignore_index`` (when given)."""
+    return class_indices(name, target, expected_shape, num_classes, ignore_index)[0]
+
+
+def class_indices(name, target, expected_shape, num_classes, ignore_index=None):
+    """As :func:`class_index_array`, returning ``(target, ignored)``: ``ignored`` tells whether an
+    entry equals ``ignore_index``."""
     if not isinstance(target, (np.ndarray, list, tuple)):
         raise TypeError(f"{name} must be a numpy.ndarray of class indices, got {type(target).__name__}")
     target = np.asarray(target)
@@ -305,12 +348,20 @@ def class_index_array(name, target, expected_shape, num_classes, ignore_index=No
     if target.shape != tuple(expected_shape):
         raise ValueError(f"{name} must have shape {tuple(expected_shape)}, got {target.shape}")
     target = np.ascontiguousarray(target, dtype=np.int64)
-    valid = target if ignore_index is None else target[target != ignore_index]
+    if not target.size:
+        return target, False
+    # All in range (the common case): no entry is a negative or too large ignore_index, and no mask
+    # is built (measured: 3.6 us for a batch of 1 with the mask, most of a small loss's validation).
+    if target.min() >= 0 and target.max() < num_classes:
+        ignored = ignore_index is not None and 0 <= ignore_index < num_classes and bool((target == ignore_index).any())
+        return target, ignored
+    kept = None if ignore_index is None else target != ignore_index
+    valid = target if kept is None else target[kept]
     if valid.size and (valid.min() < 0 or valid.max() >= num_classes):
         bad = valid.min() if valid.min() < 0 else valid.max()
         extra = "" if ignore_index is None else f" (or ignore_index={ignore_index})"
         raise ValueError(f"{name} must be class indices in [0, {num_classes}){extra}, got {bad}")
-    return target
+    return target, kept is not None and not kept.all()
 
 
 def same_shape(name, a, shape):
@@ -367,7 +418,7 @@ def _plane_shape(name, shape, index_dtype=None):
     N, C, H, W = shape
     if C < 1 or H < 1 or W < 1:
         raise ValueError(f"{name} must have C, H, W >= 1, got shape {tuple(shape)}")
-    if index_dtype is not None and H * W > _INDEX_MAX[np.dtype(index_dtype).itemsize]:
+    if index_dtype is not None and H * W > _INDEX_MAX[4] and H * W > _INDEX_MAX[np.dtype(index_dtype).itemsize]:
         raise ValueError(f"{name} planes must have H * W <= {np.iinfo(index_dtype).max} elements "
                          f"(indices are {np.dtype(index_dtype)}), got shape {tuple(shape)}")
 
@@ -379,8 +430,7 @@ def pool_geometry(input_shape, kernel, stride, padding, dilation=(1, 1), ceil_mo
     index outside the plane there). Valid answers are kept as :func:`conv_geometry`'s are: a layer asks
     the same question on every call."""
     ceil_mode = boolean("ceil_mode", ceil_mode)
-    exact = _plain_ints(kernel) and _plain_ints(stride) and _plain_ints(padding) and _plain_ints(dilation)
-    if not exact:
+    if not _plain_int_args(kernel, stride, padding, dilation):
         return _pool_geometry(input_shape, kernel, stride, padding, dilation, ceil_mode)
     key = ("pool", input_shape[2], input_shape[3], kernel, stride, padding, dilation, ceil_mode)
     g = _GEOMETRIES.get(key)

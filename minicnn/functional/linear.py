@@ -24,7 +24,8 @@ def linear_forward(x, weight, bias=None):
     x = float_input("x", x, ndim=2, shape_hint="(N, in_features)")
     weight = float_array("weight", weight, x.dtype, ndim=2, shape_hint="(out_features, in_features)")
     F, K = weight.shape
-    axis_size("x", x, 1, K, f"columns (in_features={K}, as weight of shape {weight.shape})")
+    if x.shape[1] != K:  # (the message is only formatted when it is raised: 0.4 us a call otherwise, measured)
+        axis_size("x", x, 1, K, f"columns (in_features={K}, as weight of shape {weight.shape})")
     has_bias = bias is not None
     bias = vector("bias", bias, F, x.dtype, "out_features") if has_bias else np.zeros(F, x.dtype)
     N = x.shape[0]

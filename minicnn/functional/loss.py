@@ -13,7 +13,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import choice, class_index_array, float_array, float_input, integer, real, same_shape, vector
+from .._validate import (choice, class_index_array, class_indices, float_array, float_input, integer, real,
+                         same_shape, vector)
 from ..kernels import elementwise_loss as _el
 from ..kernels.elementwise_loss import elementwise_loss_backward, elementwise_loss_forward
 from ..kernels.loss import (cross_entropy_backward_kernel, softmax_cross_entropy_kernel, cross_entropy_general_backward,
@@ -212,7 +213,7 @@ def _class_input(name, input):
 
 def _class_weights(weight, C):
     """The class ``weight`` as float64 ``(C,)``; EMPTY when None."""
-    return np.empty(0) if weight is None else vector("weight", weight, C, np.float64, "one per class")
+    return _EMPTY if weight is None else vector("weight", weight, C, np.float64, "one per class")
 
 
 def _reduce_rows(losses, total_weight, reduction, dtype, shape):
@@ -308,8 +309,8 @@ def cross_entropy_forward(input, target, weight=None, *, ignore_index=-100, redu
     w = _class_weights(weight, C)
     soft = isinstance(target, np.ndarray) and target.dtype.kind == "f"
     if not soft:
-        target_nd = class_index_array("target", target, (N,) + x.shape[2:], C, ignore_index)
-        if x.ndim == 2 and w.size == 0 and reduction != "none" and not (target_nd == ignore_index).any():
+        target_nd, ignored = class_indices("target", target, (N,) + x.shape[2:], C, ignore_index)
+        if x.ndim == 2 and w.size == 0 and reduction != "none" and not ignored:
             # the default case: one fused kernel pass (softmax, loss) per row
             probs = np.empty_like(x)
             losses = np.empty(N, np.float64)

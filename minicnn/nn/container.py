@@ -36,7 +36,7 @@ class ModuleList(Module):
 
     def _reset(self, items):
         for name in [n for n, _ in self.named_children()]:
-            del self.__dict__[name]
+            delattr(self, name)
         for i, m in enumerate(items):
             setattr(self, str(i), m)
 
@@ -144,7 +144,7 @@ class ModuleDict(Module):
 
     def __delitem__(self, key):
         self[key]  # noqa: B018  (KeyError if absent)
-        del self.__dict__[key]
+        delattr(self, key)
 
     def __len__(self):
         return sum(1 for _ in self.named_children())

@@ -21,6 +21,11 @@ def check_lr(lr, allow_zero=False):
 def param_views(p):
     """``(data, grad)`` of Parameter ``p`` as flat 1-D arrays; ``data`` is a view written in place."""
     data, grad = p.data, p.grad
+    if type(data) is np.ndarray and type(grad) is np.ndarray and grad.dtype is data.dtype \
+            and grad.shape == data.shape:
+        flags = data.flags
+        if flags.c_contiguous and flags.writeable and grad.flags.c_contiguous:
+            return data.ravel(), grad.ravel()  # the common case (views: both are C-contiguous)
     if not isinstance(data, np.ndarray) or not data.flags.c_contiguous or not data.flags.writeable:
         raise ValueError(
             f"{p!r}: data must be a writeable C-contiguous array, updated in place (never rebind .data)")
@@ -132,7 +137,8 @@ class Optimizer:
         a frozen parameter gets no update and no state, as in PyTorch (where its grad is None)."""
         for p in group["params"]:
             if p.requires_grad:
-                yield (p, *param_views(p))
+                data, grad = param_views(p)
+                yield p, data, grad
 
     def zero_grad(self):
         """Set the gradient of every parameter to zero, in place."""

@@ -82,12 +82,15 @@ class SGD(Optimizer):
                 if momentum == 0.0:
                     _sgd_update(data, grad, sign, weight_decay, lr)
                     continue
-                state = self.state.setdefault(p, {})
-                if "momentum_buffer" in state:
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {}
+                buf = state.get("momentum_buffer")
+                if buf is not None:
                     buf_keep, g_keep = momentum, 1.0 - dampening
                 else:  # PyTorch's first step: the buffer is the gradient itself
-                    state["momentum_buffer"] = np.zeros_like(p.data)
+                    buf = state["momentum_buffer"] = np.zeros_like(p.data)
                     buf_keep, g_keep = 0.0, 1.0
-                _sgd_momentum_update(data, grad, state["momentum_buffer"].reshape(-1), sign, weight_decay,
-                                     lr, buf_keep, g_keep, g_coef, buf_coef)
+                _sgd_momentum_update(data, grad, buf.ravel(), sign, weight_decay, lr, buf_keep, g_keep, g_coef,
+                                     buf_coef)
         return loss
