@@ -118,15 +118,19 @@ def add_block_parts(weight_parts, bias_parts, weight_grad, bias_grad):
     (B, G, K, F/G), transposed, and ``bias_grad`` (G, F/G) += the sum of its ``bias_parts`` (B, G, F/G);
     each skipped when empty. The blocks are added in order, as NumPy's ``sum(axis=0)`` adds them (the
     same results), in one call instead of six NumPy operations (4.5 us a backward on LeNet's conv1 at
-    batch 1, measured with timeit)."""
-    if weight_parts.size > 0:
-        for j in range(weight_parts.shape[1]):
-            acc = weight_parts[0, j].copy()
-            for b in range(1, weight_parts.shape[0]):
-                acc += weight_parts[b, j]
-            weight_grad[j] += acc.T
-    if bias_parts.size > 0:
-        acc_b = bias_parts[0].copy()
-        for b in range(1, bias_parts.shape[0]):
-            acc_b += bias_parts[b]
-        bias_grad += acc_b
+    batch 1, measured with timeit). Plain loops: written with array expressions it compiled in 3.5 s,
+    on the critical path of a cold warm-up."""
+    B = weight_parts.shape[0]
+    for j in range(weight_parts.shape[1]):
+        for k in range(weight_parts.shape[2]):
+            for f in range(weight_parts.shape[3]):
+                s = weight_parts[0, j, k, f]
+                for b in range(1, B):
+                    s += weight_parts[b, j, k, f]
+                weight_grad[j, f, k] += s
+    for j in range(bias_parts.shape[1]):
+        for f in range(bias_parts.shape[2]):
+            s = bias_parts[0, j, f]
+            for b in range(1, bias_parts.shape[0]):
+                s += bias_parts[b, j, f]
+            bias_grad[j, f] += s
