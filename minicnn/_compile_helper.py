@@ -59,10 +59,13 @@ def _arg_spec(a):
 
 class CompileHelper:
     """The warm-up's side. Use as a context manager around the training step; ``progress`` is the
-    warm-up's progress bar (or None), told of each kernel the helper compiles."""
+    warm-up's progress bar (or None), told of each kernel the helper compiles; ``idle_tasks`` are
+    callables the warm-up runs while it would otherwise wait for the helper (the rest after the step:
+    :meth:`run_idle_tasks`)."""
 
-    def __init__(self, progress=None):
+    def __init__(self, progress=None, idle_tasks=()):
         self.progress = progress
+        self.idle_tasks = list(idle_tasks)  # run while the warm-up would wait for the helper
         self.proc = None
         self.failed = False  # it could not be started
         self.exited = False
@@ -159,8 +162,15 @@ class CompileHelper:
         if pending:
             job = pending.pop()
             if not _claim(self.claims, job):  # the helper has it: wait, then load it from the cache
+                while self.idle_tasks and not self.done[job].is_set():
+                    self.idle_tasks.pop(0)()
                 self.done[job].wait(WAIT_LIMIT)
         return None
+
+    def run_idle_tasks(self):
+        """Run the idle tasks no wait has taken."""
+        while self.idle_tasks:
+            self.idle_tasks.pop(0)()
 
     def __enter__(self):
         from ._compile import _listener

@@ -118,3 +118,18 @@ def test_resume_from_state_dict_augments_identically():
 def test_bad_augmentation_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         data.DataLoader(cifar_like(), np.arange(13), batch_size=4, **kwargs)
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_warmup_draws_nothing_and_leaves_the_batches_alone(augment):
+    """loader.warmup() compiles the batch kernel on one image without drawing from the loader's
+    generator: the batches after it are those of a loader that was never warmed up."""
+    kwargs = dict(batch_size=4, shuffle=True, seed=3, mean=MEAN, std=STD)
+    if augment:
+        kwargs.update(random_crop=(6, 2), horizontal_flip=0.5)
+    images = cifar_like()
+    warmed, plain = data.DataLoader(images, np.arange(13), **kwargs), data.DataLoader(images, np.arange(13), **kwargs)
+    warmed.warmup()
+    for (xa, ya), (xb, yb) in zip(warmed, plain):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)

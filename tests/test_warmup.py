@@ -218,3 +218,12 @@ def test_a_layer_the_helper_cannot_import_is_skipped_and_the_next_one_still_runs
         assert helper.done[1].wait(300)
         first.backward(second.backward(np.ones_like(y)))
     assert helper.finished == {1} and helper.proc.returncode == 0
+
+
+@pytest.mark.parametrize("helper", [False, True])
+def test_also_callables_run_once_with_or_without_the_helper(helper):
+    calls = []
+    model = nn.Sequential(nn.Linear(6, 5, rng=0), nn.ReLU(), nn.Linear(5, 3, rng=1))
+    minicnn.warmup(model, (4, 6), None, nn.CrossEntropyLoss(), helper=helper, also=[lambda: calls.append(1)])
+    minicnn.warmup(model, (4, 6), train=False, helper=helper, also=[lambda: calls.append(2)])
+    assert calls == [1, 2]

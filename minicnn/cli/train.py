@@ -719,7 +719,8 @@ def run(args, created):
     compile_seconds = minicnn.warmup(model, (s["train_loader"].batch_size,) + s["train_loader"].images.shape[1:],
                                      s["optimizer"], s["criterion"], eval=False,
                                      progress=not args.no_progress and rank == 0,
-                                     helper=None if dist.get_local_world_size() == 1 else False)
+                                     helper=None if dist.get_local_world_size() == 1 else False,
+                                     also=[s["train_loader"].warmup])
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
     s["metrics"] = {"config": config, "run": run_info(s), "compile_seconds": compile_seconds,
                     "epochs": s["history"]}

@@ -180,6 +180,15 @@ class DataLoader:
         out = np.empty((B, self.images.shape[1], S, T), self.dtype)
         return assemble_batch(self.images, index, self._mean, self._std, oy, ox, flip, pad, out, lut=self._lut)
 
+    def warmup(self):
+        """Compile (or load from the cache) the kernel that assembles this loader's batches, on one
+        image, drawing nothing from its generator: ``minicnn.warmup(..., also=[loader.warmup])``."""
+        C, H, W = self.images.shape[1:]
+        (S, T), pad = ((H, W), 0) if self.random_crop is None else self.random_crop
+        zeros = np.zeros(1, np.int64)
+        assemble_batch(self.images, zeros, self._mean, self._std, zeros, zeros, np.zeros(1, np.bool_), pad,
+                       np.empty((1, C, S, T), self.dtype), lut=self._lut)
+
     def __iter__(self):
         n = self._pass_length()
         if self.sampler is not None:
