@@ -59,14 +59,13 @@ def _arg_spec(a):
 
 class CompileHelper:
     """The warm-up's side. Use as a context manager around the training step; ``progress`` is the
-    warm-up's progress bar (or None), told of each kernel the helper compiles; ``tasks`` and
-    ``optional_tasks`` are callables the warm-up runs while it would otherwise wait for the helper (the
-    tasks left then after the step: :meth:`run_tasks`)."""
+    warm-up's progress bar (or None), told of each kernel the helper compiles; ``idle_tasks`` are
+    callables the warm-up runs while it would otherwise wait for the helper (the rest after the step:
+    :meth:`run_idle_tasks`)."""
 
-    def __init__(self, progress=None, tasks=(), optional_tasks=()):
+    def __init__(self, progress=None, idle_tasks=()):
         self.progress = progress
-        self.tasks = list(tasks)  # run while the warm-up would wait for the helper, or at the end
-        self.optional_tasks = list(optional_tasks)  # run only while it would wait
+        self.idle_tasks = list(idle_tasks)  # run while the warm-up would wait for the helper
         self.proc = None
         self.failed = False  # it could not be started
         self.exited = False
@@ -77,7 +76,6 @@ class CompileHelper:
         self.next_job = 0
         self._outbox = []
         self._wake = threading.Condition()
-        self._in_task = False
         self._hooks = []
 
     # -- the process ------------------------------------------------------------------------------
@@ -138,7 +136,7 @@ class CompileHelper:
 
     # -- jobs ---------------------------------------------------------------------------------------
     def _after_forward(self, module, args, output):
-        if self.proc is None or self.exited or self._in_task or not _is_leaf(module):
+        if self.proc is None or self.exited or not _is_leaf(module):
             return None
         # Sent as a module between forwards (this hook runs inside one), without what it keeps for backward.
         d = module.__dict__
@@ -164,22 +162,15 @@ class CompileHelper:
         if pending:
             job = pending.pop()
             if not _claim(self.claims, job):  # the helper has it: wait, then load it from the cache
-                while (self.tasks or self.optional_tasks) and not self.done[job].is_set():
-                    self._run_task((self.tasks or self.optional_tasks).pop(0))
+                while self.idle_tasks and not self.done[job].is_set():
+                    self.idle_tasks.pop(0)()
                 self.done[job].wait(WAIT_LIMIT)
         return None
 
-    def run_tasks(self):
-        """Run the tasks (not the optional ones) that no wait has taken."""
-        while self.tasks:
-            self._run_task(self.tasks.pop(0))
-
-    def _run_task(self, task):
-        self._in_task = True  # its own modules are not the warm-up's: no jobs from them
-        try:
-            task()
-        finally:
-            self._in_task = False
+    def run_idle_tasks(self):
+        """Run the idle tasks no wait has taken."""
+        while self.idle_tasks:
+            self.idle_tasks.pop(0)()
 
     def __enter__(self):
         from ._compile import _listener

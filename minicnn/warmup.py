@@ -67,22 +67,21 @@ def _helper_wanted(helper):
     return load_aware_threads() >= 2
 
 
-def _train_step(model, x, optimizer, loss, bar, helper, also=(), idle=()):
+def _train_step(model, x, optimizer, loss, bar, helper, also=()):
     """One training step of the copies, with a helper process compiling beside it if ``helper``; the
-    ``also`` and ``idle`` callables run while this process would wait for the helper, ``also``'s left
-    then after the step."""
+    ``also`` callables run while this process would wait for the helper, else after the step."""
     if not helper:
         _step(model, x, optimizer, loss, True, False)
         for task in also:
             task()
         return
-    with CompileHelper(bar, also, idle) as h:
+    with CompileHelper(bar, also) as h:
         _step(model, x, optimizer, loss, True, False)
-        h.run_tasks()
+        h.run_idle_tasks()
 
 
 def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=True, eval=True, progress=False,
-           dtypes=(np.float32,), helper=None, also=(), idle=()):
+           dtypes=(np.float32,), helper=None, also=()):
     """Compile what one training step and one evaluation of ``model`` need; returns the seconds it took.
 
     ``input_shape``: the shape of one input batch, e.g. ``(64, 1, 28, 28)`` (the input is drawn in the
@@ -100,8 +99,7 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     this one compiles the forward's (``minicnn._compile_helper``; started only if something compiles): None (default) when a
     second core is free and ``MINICNN_COMPILE_HELPER`` is not 0. Only Numba's cache is shared with it.
     ``also``: callables that compile something else the run needs (e.g. ``DataLoader.warmup``), run while
-    this process would otherwise wait for its helper, or after the training step; ``idle``: callables
-    run only while it would wait (e.g. the evaluation's warm-up, which a script runs later anyway).
+    this process would otherwise wait for its helper, or after the training step.
 
     The seconds include loading cached kernels; ``minicnn.compile_report()`` lists the compiled ones
     (in this process: not the helper's).
@@ -135,7 +133,7 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
         with compile_progress(f"minicnn's kernels for {type(model).__name__} ({np.dtype(dtype).name})",
                               enabled=progress) as bar:
             if train:
-                _train_step(model, x, optimizer, loss, bar, _helper_wanted(helper), also, idle)
+                _train_step(model, x, optimizer, loss, bar, _helper_wanted(helper), also)
             else:
                 for task in also:
                     task()

@@ -26,7 +26,6 @@ any number of ranks, Ctrl-C stops every rank at the same step, an error on one r
 """
 import argparse
 import contextlib
-import functools
 import math
 import os
 import signal
@@ -715,16 +714,13 @@ def run(args, created):
           f"threads {minicnn.get_num_threads()}{s['threads_note']}; output in {s['out']}", flush=True)
     if s["resume"] is not None:
         print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
-    # The training step's kernels now; the evaluation's only while the warm-up would wait for its helper
-    # process (else before the first evaluation, in fit), so that the first batch comes as early as possible.
-    test_loader = s["test_loader"]
-    evaluation = functools.partial(minicnn.warmup, model, (EVAL_BATCH_SIZE,) + test_loader.images.shape[1:],
-                                   loss=s["criterion"], train=False, helper=False)
+    # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
+    # first batch comes as early as possible.
     compile_seconds = minicnn.warmup(model, (s["train_loader"].batch_size,) + s["train_loader"].images.shape[1:],
                                      s["optimizer"], s["criterion"], eval=False,
                                      progress=not args.no_progress and rank == 0,
                                      helper=None if dist.get_local_world_size() == 1 else False,
-                                     also=[s["train_loader"].warmup, test_loader.warmup], idle=[evaluation])
+                                     also=[s["train_loader"].warmup])
     print(f"compile (warm-up): {compile_seconds:.1f} s", flush=True)
     s["metrics"] = {"config": config, "run": run_info(s), "compile_seconds": compile_seconds,
                     "epochs": s["history"]}
