@@ -76,6 +76,7 @@ class CompileHelper:
         self.next_job = 0
         self._outbox = []
         self._wake = threading.Condition()
+        self._in_task = False
         self._hooks = []
 
     # -- the process ------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class CompileHelper:
 
     # -- jobs ---------------------------------------------------------------------------------------
     def _after_forward(self, module, args, output):
-        if self.proc is None or self.exited or not _is_leaf(module):
+        if self.proc is None or self.exited or self._in_task or not _is_leaf(module):
             return None
         # Sent as a module between forwards (this hook runs inside one), without what it keeps for backward.
         d = module.__dict__
@@ -163,14 +164,21 @@ class CompileHelper:
             job = pending.pop()
             if not _claim(self.claims, job):  # the helper has it: wait, then load it from the cache
                 while self.idle_tasks and not self.done[job].is_set():
-                    self.idle_tasks.pop(0)()
+                    self._run_task(self.idle_tasks.pop(0))
                 self.done[job].wait(WAIT_LIMIT)
         return None
 
     def run_idle_tasks(self):
         """Run the idle tasks no wait has taken."""
         while self.idle_tasks:
-            self.idle_tasks.pop(0)()
+            self._run_task(self.idle_tasks.pop(0))
+
+    def _run_task(self, task):
+        self._in_task = True  # modules a task runs are not the warm-up's: no jobs from them
+        try:
+            task()
+        finally:
+            self._in_task = False
 
     def __enter__(self):
         from ._compile import _listener
