@@ -171,8 +171,8 @@ def killed_and_resumed(out, rng, cwd):
         ckpt = minicnn.load(out / "checkpoint.npz")  # complete: written atomically
         assert ckpt["epoch"] >= first
         done = ckpt["epoch"]
-        saved = read_metrics(out)["epochs"]  # complete too; one epoch behind if killed between the two writes
-        assert len(saved) in (done - 1, done) and saved == ckpt["history"][:len(saved)]
+        saved = read_metrics(out)["epochs"]  # complete too; one epoch ahead if killed between the two writes
+        assert len(saved) in (done, done + 1) and saved[:done] == ckpt["history"]
         if status == 0:
             return killed, True
     if done == EPOCHS:

@@ -757,15 +757,17 @@ def run_info(s):
 
 
 def save_run(s, saved):
-    """Write the checkpoint and metrics of ``saved`` = (checkpoint dict, metrics dict), each atomically
-    (MPI: rank 0 only)."""
+    """Write the metrics and the checkpoint of ``saved`` = (checkpoint dict, metrics dict), each
+    atomically (MPI: rank 0 only). Metrics first: a run killed between the two writes has its
+    checkpoint one epoch behind, and ``--resume`` trains that epoch again and rewrites both (the other
+    order left a last epoch's checkpoint that no resume would complete the metrics of)."""
     import minicnn
     from minicnn._io import write_json
 
     if s["rank"] > 0:
         return
-    minicnn.save(saved[0], s["checkpoint_path"])
     write_json(s["metrics_path"], saved[1])
+    minicnn.save(saved[0], s["checkpoint_path"])
 
 
 def fit(s, args):
