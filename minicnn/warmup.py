@@ -96,8 +96,9 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     batch norm, dropout).
 
     ``helper``: whether a second process compiles the backward's kernels of each training step while
-    this one compiles the forward's (``minicnn._compile_helper``; started only if something compiles): None (default) when a
-    second core is free and ``MINICNN_COMPILE_HELPER`` is not 0. Only Numba's cache is shared with it.
+    this one compiles the forward's (``minicnn._compile_helper``; started only if something compiles):
+    None (default) when a second core is free and ``MINICNN_COMPILE_HELPER`` is not 0. Only Numba's
+    cache is shared with it.
     ``also``: callables that compile something else the run needs (e.g. ``DataLoader.warmup``), run while
     this process would otherwise wait for its helper, or after the training step.
 
