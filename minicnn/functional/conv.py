@@ -39,7 +39,7 @@ from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_requ
 from ..kernels.common import pad_input, unwanted
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
 from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward
-from ..kernels.conv_tiled import tiled_backward, tiled_backward_input_strided, tiled_forward, window_positions
+from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
 from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
 from ..kernels.im2col import col2im as _col2im_kernel
 from ..kernels.im2col import im2col as _im2col_kernel
@@ -244,12 +244,9 @@ def _backward(ctx, dy, dx, dweight, dbias):
             direct_backward_input(dy_wide, weight, g, dx)
         return
     pos, off = _tiled_plan(C, H, W, g)
-    strided = (sh, sw) != (1, 1)
-    tiled_backward(xpad, dy, weight, pos, off, g, thread_blocks(N), dweight, dbias,
-                   unwanted(4, dy.dtype) if strided else dx)
-    if dx.size and strided:
+    if dx.size and (sh, sw) != (1, 1):
         kernel_blas_single_threaded()  # the input gradient takes W.T @ dy in BLAS
-        tiled_backward_input_strided(dy, weight, g, thread_blocks(N), dx)
+    tiled_backward(xpad, dy, weight, pos, off, g, thread_blocks(N), dweight, dbias, dx)
 
 
 # ------------------------------------------------------------------------------ public API

@@ -197,9 +197,7 @@ def _add_bias_parts(bias_parts, bias_grad):
 @jit_parallel
 def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_grad, dx):
     """Adds the weight gradient to ``weight_grad`` (F, C, kh, kw) and the bias gradient to ``bias_grad``
-    (F,), and sets ``dx`` (N, C, H, W) to the input gradient, each skipped when empty; with a stride
-    other than 1, ``dx`` must be empty (:func:`tiled_backward_input_strided` computes it: apart, this
-    kernel compiles in about 1.8 s less, on the critical path of a cold warm-up, measured). ``xpad``
+    (F,), and sets ``dx`` (N, C, H, W) to the input gradient, each skipped when empty. ``xpad``
     (N, C, Hp, Wp) is the padded input of the forward pass, ``dy`` (N, F, OH, OW)."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, F = dy.shape[0], dy.shape[1]
@@ -224,10 +222,12 @@ def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_gr
     for j in range(kw):
         for f in range(F):
             taps[j * F + f] = f * Ld - j * dw
+    w2 = weight.reshape(F, T)
     for b in prange(n_blocks):
         dyt = np.zeros((nfb * P * NR) if want_weight else 0, dy.dtype)  # dy[n] transposed in blocks of 16 channels
         dyw = np.zeros((F * Ld) if gather else 0, dy.dtype)  # dy[n] on the padded width
         dxw = np.empty(((C + MR - 1) // MR * MR * Lx) if gather else 0, dy.dtype)  # padded plane gradients
+        dcols = np.empty((T, P) if want_input and not gather else (0, 0), dy.dtype)
         rows = np.empty(MR, np.int64)
         cbase = np.empty(MR, np.int64)
         for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
@@ -240,21 +240,10 @@ def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_gr
             if gather:
                 _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, rows, cbase)
                 _unpad_planes(dxw, n, Lx, Wp, ph, pw, dx)
+            elif want_input:
+                np.dot(w2.T, dyn, dcols)
+                _col2im_sample(dcols, n, g, dx)
     if want_weight:
         _add_weight_parts(parts, F, T, weight_grad)
     if want_bias:
         _add_bias_parts(bias_parts, bias_grad)
-
-
-@jit_parallel
-def tiled_backward_input_strided(dy, weight, g, n_blocks, dx):
-    """Sets ``dx`` (N, C, H, W) to the input gradient of a strided convolution by ``weight`` (F, C, kh,
-    kw) whose output gradient is ``dy`` (N, F, OH, OW): per sample, ``W.T @ dy[n]`` in BLAS, then col2im."""
-    N, F = dy.shape[0], dy.shape[1]
-    T, P = weight.shape[1] * weight.shape[2] * weight.shape[3], dy.shape[2] * dy.shape[3]
-    w2 = weight.reshape(F, T)
-    for b in prange(n_blocks):
-        dcols = np.empty((T, P), dy.dtype)
-        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
-            np.dot(w2.T, dy[n].reshape(F, P), dcols)
-            _col2im_sample(dcols, n, g, dx)
