@@ -149,6 +149,10 @@ def _comm():
 
 # -- collectives (no-ops in a world of size 1) ------------------------------------------------------
 _OPS = ("sum", "max", "min")
+# Before MPI_Abort, time for the launcher to forward what this rank last wrote (its traceback): MPICH's
+# launcher ended a job with that output lost once in CI (an empty stderr), when the abort followed the
+# write at once. Not tuned: a failing job is not in a hurry.
+ABORT_GRACE_SECONDS = 0.5
 
 
 def all_reduce(array, op="sum"):
@@ -211,6 +215,7 @@ def abort(code=1):
         sys.exit(code)
     sys.stdout.flush()
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_SECONDS)
     comm.Abort(code)
     os._exit(code)  # MPICH's MPI_Abort can return before the launcher kills this process
 
