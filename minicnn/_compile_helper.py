@@ -26,6 +26,8 @@ import threading
 
 import numpy as np
 
+from .nn.module import between_calls, register_module_forward_hook, register_module_full_backward_pre_hook
+
 _TAG = "minicnn-compile-helper"  # starts each line the helper reports on
 
 # Seconds the warm-up waits for the helper to finish a layer it has started before compiling it itself.
@@ -39,9 +41,6 @@ def _claim(folder, job):
         return True
     except FileExistsError:
         return False
-
-
-_FRESH = {"_in_forward": False, "_pending": 0, "_gen": -1, "_backward_done": False}
 
 
 def _is_leaf(module):
@@ -141,8 +140,9 @@ class CompileHelper:
             return None
         # Sent as a module between forwards (this hook runs inside one), without what it keeps for backward.
         d = module.__dict__
-        saved = {k: d[k] for k in (*_FRESH, "_ctx_stack")}
-        d.update(_FRESH, _ctx_stack=[])
+        fresh = between_calls()
+        saved = {k: d[k] for k in fresh}
+        d.update(fresh)
         try:
             data = pickle.dumps((self.next_job, module, [_arg_spec(a) for a in args]))
             data = len(data).to_bytes(8, "little") + data  # framed: a job that fails to unpickle is skipped
@@ -182,7 +182,6 @@ class CompileHelper:
 
     def __enter__(self):
         from ._compile import _listener
-        from .nn.module import register_module_forward_hook, register_module_full_backward_pre_hook
 
         self._hooks = [register_module_forward_hook(self._after_forward),
                        register_module_full_backward_pre_hook(self._before_backward)]

@@ -43,7 +43,9 @@ def _is_fast_2x2(g, H, W):
             and 2 * OH <= H and 2 * OW <= W)
 
 
-_is_fast_2x2_py = getattr(_is_fast_2x2, "py_func", _is_fast_2x2)  # the same test, from Python
+# The same test from Python (the functional call chooses between the *_2x2 kernels and the general ones,
+# which compiled in 2.5 s, on the critical path of a cold warm-up): the compiled function's own Python.
+is_whole_2x2 = getattr(_is_fast_2x2, "py_func", _is_fast_2x2)
 
 
 @jit
@@ -165,16 +167,9 @@ def _sweep_row(xr, yr, ar, row_base, off, sw, lo, hi):
         _sweep_tap(xr, yr, ar, row_base, off, sw, lo, hi)
 
 
-def is_whole_2x2(g, H, W):
-    """Whether the geometry ``g`` on an ``H x W`` input is LeNet's pooling with whole windows (see
-    ``_is_fast_2x2``): the case with kernels of its own, which compile in a fraction of the general
-    ones' time (they are on the critical path of a cold warm-up)."""
-    return _is_fast_2x2_py(g, H, W)
-
-
 @jit_parallel
 def max_pool2d_forward_2x2(x, g, y, argmax):
-    """:func:`max_pool2d_forward` for :func:`is_whole_2x2` geometries."""
+    """:func:`max_pool2d_forward` for geometries that pass ``is_whole_2x2``."""
     C, W = x.shape[1], x.shape[3]
     OH, OW = y.shape[2], y.shape[3]
     for p in prange(x.shape[0] * C):
@@ -207,7 +202,7 @@ def max_pool2d_forward(x, g, y, argmax):
 
 @jit_parallel
 def max_pool2d_values_2x2(x, g, y):
-    """:func:`max_pool2d_values` for :func:`is_whole_2x2` geometries."""
+    """:func:`max_pool2d_values` for geometries that pass ``is_whole_2x2``."""
     C = x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
     for p in prange(x.shape[0] * C):

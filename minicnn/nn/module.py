@@ -302,6 +302,13 @@ def _wrap_backward(raw):
     return backward
 
 
+def between_calls():
+    """A module's call bookkeeping when no forward or backward runs and nothing is kept for a backward
+    (what ``__init__`` starts with), as a new dict of its ``__dict__`` entries."""
+    return {"_in_forward": False, "_in_backward": False, "_backward_done": False, "_gen": -1, "_pending": 0,
+            "_ctx_stack": []}
+
+
 def _new_graph(d, generation):
     """Forget what forwards of an earlier graph kept (see the module docstring); every module of a model
     comes here once per training step, usually with nothing kept (its backward took it)."""
@@ -368,9 +375,7 @@ class Module:
         d["training"] = True
         d["_buffer_names"] = []
         d["_hooks"] = None  # {kind: OrderedDict(id -> hook)} once a hook is registered
-        d["_in_forward"] = d["_in_backward"] = False
-        d["_backward_done"] = False
-        d["_gen"], d["_pending"], d["_ctx_stack"] = -1, 0, []
+        d.update(between_calls())
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
