@@ -269,6 +269,13 @@ def real(name, value, low=None, high=None, low_open=False, high_open=False):
     return value
 
 
+def callables(name, value, example):
+    """``value`` (a list or tuple of callables) as a tuple; ``example`` shows one in the error."""
+    if not isinstance(value, (list, tuple)) or not all(callable(v) for v in value):
+        raise TypeError(f"{name} must be a list of callables (e.g. {example}), got {value!r}")
+    return tuple(value)
+
+
 def boolean(name, value):
     """``value`` as a Python bool: ``TypeError`` unless a bool (``numpy.bool_`` included)."""
     if value is True or value is False:

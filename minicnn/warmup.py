@@ -16,7 +16,7 @@ import numpy as np
 from ._compile import compile_progress
 from ._compile_helper import CompileHelper
 from ._config import JIT_DISABLED, load_aware_threads
-from ._validate import shape_arg
+from ._validate import boolean, callables, shape_arg
 from .grad_mode import no_grad
 from .random import default_rng
 
@@ -61,7 +61,7 @@ def _helper_wanted(helper):
     """Whether the warm-up of a training step gets a helper process (see ``minicnn._compile_helper``):
     ``helper`` True or False, or None for "when a second core is free" (and not ``MINICNN_COMPILE_HELPER=0``)."""
     if helper is not None:
-        return bool(helper)
+        return boolean("helper", helper)
     if JIT_DISABLED or os.environ.get("MINICNN_COMPILE_HELPER", "1").strip() in ("0", "false", "no", "off"):
         return False
     return load_aware_threads() >= 2
@@ -106,6 +106,7 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
     (in this process: not the helper's).
     """
     start = time.perf_counter()
+    also = callables("also", also, "[loader.warmup]")
     if model is None:
         if input_shape is not None or optimizer is not None or loss is not None:
             raise ValueError("warmup: input_shape, optimizer and loss need a model")

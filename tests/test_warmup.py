@@ -78,6 +78,12 @@ def test_warmup_argument_errors_name_the_argument():
         minicnn.warmup("LeNet5", (1, 1, 28, 28))
     with pytest.raises(ValueError, match="need a model"):
         minicnn.warmup(loss=nn.CrossEntropyLoss())
+    with pytest.raises(TypeError, match="also must be a list of callables"):
+        minicnn.warmup(model, (1, 1, 28, 28), also=[1])
+    with pytest.raises(TypeError, match="also must be a list of callables"):
+        minicnn.warmup(model, (1, 1, 28, 28), also=print)
+    with pytest.raises(TypeError, match="helper must be a bool"):
+        minicnn.warmup(model, (1, 1, 28, 28), helper="no")
 
 
 def test_kernels_are_cached_when_the_package_folder_is_not_writable(tmp_path):
