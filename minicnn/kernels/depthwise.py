@@ -49,32 +49,41 @@ def _tap_offsets(kh, kw, sh, sw, dh, dw, Hq, Wq):
 
 
 @jit
-def _split_phases(x, n, c, sh, sw, ph, pw, Hq, Wq, dst):
-    """``dst`` (sh*sw*Hq*Wq,) = the phase planes of ``x[n, c]`` zero-padded by (ph, pw)."""
-    H, W = x.shape[2], x.shape[3]
-    dst[:] = 0
-    for h in range(H):
-        a, hq = (h + ph) % sh, (h + ph) // sh
-        src = x[n, c, h]
-        for b in range(sw):
-            w_first = (b - pw) % sw  # the first input column of phase b
-            row = ((a * sw + b) * Hq + hq) * Wq + (w_first + pw) // sw
-            for k in range((W - w_first + sw - 1) // sw):
-                dst[_u(row + k)] = src[_u(w_first + k * sw)]
+def _phase_rows(a, b, sh, sw, ph, pw, Hq, Wq, W):
+    """Where phase (a, b) meets the input: its first input row h0 and column w0 (then every sh-th row
+    and sw-th column), the flat index in the phase planes of (h0, w0), and the count of its columns."""
+    h0, w0 = (a - ph) % sh, (b - pw) % sw
+    start = ((a * sw + b) * Hq + (h0 + ph) // sh) * Wq + (w0 + pw) // sw
+    return h0, w0, start, (W - w0 + sw - 1) // sw
 
 
 @jit
-def _merge_phases(src, sh, sw, ph, pw, Hq, Wq, dx, n, c):
-    """``dx[n, c]`` (H, W) = the unpadded part of the phase planes ``src`` (the adjoint's last step)."""
-    H, W = dx.shape[2], dx.shape[3]
-    for h in range(H):
-        a, hq = (h + ph) % sh, (h + ph) // sh
-        dst = dx[n, c, h]
+def _split_phases(xs, H, W, sh, sw, ph, pw, Hq, Wq, dst):
+    """``dst`` (sh*sw*Hq*Wq,) = the phase planes of the plane ``xs`` (H*W,) zero-padded by (ph, pw).
+    Phase by phase, row bases counted up: a division per row cost more than its copy (measured: the
+    split of (64, 32, 32, 32) 0.46-0.60 -> 0.19-0.27 ms)."""
+    dst[:] = 0
+    for a in range(sh):
         for b in range(sw):
-            w_first = (b - pw) % sw
-            row = ((a * sw + b) * Hq + hq) * Wq + (w_first + pw) // sw
-            for k in range((W - w_first + sw - 1) // sw):
-                dst[_u(w_first + k * sw)] = src[_u(row + k)]
+            h0, w0, row, count = _phase_rows(a, b, sh, sw, ph, pw, Hq, Wq, W)
+            for h in range(h0, H, sh):
+                first = h * W + w0
+                for k in range(count):
+                    dst[_u(row + k)] = xs[_u(first + k * sw)]
+                row += Wq
+
+
+@jit
+def _merge_phases(src, H, W, sh, sw, ph, pw, Hq, Wq, dxs):
+    """``dxs`` (H*W,) = the unpadded part of the phase planes ``src`` (the adjoint of the split)."""
+    for a in range(sh):
+        for b in range(sw):
+            h0, w0, row, count = _phase_rows(a, b, sh, sw, ph, pw, Hq, Wq, W)
+            for h in range(h0, H, sh):
+                first = h * W + w0
+                for k in range(count):
+                    dxs[_u(first + k * sw)] = src[_u(row + k)]
+                row += Wq
 
 
 @jit
@@ -104,13 +113,15 @@ def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
     w2 = weight.reshape(O, kh * kw)
     has_bias = bias.shape[0] > 0
     NC = N * C
+    H, W = x.shape[2], x.shape[3]
+    planes = x.reshape(NC, H * W)
     for blk in prange(n_blocks):
         acc = np.empty(L, y.dtype)
         for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
             n = t // C
             c = t - n * C
             src = xph[n, c].reshape(sh * sw * Hq * Wq)
-            _split_phases(x, n, c, sh, sw, ph, pw, Hq, Wq, src)
+            _split_phases(planes[t], H, W, sh, sw, ph, pw, Hq, Wq, src)
             for m in range(k):
                 o = c * k + m
                 acc[:] = bias[o] if has_bias else 0
@@ -139,6 +150,7 @@ def depthwise_backward_input(dy, weight, g, n_blocks, dx):
     margin = ((kh - 1) * dh // sh) * Wq + (kw - 1) * dw // sw
     w2 = weight.reshape(O, T)
     NC = N * C
+    dx_planes = dx.reshape(NC, H * W)
     for blk in prange(n_blocks):
         acc = np.empty(sh * sw * S, dx.dtype)
         g = np.zeros(margin + S, dx.dtype)  # junk columns and borders stay 0: only valid entries are written
@@ -160,7 +172,7 @@ def depthwise_backward_input(dy, weight, g, n_blocks, dx):
                             nt += 1
                     if nt > 0:
                         _accumulate_taps(g, loc[:nt], wv[:nt], acc[phase * S:(phase + 1) * S])
-            _merge_phases(acc, sh, sw, ph, pw, Hq, Wq, dx, n, c)
+            _merge_phases(acc, H, W, sh, sw, ph, pw, Hq, Wq, dx_planes[t])
 
 
 @jit_reassoc(parallel=True)
