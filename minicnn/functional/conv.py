@@ -40,7 +40,7 @@ from ..kernels.common import pad_input, unwanted
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
 from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
-from ..kernels.depthwise import depthwise_backward_input, depthwise_backward_params, depthwise_forward, phase_shape
+from ..kernels.depthwise import depthwise_backward, depthwise_forward, phase_shape
 from ..kernels.im2col import col2im as _col2im_kernel
 from ..kernels.im2col import im2col as _im2col_kernel
 from .pad import pad
@@ -220,17 +220,16 @@ def _backward(ctx, dy, dx, dweight, dbias):
                             unwanted(2, dy.dtype) if dbias is None else dbias.reshape(G, F // G))
         return
     if ctx.algorithm == "depthwise":
-        if dweight is not None or dbias is not None:
-            nb = thread_blocks(N)
-            parts = np.empty((nb, F, kh * kw + 1), dy.dtype)  # [b, f, tap], the bias gradient last
-            depthwise_backward_params(ctx.saved, dy, g, nb, parts)
+        nb = thread_blocks(N * C)
+        want_params = dweight is not None or dbias is not None
+        parts = np.empty((nb, F, kh * kw + 1), dy.dtype) if want_params else unwanted(3, dy.dtype)  # [b, f, tap], bias last
+        depthwise_backward(ctx.saved, dy, weight, g, nb, parts, dx)
+        if want_params:
             total = parts.sum(axis=0)
             if dweight is not None:
                 dweight += total[:, :-1].reshape(weight.shape)
             if dbias is not None:
                 dbias += total[:, -1]
-        if dx.size:
-            depthwise_backward_input(dy, weight, g, thread_blocks(N * C), dx)
         return
     dweight = unwanted(4, dy.dtype) if dweight is None else dweight
     dbias = unwanted(1, dy.dtype) if dbias is None else dbias

@@ -42,6 +42,12 @@ def _accumulate_taps(src, offset, wf, acc):
             acc[_u(q)] += (w0 * s0[_u(q)] + w1 * s1[_u(q)] + w2 * s2[_u(q)] + w3 * s3[_u(q)]
                            + w4 * s4[_u(q)] + w5 * s5[_u(q)] + w6 * s6[_u(q)] + w7 * s7[_u(q)])
         g += 8
+    if g + 4 <= T:  # (a stride-2 depthwise gradient's phases have 4, 2, 2 and 1 taps)
+        w0, w1, w2, w3 = wf[g], wf[g + 1], wf[g + 2], wf[g + 3]
+        s0, s1, s2, s3 = src[offset[g]:], src[offset[g + 1]:], src[offset[g + 2]:], src[offset[g + 3]:]
+        for q in range(L):
+            acc[_u(q)] += w0 * s0[_u(q)] + w1 * s1[_u(q)] + w2 * s2[_u(q)] + w3 * s3[_u(q)]
+        g += 4
     for g in range(g, T):
         wv = wf[g]
         s0 = src[offset[g]:]
