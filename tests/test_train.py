@@ -212,6 +212,22 @@ def test_resume_refuses_changed_settings_and_finished_runs(train, tmp_path, caps
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+def test_resume_of_a_run_killed_before_its_report_writes_the_report(train, tmp_path, capsys):
+    """Killed after the last checkpoint but before the confusion matrix (as metrics.json then is): the
+    resume trains nothing and writes the report the uninterrupted run wrote."""
+    out = tmp_path / "run"
+    run_ok(train, SMALL + ["--epochs", "2", "--out", str(out)])
+    full = read_metrics(out)
+    cut = {k: v for k, v in full.items() if k not in ("confusion_matrix", "classes")}
+    (out / "metrics.json").write_text(json.dumps(cut))
+    capsys.readouterr()
+    run_ok(train, ["--resume", str(out / "checkpoint.npz"), "--no-progress", "--no-plot"])
+    printed = capsys.readouterr().out
+    assert "has all 2 epochs; writing the run's report" in printed and "epoch 1/" not in printed
+    assert read_metrics(out) == full
+    only_final_files(out)
+
+
 def test_ctrl_c_in_a_real_process(tmp_path):
     """SIGINT to the running script: exit 130, the message, and a checkpoint that resumes."""
     out = tmp_path / "run"

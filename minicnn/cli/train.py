@@ -26,6 +26,7 @@ any number of ranks, Ctrl-C stops every rank at the same step, an error on one r
 """
 import argparse
 import contextlib
+import json
 import math
 import os
 import signal
@@ -657,12 +658,16 @@ def setup(args, created):
     lo, hi = rank * len(test_y) // world, (rank + 1) * len(test_y) // world
     test_loader = data.DataLoader(test_x[lo:hi], test_y[lo:hi], EVAL_BATCH_SIZE, mean=info["mean"], std=info["std"])
     model, optimizer, scheduler = build(config, len(train_loader), train_loader.images.shape[1:], len(info["classes"]))
-    history, start_epoch = [], 0
+    history, start_epoch, report_only = [], 0, False
     if resume is not None:
         ckpt, _, history, start_epoch = resume
         if start_epoch >= config["epochs"]:
-            raise Fail(f"the checkpoint already has {start_epoch} epochs; pass --epochs N with N > "
-                       f"{start_epoch} to train further")
+            # All epochs ran: a run stopped before its report (killed between the last checkpoint and
+            # the confusion matrix) only finishes that; a finished one has nothing left to do.
+            report_only = "confusion_matrix" not in _read_metrics(os.path.join(out, "metrics.json"))
+            if not report_only:
+                raise Fail(f"the checkpoint already has {start_epoch} epochs and its report; pass --epochs N "
+                           f"with N > {start_epoch} to train further")
         try:
             model.load_state_dict(ckpt["model"])
         except (TypeError, ValueError) as e:
@@ -693,6 +698,7 @@ def setup(args, created):
             "trainer": dist.DistributedDataParallel(model),
             "model": model, "optimizer": optimizer, "scheduler": scheduler, "criterion": nn.CrossEntropyLoss(),
             "history": history, "start_epoch": start_epoch, "resume": args.resume, "threads_note": threads_note,
+            "report_only": report_only,
             "checkpoint_path": os.path.join(out, "checkpoint.npz"), "metrics_path": os.path.join(out, "metrics.json")}
 
 
@@ -712,6 +718,8 @@ def run(args, created):
           f"{config['optimizer']} lr {config['lr']:g}, weight decay {config['weight_decay']:g}, "
           f"scheduler {describe_schedule(config)}, batch {config['batch_size']}, seed {config['seed']}, "
           f"threads {minicnn.get_num_threads()}{s['threads_note']}; output in {s['out']}", flush=True)
+    if s["report_only"]:
+        return finish_report(s, args)
     if s["resume"] is not None:
         print(f"resuming from {s['resume']} after epoch {s['start_epoch']}", flush=True)
     # The training step's kernels now; the evaluation's before the first evaluation (fit), so that the
@@ -735,6 +743,35 @@ def run(args, created):
               file=sys.stderr)
         return 130
     return 0
+
+
+def finish_report(s, args):
+    """The report of a run whose epochs all ran but whose report did not: the checkpoint's model
+    predicts the test set as its last epoch did (the same weights and statistics)."""
+    import minicnn
+
+    rank, test_loader = s["rank"], s["test_loader"]
+    print(f"the checkpoint has all {s['start_epoch']} epochs; writing the run's report (pass --epochs N with "
+          f"N > {s['start_epoch']} to train further)", flush=True)
+    minicnn.warmup(s["model"], (EVAL_BATCH_SIZE,) + test_loader.images.shape[1:], loss=s["criterion"], train=False,
+                   progress=not args.no_progress and rank == 0)
+    s["predictions"] = evaluate(s["trainer"], s["criterion"], test_loader)[2]
+    s["metrics"] = _read_metrics(s["metrics_path"]) or {"config": s["config"], "run": run_info(s),
+                                                        "epochs": s["history"]}
+    s["metrics"]["epochs"] = s["history"]
+    if rank == 0:
+        report(s, args.no_plot)
+    return 0
+
+
+def _read_metrics(path):
+    """The metrics.json at ``path`` as a dict, or {} if there is none or it does not parse."""
+    try:
+        with open(path) as f:
+            metrics = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
 
 
 def describe_schedule(config):
