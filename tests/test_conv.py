@@ -53,6 +53,7 @@ EDGE_CASES = [
     ((1, 6, 2, 2), 2, (2, 2), (1, 1), (0, 1), (1, 1)),  # more channels than pixels
     ((1, 2, 7, 5), 2, (3, 2), (3, 2), (2, 1), (2, 2)),  # non-square, dilation 2, stride 3
     ((2, 2, 7, 7), 1, (2, 2), (3, 3), (0, 0), (1, 1)),  # stride leaves pixels uncovered
+    ((2, 3, 4, 5), 4, (1, 1), (1, 1), (0, 0), (2, 1)),  # pointwise (dilation no matter): im2col reads x in place
 ]
 FORWARD_CONFIGS = EDGE_CASES + random_configs(1, 15 if NO_JIT else 60)
 GRAD_CONFIGS = EDGE_CASES + random_configs(2, 3 if NO_JIT else 12, max_size=5)
@@ -207,6 +208,10 @@ def test_auto_rule_and_autotuner():
     assert direct.call_count == 1
     assert conv2d_forward(x3, w3, b3, padding=1)[1].algorithm == "tiled"
     assert conv2d_forward(x1, w1, b1, stride=2)[1].algorithm == "tiled"
+    w1x1 = w3[:, :, :1, :1].copy()
+    y, ctx = conv2d_forward(x3, w1x1, b3)
+    assert ctx.algorithm == "im2col" and np.shares_memory(ctx.saved, x3)  # pointwise: x read and kept in place
+    assert conv2d_forward(x3, w1x1, b3, stride=2)[1].algorithm == "tiled"
     try:
         minicnn.set_conv_autotune(True)
         y, ctx = conv2d_forward(x3, w3, b3, padding=1)

@@ -129,6 +129,7 @@ CT_EDGE = [
     ((1, 2, 3, 4), 3, 2, (3, 2), (1, 3), (0, 1), (0, 2), (1, 1)),  # groups, stride > kernel, output_padding
     ((1, 1, 2, 3), 2, 1, (2, 3), (1, 2), (2, 1), (1, 1), (2, 2)),  # output_padding >= stride (< dilation)
     ((2, 6, 2, 2), 1, 6, (1, 1), (3, 3), (0, 0), (2, 1), (1, 1)),  # depthwise-like, 1x1, gaps
+    ((2, 4, 3, 2), 3, 2, (1, 1), (1, 1), (0, 0), (0, 0), (1, 1)),  # pointwise, groups: col2im is the identity
 ]
 CT_FORWARD = CT_EDGE + ct_configs(11, 10 if NO_JIT else 50)
 CT_GRAD = CT_EDGE + ct_configs(12, 3 if NO_JIT else 10, max_size=4)
@@ -331,6 +332,7 @@ GROUP_EDGE = [
     ((1, 1, 4, 4), 2, 1, (4, 4), (1, 1), (0, 0), (1, 1)),  # one channel (groups == C == 1), 1 output pixel
     ((2, 8, 6, 5), 4, 4, (3, 3), (1, 1), (1, 1), (1, 1)),  # grouped: 2 channels in, 1 out per group
     ((1, 6, 5, 5), 6, 2, (1, 3), (2, 1), (0, 1), (1, 2)),  # grouped, non-square, dilation
+    ((2, 6, 3, 4), 4, 2, (1, 1), (1, 1), (0, 0), (1, 1)),  # grouped pointwise: im2col reads x in place
 ]
 GROUP_FORWARD = (GROUP_EDGE + group_configs(31, 6 if NO_JIT else 30)
                  + group_configs(32, 6 if NO_JIT else 30, depthwise=True))

@@ -27,6 +27,13 @@ from .common import _add_row_sums, _u
 from .im2col import _col2im_sample, _im2col_sample
 
 @jit
+def _is_pointwise(g):
+    """Whether geometry ``g`` is a 1x1 window at stride 1 without padding: then im2col and col2im are
+    the identity on a sample (C, H, W) seen as (C, H*W)."""
+    return g[0] == 1 and g[1] == 1 and g[2] == 1 and g[3] == 1 and g[4] == 0 and g[5] == 0
+
+
+@jit
 def _add_bias_rows(yn, bias):
     """``yn[f] += bias[f]`` for ``yn`` (F, P)."""
     for f in range(yn.shape[0]):
@@ -49,16 +56,21 @@ def _transpose_bias(tmp, bias, yn):
 @jit_parallel
 def im2col_forward(x, w3, bias, g, n_blocks, cols, y):
     """``y[s]`` (F/G, P) = ``w3[s % G]`` (F/G, K) @ ``cols[s]`` + ``bias[s % G]`` (F/G,), after filling
-    ``cols[s]`` (K, P) with the receptive fields of ``x[s]``, for ``x`` (N*G, C/G, H, W) (see Groups)."""
+    ``cols[s]`` (K, P) with the receptive fields of ``x[s]``, for ``x`` (N*G, C/G, H, W) (see Groups).
+    A pointwise convolution's receptive fields are ``x[s]`` itself: it is read in place (``cols`` unused)."""
     S, G = x.shape[0], w3.shape[0]
     F, P = y.shape[1], y.shape[2]
+    pointwise = _is_pointwise(g)
     transposed = F * P <= IM2COL_TRANSPOSED_PRODUCT_MAX  # see _config
     for b in prange(n_blocks):
         tmp = np.empty((P, F) if transposed else (1, 1), dtype=y.dtype)
         for s in range(b * S // n_blocks, (b + 1) * S // n_blocks):
-            cn = cols[s]
             w2 = w3[s % G]
-            _im2col_sample(x, s, g, cn)
+            if pointwise:
+                cn = x[s].reshape(x.shape[1], P)
+            else:
+                cn = cols[s]
+                _im2col_sample(x, s, g, cn)
             if transposed:
                 np.dot(cn.T, w2.T, tmp)
                 _transpose_bias(tmp, bias[s % G], y[s])
@@ -94,9 +106,10 @@ def im2col_backward(dy, w3, cols, g, n_blocks, weight_parts, bias_parts, dx):
     S, F, P = dy.shape
     G, K = w3.shape[0], w3.shape[2]
     want_weight, want_bias, want_input = weight_parts.size > 0, bias_parts.size > 0, dx.size > 0
+    pointwise = _is_pointwise(g)
     for b in prange(n_blocks):
         tmp = np.empty((K, F) if want_weight else (0, 0), dtype=w3.dtype)
-        dcols = np.empty((K, P) if want_input else (0, 0), dtype=w3.dtype)
+        dcols = np.empty((K, P) if want_input and not pointwise else (0, 0), dtype=w3.dtype)
         if want_weight:
             weight_parts[b] = 0
         if want_bias:
@@ -107,7 +120,9 @@ def im2col_backward(dy, w3, cols, g, n_blocks, weight_parts, bias_parts, dx):
                 _add_weight_grad(cols[s], dy[s], tmp, weight_parts[b, j])
             if want_bias:
                 _add_row_sums(dy[s], bias_parts[b, j])
-            if want_input:
+            if want_input and pointwise:  # col2im is the identity
+                np.dot(w3[j].T, dy[s], dx[s].reshape(K, P))
+            elif want_input:
                 np.dot(w3[j].T, dy[s], dcols)
                 _col2im_sample(dcols, s, g, dx)
 
