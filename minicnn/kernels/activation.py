@@ -9,6 +9,7 @@ parallel versions (one contiguous chunk per thread) are used, e.g. for LeNet's f
 from numba import prange
 
 from .._config import jit, jit_parallel
+from .common import _block
 
 
 @jit
@@ -37,7 +38,7 @@ def relu_forward_parallel_kernel(x, y, n_chunks):
     """:func:`relu_forward_kernel` split into ``n_chunks`` contiguous chunks, run in parallel."""
     size = x.size
     for t in prange(n_chunks):
-        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        lo, hi = _block(t, n_chunks, size)
         relu_forward_kernel(x[lo:hi], y[lo:hi])
 
 
@@ -46,5 +47,5 @@ def relu_backward_parallel_kernel(dy, y, dx, n_chunks):
     """:func:`relu_backward_kernel` split into ``n_chunks`` contiguous chunks, run in parallel."""
     size = dy.size
     for t in prange(n_chunks):
-        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        lo, hi = _block(t, n_chunks, size)
         relu_backward_kernel(dy[lo:hi], y[lo:hi], dx[lo:hi])

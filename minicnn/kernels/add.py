@@ -8,6 +8,7 @@ the add reads two arrays instead of one and was not measured separately.
 from numba import prange
 
 from .._config import jit, jit_parallel
+from .common import _block
 
 
 @jit
@@ -22,5 +23,5 @@ def add_flat_parallel(a, b, out, n_chunks):
     """:func:`add_flat` split into ``n_chunks`` contiguous chunks, run in parallel."""
     size = out.size
     for t in prange(n_chunks):
-        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        lo, hi = _block(t, n_chunks, size)
         add_flat(a[lo:hi], b[lo:hi], out[lo:hi])

@@ -14,6 +14,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel, jit_reassoc
+from .common import _block
 
 
 @jit_reassoc
@@ -42,7 +43,8 @@ def channel_mean_var(x, mean, var, n_chunks):
     """:func:`channel_mean_var_rows` over all C channels, ``n_chunks`` ranges in parallel."""
     C = x.shape[1]
     for t in prange(n_chunks):
-        channel_mean_var_rows(x, mean, var, t * C // n_chunks, (t + 1) * C // n_chunks)
+        lo, hi = _block(t, n_chunks, C)
+        channel_mean_var_rows(x, mean, var, lo, hi)
 
 
 @jit
@@ -65,7 +67,8 @@ def normalize(x, mean, scale, shift, y, n_chunks):
     """:func:`normalize_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        normalize_rows(x, mean, scale, shift, y, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        normalize_rows(x, mean, scale, shift, y, lo, hi)
 
 
 @jit_reassoc
@@ -91,7 +94,8 @@ def backward_sums(dy, x, mean, invstd, sum_dy, sum_dy_xhat, n_chunks):
     """:func:`backward_sums_rows` over all C channels, ``n_chunks`` ranges in parallel."""
     C = x.shape[1]
     for t in prange(n_chunks):
-        backward_sums_rows(dy, x, mean, invstd, sum_dy, sum_dy_xhat, t * C // n_chunks, (t + 1) * C // n_chunks)
+        lo, hi = _block(t, n_chunks, C)
+        backward_sums_rows(dy, x, mean, invstd, sum_dy, sum_dy_xhat, lo, hi)
 
 
 @jit
@@ -121,4 +125,5 @@ def backward_input(dy, x, mean, scale, dy_mean, slope, dx, n_chunks):
     """:func:`backward_input_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        backward_input_rows(dy, x, mean, scale, dy_mean, slope, dx, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        backward_input_rows(dy, x, mean, scale, dy_mean, slope, dx, lo, hi)

@@ -25,6 +25,12 @@ _UNWANTED = {}
 
 
 @jit
+def _block(b, n_blocks, N):
+    """Rows ``[lo, hi)`` of block ``b`` when ``N`` rows are split into ``n_blocks`` near-equal blocks."""
+    return b * N // n_blocks, (b + 1) * N // n_blocks
+
+
+@jit
 def _inside(off, stride, n_out, size):
     """The output positions ``[lo, hi)`` whose input position ``o * stride + off`` is in ``[0, size)``."""
     lo = 0 if off >= 0 else min(n_out, (-off + stride - 1) // stride)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from .._config import IM2COL_TRANSPOSED_PRODUCT_MAX, jit, jit_parallel
-from .common import _add_row_sums, _u
+from .common import _add_row_sums, _block, _u
 from .im2col import _col2im_sample, _im2col_sample
 
 @jit
@@ -64,7 +64,8 @@ def im2col_forward(x, w3, bias, g, n_blocks, cols, y):
     transposed = F * P <= IM2COL_TRANSPOSED_PRODUCT_MAX  # see _config
     for b in prange(n_blocks):
         tmp = np.empty((P, F) if transposed else (1, 1), dtype=y.dtype)
-        for s in range(b * S // n_blocks, (b + 1) * S // n_blocks):
+        lo, hi = _block(b, n_blocks, S)
+        for s in range(lo, hi):
             w2 = w3[s % G]
             if pointwise:
                 cn = x[s].reshape(x.shape[1], P)
@@ -114,7 +115,8 @@ def im2col_backward(dy, w3, cols, g, n_blocks, weight_parts, bias_parts, dx):
             weight_parts[b] = 0
         if want_bias:
             bias_parts[b] = 0
-        for s in range(b * S // n_blocks, (b + 1) * S // n_blocks):
+        lo, hi = _block(b, n_blocks, S)
+        for s in range(lo, hi):
             j = s % G
             if want_weight:
                 _add_weight_grad(cols[s], dy[s], tmp, weight_parts[b, j])

@@ -22,7 +22,7 @@ import numpy as np
 from numba import prange
 
 from .._config import TILED_INPUT_GRAD_DY_VALUES, jit, jit_parallel
-from .common import _add_row_sums, _pad_sample, _steps, _u, _zeros
+from .common import _add_row_sums, _block, _pad_sample, _steps, _u, _zeros
 from .im2col import _col2im_sample
 from .tile import MR, NR, tile_6x16, tile_6x16_add
 
@@ -90,7 +90,8 @@ def tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, xpad, y):
         yt = np.empty(Pr * NR, y.dtype)  # one sample's output for 16 channels, transposed: [p, lane]
         rows = np.empty(MR, np.int64)
         cbase = np.empty(MR, np.int64)
-        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+        lo, hi = _block(b, n_blocks, N)
+        for n in range(lo, hi):
             if copy:
                 _pad_sample(x, n, ph, pw, xpad)
             src = xpad[n].reshape(S)
@@ -230,7 +231,8 @@ def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_gr
         dcols = np.empty((T, P) if want_input and not gather else (0, 0), dy.dtype)
         rows = np.empty(MR, np.int64)
         cbase = np.empty(MR, np.int64)
-        for n in range(b * N // n_blocks, (b + 1) * N // n_blocks):
+        lo, hi = _block(b, n_blocks, N)
+        for n in range(lo, hi):
             dyn = dy[n].reshape(F, P)
             if want_bias:
                 _add_row_sums(dyn, bias_parts[b])

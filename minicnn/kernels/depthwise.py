@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel, jit_reassoc
-from .common import _u
+from .common import _block, _u
 from .conv_direct import _accumulate_taps, _add_tap_dots
 
 
@@ -125,7 +125,8 @@ def depthwise_forward(x, weight, bias, g, n_blocks, xph, y):
     planes = x.reshape(NC, H * W)
     for blk in prange(n_blocks):
         acc = np.empty(L, y.dtype)
-        for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
+        lo, hi = _block(blk, n_blocks, NC)
+        for t in range(lo, hi):
             n = t // C
             c = t - n * C
             src = xph[n, c].reshape(sh * sw * Hq * Wq)
@@ -196,7 +197,8 @@ def depthwise_backward(xph, dy, weight, g, n_blocks, parts, dx):
         wide = np.zeros(margin + S, dy.dtype)  # junk columns and borders stay 0: only valid entries are written
         run = wide[margin:margin + L]
         wv = np.empty(T, dy.dtype)
-        for t in range(blk * NC // n_blocks, (blk + 1) * NC // n_blocks):
+        lo, hi = _block(blk, n_blocks, NC)
+        for t in range(lo, hi):
             n = t // C
             c = t - n * C
             src = xph[n, c].reshape(sh * sw * S)

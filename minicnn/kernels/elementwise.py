@@ -23,6 +23,7 @@ from numba import prange
 
 from . import fastmath as fm
 from .._config import jit, jit_parallel
+from .common import _block
 
 # op codes (compile-time constants inside the dispatchers)
 LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH, HARDSWISH, RELU6, ELU_FROM_X = range(10)
@@ -253,7 +254,7 @@ def elementwise_forward_parallel(x, y, op, a, b, n_chunks):
     """:func:`elementwise_forward` on ``n_chunks`` contiguous chunks in parallel."""
     size = x.size
     for t in prange(n_chunks):
-        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        lo, hi = _block(t, n_chunks, size)
         elementwise_forward(x[lo:hi], y[lo:hi], op, a, b)
 
 
@@ -262,7 +263,7 @@ def elementwise_backward_parallel(dy, s, dx, op, a, b, n_chunks):
     """:func:`elementwise_backward` on ``n_chunks`` contiguous chunks in parallel."""
     size = dy.size
     for t in prange(n_chunks):
-        lo, hi = t * size // n_chunks, (t + 1) * size // n_chunks
+        lo, hi = _block(t, n_chunks, size)
         elementwise_backward(dy[lo:hi], s[lo:hi], dx[lo:hi], op, a, b)
 
 
@@ -287,7 +288,8 @@ def prelu_forward(x, w, y, n_chunks):
     """:func:`prelu_forward_rows` over all N * C rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        prelu_forward_rows(x, w, y, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        prelu_forward_rows(x, w, y, lo, hi)
 
 
 @jit
@@ -325,4 +327,5 @@ def prelu_backward(dy, x, w, dx, dw_partial, n_chunks):
     into one entry; ``(n_chunks, 0)``: not wanted)."""
     rows = x.shape[0] * x.shape[1]
     for t in prange(n_chunks):
-        prelu_backward_rows(dy, x, w, dx, dw_partial[t], t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        prelu_backward_rows(dy, x, w, dx, dw_partial[t], lo, hi)

@@ -10,13 +10,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
-from .im2col import _u
-
-
-@jit
-def _block(b, n_blocks, N):
-    """Rows ``[lo, hi)`` of block ``b`` when ``N`` rows are split into ``n_blocks`` near-equal blocks."""
-    return b * N // n_blocks, (b + 1) * N // n_blocks
+from .common import _block, _u
 
 
 @jit

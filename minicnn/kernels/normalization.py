@@ -36,6 +36,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel, jit_reassoc
+from .common import _block
 
 
 @jit_reassoc
@@ -90,7 +91,8 @@ def layer_norm_forward(x2, weight, bias, eps, y2, mean, rstd, n_chunks):
     """:func:`layer_norm_forward_rows` over all rows, ``n_chunks`` ranges in parallel."""
     R = x2.shape[0]
     for t in prange(n_chunks):
-        layer_norm_forward_rows(x2, weight, bias, eps, y2, mean, rstd, t * R // n_chunks, (t + 1) * R // n_chunks)
+        lo, hi = _block(t, n_chunks, R)
+        layer_norm_forward_rows(x2, weight, bias, eps, y2, mean, rstd, lo, hi)
 
 
 @jit_reassoc
@@ -199,8 +201,8 @@ def layer_norm_backward(dy2, x2, mean, rstd, weight, dx2, dw_partial, db_partial
     the caller, so threads never add into one entry; ``(n_chunks, 0)``: not wanted)."""
     R = x2.shape[0]
     for t in prange(n_chunks):
-        layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw_partial[t], db_partial[t],
-                                  t * R // n_chunks, (t + 1) * R // n_chunks)
+        lo, hi = _block(t, n_chunks, R)
+        layer_norm_backward_rows(dy2, x2, mean, rstd, weight, dx2, dw_partial[t], db_partial[t], lo, hi)
 
 
 # -- GroupNorm: x3 (N * G, Cg, L), row r = n * G + g, weight / bias (G * Cg,) or empty ---------------------
@@ -242,8 +244,8 @@ def group_norm_forward(x3, G, weight, bias, eps, y3, mean, rstd, n_chunks):
     """:func:`group_norm_forward_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
     R = x3.shape[0]
     for t in prange(n_chunks):
-        group_norm_forward_rows(x3, G, weight, bias, eps, y3, mean, rstd, t * R // n_chunks,
-                                (t + 1) * R // n_chunks)
+        lo, hi = _block(t, n_chunks, R)
+        group_norm_forward_rows(x3, G, weight, bias, eps, y3, mean, rstd, lo, hi)
 
 
 @jit_reassoc
@@ -304,5 +306,5 @@ def group_norm_backward(dy3, x3, G, mean, rstd, weight, dx3, sum_dy, sum_dy_xhat
     """:func:`group_norm_backward_rows` over all N * G rows, ``n_chunks`` ranges in parallel."""
     R = x3.shape[0]
     for t in prange(n_chunks):
-        group_norm_backward_rows(dy3, x3, G, mean, rstd, weight, dx3, sum_dy, sum_dy_xhat, t * R // n_chunks,
-                                 (t + 1) * R // n_chunks)
+        lo, hi = _block(t, n_chunks, R)
+        group_norm_backward_rows(dy3, x3, G, mean, rstd, weight, dx3, sum_dy, sum_dy_xhat, lo, hi)

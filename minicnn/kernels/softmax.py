@@ -12,6 +12,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel
+from .common import _block
 from .loss import _row_max, _softmax_row
 
 
@@ -59,7 +60,8 @@ def softmax_forward(x, y, log, n_chunks):
     """:func:`softmax_forward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
     rows = x.shape[0] * x.shape[2]
     for t in prange(n_chunks):
-        softmax_forward_rows(x, y, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        softmax_forward_rows(x, y, log, lo, hi)
 
 
 @jit
@@ -77,4 +79,5 @@ def softmax_backward(dy, y, dx, log, n_chunks):
     """:func:`softmax_backward_rows` over all O * I rows, ``n_chunks`` ranges in parallel."""
     rows = y.shape[0] * y.shape[2]
     for t in prange(n_chunks):
-        softmax_backward_rows(dy, y, dx, log, t * rows // n_chunks, (t + 1) * rows // n_chunks)
+        lo, hi = _block(t, n_chunks, rows)
+        softmax_backward_rows(dy, y, dx, log, lo, hi)
