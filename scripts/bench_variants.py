@@ -3,7 +3,7 @@ grouped 3x3 (groups=4) and ConvTranspose2d k4 s2 p1 (the speed cases of issue 12
 
     python scripts/bench_variants.py [--threads 2] [--rounds 15] [--warmup 3]
 
-The grouped case runs twice: "auto" ("tiled", one group after the other) and "im2col" (all groups in one
+The grouped case runs twice: "auto" ("tiled") and "im2col" (both with every (sample, group) pair as a sample, all in one
 pass), to check "auto"'s rule for groups. Prints, per case, each contender's median forward+backward time (ms) over interleaved rounds (the
 starting contender rotates; warm-up rounds untimed) and PyTorch's median divided by minicnn's (> 1:
 minicnn is faster), and checks that both computed the same output. Both compute the input, weight
@@ -24,9 +24,9 @@ import bench_common as bc  # noqa: E402
 CASES = [
     ("depthwise 3x3 s1 (64, 32, 32, 32)", "conv2d", (64, 32, 32, 32), dict(out=32, k=3, stride=1, padding=1, groups=32)),
     ("depthwise 3x3 s2 (64, 128, 16, 16)", "conv2d", (64, 128, 16, 16), dict(out=128, k=3, stride=2, padding=1, groups=128)),
-    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [auto: tiled, group after group]", "conv2d", (32, 64, 32, 32),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [auto: tiled]", "conv2d", (32, 64, 32, 32),
      dict(out=64, k=3, stride=1, padding=1, groups=4)),
-    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [im2col, all groups at once]", "conv2d", (32, 64, 32, 32),
+    ("grouped 3x3 g4 (32, 64, 32, 32) -> 64 [im2col]", "conv2d", (32, 64, 32, 32),
      dict(out=64, k=3, stride=1, padding=1, groups=4, algorithm="im2col")),
     ("conv_transpose k4 s2 p1 (32, 64, 16, 16) -> 32", "conv_transpose2d", (32, 64, 16, 16),
      dict(out=32, k=4, stride=2, padding=1, groups=1)),

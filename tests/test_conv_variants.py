@@ -374,7 +374,7 @@ def test_auto_runs_depthwise_kernels_for_depthwise_and_tiled_for_other_groups():
     assert F.conv2d_forward(x[:, :1], w[:2], b[:2], s, p, d, 1)[1].algorithm != "depthwise"  # groups=1: as before
     shape, _, groups, _, s, p, d = config = GROUP_EDGE[4]
     x, w, b = group_make(config)
-    assert F.conv2d_forward(x, w, b, s, p, d, groups)[1].algorithm == "tiled"  # grouped: group after group
+    assert F.conv2d_forward(x, w, b, s, p, d, groups)[1].algorithm == "tiled"  # grouped: (sample, group) pairs
 
 
 @pytest.mark.parametrize("config", GROUP_GRAD, ids=str)

@@ -22,7 +22,8 @@
 
 Groups (PyTorch's ``groups``): the C input and F output channels are split into ``groups`` equal
 groups, output group j convolving input group j only; ``weight`` is (F, C/groups, kh, kw). "im2col"
-runs all groups in one pass (``kernels.conv_im2col``); "direct" and "tiled" run one group after the
+and "tiled" run every (sample, group) pair as a sample of its own, all in one pass (free reshapes of
+the NCHW arrays; ``kernels.conv_im2col``, ``kernels.conv_tiled``); "direct" runs one group after the
 other on contiguous copies of the channel slices.
 
 ``padding`` may also be ``"valid"`` (0) or ``"same"`` (stride 1 only; total padding ``d*(k-1)`` per
@@ -56,8 +57,8 @@ class Conv2dCtx(NamedTuple):
     geometry: tuple           # (kh, kw, sh, sw, ph, pw, dh, dw, OH, OW)
     weight: np.ndarray        # (F, C, kh, kw), the forward's weight
     saved: np.ndarray         # "im2col": cols (N*groups, C/groups*kh*kw, OH*OW) (a view of x if pointwise); "depthwise": the
-    #                           phase planes (N, C, sh*sw, Hq, Wq); else the padded input (N, C, Hp, Wp),
-    #                           a list of one per group when groups > 1
+    #                           phase planes (N, C, sh*sw, Hq, Wq); "tiled": the padded input (N*groups,
+    #                           C/groups, Hp, Wp); "direct": (N, C, Hp, Wp), a list of one per group if groups > 1
     has_bias: bool
     groups: int = 1
     crop: tuple = None        # padding="same", even kernel: the (H, W) before the extra bottom/right zeros
@@ -109,8 +110,8 @@ def _unsupported(algorithm, geometry):
 def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
     if algorithm == "auto":
         if groups != 1:
-            # Measured (one thread, CPU time, busy machine): groups=4 3x3 (32, 64, 32, 32) -> 64 forward +
-            # backward 40 ms "tiled" group after group, 54 ms "im2col" all groups at once.
+            # groups=4 3x3 (32, 64, 32, 32) -> 64, forward + backward, 2 threads (bench_variants): "tiled"
+            # 15.4 ms, "im2col" 27.4 ms (both with every (sample, group) pair as a sample).
             return "depthwise" if groups == x.shape[1] else "tiled"
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
@@ -175,7 +176,7 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
         xph = np.empty(phase_shape(x.shape, geometry), x.dtype)
         depthwise_forward(x, weight, bias, geometry, thread_blocks(N * C), xph, y)
         return y, xph if keep else None
-    if groups != 1:  # "direct" / "tiled": group after group, on contiguous copies of the channel slices
+    if groups != 1 and algorithm == "direct":  # group after group, on contiguous copies of the channel slices
         Cg, Fg = C // groups, F // groups
         saved = []
         for j in range(groups):
@@ -189,10 +190,13 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
         pad_input(x, ph, pw, xpad)
         direct_forward(xpad, weight, bias, geometry, y)
         return y, xpad if keep else None
-    pos, off = _tiled_plan(C, H, W, geometry)
+    G = groups  # one (sample, group) pair per kernel sample (kernels.conv_tiled)
+    xs = x.reshape(N * G, C // G, H, W)
+    pos, off = _tiled_plan(C // G, H, W, geometry)
     copy = bool(ph or pw or keep)  # unpadded and not kept: read x in place
-    xpad = _padded(x, geometry) if copy else x
-    tiled_forward(x, weight, bias, ph, pw, pos, off, thread_blocks(N), copy, xpad, y.reshape(N, F, OH * OW))
+    xpad = _padded(xs, geometry) if copy else xs
+    tiled_forward(xs, weight.reshape(G, F // G, C // G, kh, kw), bias.reshape(G, F // G), ph, pw, pos, off,
+                  thread_blocks(N * G), copy, xpad, y.reshape(N * G, F // G, OH * OW))
     return y, xpad if keep else None
 
 
@@ -203,7 +207,7 @@ def _backward(ctx, dy, dx, dweight, dbias):
     weight = ctx.weight
     F = weight.shape[0]
     dx = unwanted(4, dy.dtype) if dx is None else dx
-    if ctx.groups != 1 and ctx.algorithm in ("direct", "tiled"):  # group after group, as the forward
+    if ctx.groups != 1 and ctx.algorithm == "direct":  # group after group, as the forward
         G, Fg = ctx.groups, F // ctx.groups
         for j in range(G):
             fs = slice(j * Fg, (j + 1) * Fg)
@@ -251,10 +255,14 @@ def _backward(ctx, dy, dx, dweight, dbias):
         if dx.size:
             direct_backward_input(dy_wide, weight, g, dx)
         return
-    pos, off = _tiled_plan(C, H, W, g)
+    G = ctx.groups  # (sample, group) pairs, as the forward
+    pos, off = _tiled_plan(C // G, H, W, g)
     if dx.size and (sh, sw) != (1, 1):
         kernel_blas_single_threaded()  # the input gradient takes W.T @ dy in BLAS
-    tiled_backward(xpad, dy, weight, pos, off, g, thread_blocks(N), dweight, dbias, dx)
+    tiled_backward(xpad, dy.reshape(N * G, F // G, OH, OW), weight.reshape(G, F // G, C // G, kh, kw), pos, off, g,
+                   thread_blocks(N * G), dweight.reshape(G, F // G, C // G, kh, kw) if dweight.size else unwanted(5, dy.dtype),
+                   dbias.reshape(G, F // G) if dbias.size else unwanted(2, dy.dtype),
+                   dx.reshape(N * G, C // G, H, W) if dx.size else dx)
 
 
 # ------------------------------------------------------------------------------ public API
