@@ -230,48 +230,22 @@ def _run(module, specs):
         module.backward(np.ones_like(out))
 
 
-def _read_jobs(stdin, jobs, ready):
-    """Append each framed job of ``stdin`` to ``jobs`` as (job, module, specs), then None at its end."""
-    while True:
-        size = stdin.read(8)
-        data = stdin.read(int.from_bytes(size, "little")) if len(size) == 8 else None
-        try:
-            item = None if data is None else pickle.loads(data)
-        except Exception:  # e.g. a class defined in the warm-up's __main__: left to the warm-up
-            continue
-        with ready:
-            jobs.append(item)
-            ready.notify()
-        if item is None:
-            return
-
-
-def _next_job(jobs):
-    """The first waiting layer with parameters, else the first waiting one: a layer's weights are what
-    its backward's long compilations are about (LeNet-5: conv2's 8-9 s against under 1 s for a pooling
-    or ReLU layer), and the warm-up takes the layers nobody has started itself."""
-    for i, item in enumerate(jobs):
-        if item is not None and any(True for _ in item[1].parameters()):
-            return jobs.pop(i)
-    return jobs.pop(0)
-
-
 def main(claims):
     import minicnn
     from minicnn._compile import _listener
 
     minicnn.set_num_threads(1)  # it compiles; the warm-up's process has the other core
     _listener.progress = _Lines()
-    jobs, ready = [], threading.Condition()
-    threading.Thread(target=_read_jobs, args=(sys.stdin.buffer, jobs, ready), daemon=True).start()
+    stdin = sys.stdin.buffer
     while True:
-        with ready:
-            while not jobs:
-                ready.wait()
-            item = _next_job(jobs)
-        if item is None:
+        size = stdin.read(8)
+        if len(size) < 8:
             return
-        job, module, specs = item
+        data = stdin.read(int.from_bytes(size, "little"))
+        try:
+            job, module, specs = pickle.loads(data)
+        except Exception:  # e.g. a class defined in the warm-up's __main__: left to the warm-up
+            continue
         if not _claim(claims, job):
             continue
         try:
@@ -279,3 +253,4 @@ def main(claims):
         except Exception:  # the warm-up runs this layer itself and reports any error there
             pass
         print(_TAG, "done", job, flush=True)
+

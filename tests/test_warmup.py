@@ -173,15 +173,6 @@ def test_a_layer_that_does_not_pickle_is_left_to_the_warm_up():
     assert helper.next_job == 0 and helper.proc.returncode == 0
 
 
-def test_the_compile_helper_takes_layers_with_parameters_first():
-    from minicnn._compile_helper import _next_job
-
-    relu, pool, conv, fc = nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(1, 2, 3), nn.Linear(2, 2)
-    jobs = [(0, relu, []), (1, pool, []), (2, conv, []), (3, fc, []), None]
-    assert [_next_job(jobs)[0] for _ in range(4)] == [2, 3, 0, 1]  # weights first, each kind in order
-    assert _next_job(jobs) is None and jobs == []
-
-
 def test_the_compile_helper_is_off_without_a_free_core_or_when_asked(monkeypatch):
     W = sys.modules["minicnn.warmup"]
 
