@@ -425,6 +425,7 @@ def _plane_shape(name, shape, index_dtype=None):
     N, C, H, W = shape
     if C < 1 or H < 1 or W < 1:
         raise ValueError(f"{name} must have C, H, W >= 1, got shape {tuple(shape)}")
+    # (the int32 bound first: np.dtype() is only asked for planes that large)
     if index_dtype is not None and H * W > _INDEX_MAX[4] and H * W > _INDEX_MAX[np.dtype(index_dtype).itemsize]:
         raise ValueError(f"{name} planes must have H * W <= {np.iinfo(index_dtype).max} elements "
                          f"(indices are {np.dtype(index_dtype)}), got shape {tuple(shape)}")

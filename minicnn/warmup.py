@@ -113,6 +113,8 @@ def warmup(model=None, input_shape=None, optimizer=None, loss=None, *, train=Tru
         with compile_progress("every minicnn kernel for " + ", ".join(np.dtype(d).name for d in dtypes),
                               enabled=progress) as bar:
             _everything(dtypes, bar, _helper_wanted(helper))
+            for task in also:
+                task()
         return time.perf_counter() - start
     from .nn import Module
 

@@ -232,4 +232,5 @@ def test_also_callables_run_once_with_or_without_the_helper(helper):
     model = nn.Sequential(nn.Linear(6, 5, rng=0), nn.ReLU(), nn.Linear(5, 3, rng=1))
     minicnn.warmup(model, (4, 6), None, nn.CrossEntropyLoss(), helper=helper, also=[lambda: calls.append(1)])
     minicnn.warmup(model, (4, 6), train=False, helper=helper, also=[lambda: calls.append(2)])
-    assert calls == [1, 2]
+    minicnn.warmup(helper=helper, also=[lambda: calls.append(3)])  # without a model: every layer, then these
+    assert calls == [1, 2, 3]

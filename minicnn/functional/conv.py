@@ -40,7 +40,7 @@ from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_requ
                          out_array, pair)
 from ..kernels.common import pad_input, unwanted
 from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
-from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward
+from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward, is_pointwise
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
 from ..kernels.depthwise import depthwise_backward, depthwise_forward, phase_shape
 from ..kernels.im2col import col2im as _col2im_kernel
@@ -121,7 +121,7 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
             # (0.525 / 0.532 against 0.628 / 0.621 without the input gradient); forward alone direct
             # 0.314 against 0.342.
             return "im2col" if keep else "direct"
-        if geometry[:6] == (1, 1, 1, 1, 0, 0):
+        if is_pointwise(geometry):
             # Pointwise (MobileNet's 1x1 layers, batch 128, 2 threads, one bench_kernels run): im2col reads
             # x in place; forward + backward 22.2 / 33.2 / 13.4 / 14.6 ms against tiled 23.9 / 34.1 / 16.6 /
             # 16.8 on (32 -> 64, 32x32), (128 -> 128, 16x16), (128 -> 256, 8x8), (64 -> 128, 16x16).
@@ -164,7 +164,7 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
     y = np.empty((N, F, OH, OW), x.dtype)
     if algorithm == "im2col":  # groups: one (sample, group) pair per kernel sample (kernels.conv_im2col)
         G = groups
-        if geometry[:6] == (1, 1, 1, 1, 0, 0):  # pointwise: the receptive fields are x itself, kept as linear keeps x
+        if is_pointwise(geometry):  # the receptive fields are x itself, kept as linear keeps x
             cols = x.reshape(N * G, C // G, H * W)
         else:
             cols = np.empty((N * G, C // G * kh * kw, OH * OW), x.dtype)

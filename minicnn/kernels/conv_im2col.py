@@ -26,11 +26,17 @@ from .._config import IM2COL_TRANSPOSED_PRODUCT_MAX, jit, jit_parallel
 from .common import _add_row_sums, _block, _u
 from .im2col import _col2im_sample, _im2col_sample
 
+
 @jit
 def _is_pointwise(g):
     """Whether geometry ``g`` is a 1x1 window at stride 1 without padding: then im2col and col2im are
     the identity on a sample (C, H, W) seen as (C, H*W)."""
     return g[0] == 1 and g[1] == 1 and g[2] == 1 and g[3] == 1 and g[4] == 0 and g[5] == 0
+
+
+# The same test from Python (the functional call chooses the algorithm and whether x is the im2col
+# matrix): the compiled function's own Python, as pool.is_whole_2x2.
+is_pointwise = getattr(_is_pointwise, "py_func", _is_pointwise)
 
 
 @jit
