@@ -68,7 +68,7 @@ def _split_phases(xs, H, W, sh, sw, ph, pw, Hq, Wq, dst):
             h0, w0, row, count = _phase_rows(a, b, sh, sw, ph, pw, Hq, Wq, W)
             for h in range(h0, H, sh):
                 first = h * W + w0
-                if sw == 1:  # contiguous: 0.42 -> 0.2 ms on (64, 32, 32, 32), measured
+                if sw == 1:  # contiguous: 0.42 -> 0.31 ms on (64, 32, 32, 32), measured
                     for k in range(count):
                         dst[_u(row + k)] = xs[_u(first + k)]
                 else:
