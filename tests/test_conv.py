@@ -202,9 +202,9 @@ def test_matches_torch(algorithm):
 def test_auto_rule_and_autotuner():
     x1, w1, b1 = make(((2, 1, 6, 6), 2, (3, 3), (1, 1), (1, 1), (1, 1)))
     x3, w3, b3 = make(((2, 3, 6, 6), 2, (3, 3), (1, 1), (1, 1), (1, 1)))
-    assert conv2d_forward(x1, w1, b1, padding=1)[1].algorithm == "im2col"  # one channel, stride 1, a backward
+    assert conv2d_forward(x1, w1, b1, padding=1)[1].algorithm == "direct"  # one channel, stride 1
     with mock.patch("minicnn.functional.conv.direct_forward", wraps=direct_forward) as direct:
-        conv2d(x1, w1, b1, padding=1)  # the forward alone: direct
+        conv2d(x1, w1, b1, padding=1)  # the forward alone too
     assert direct.call_count == 1
     assert conv2d_forward(x3, w3, b3, padding=1)[1].algorithm == "tiled"
     assert conv2d_forward(x1, w1, b1, stride=2)[1].algorithm == "tiled"
@@ -356,7 +356,7 @@ def test_layer_keeps_nothing_for_backward_under_no_grad():
     x = np.random.default_rng(13).standard_normal((2, 1, 5, 5))
     y_train = layer(x)
     dx = layer.backward(np.ones_like(y_train))
-    with minicnn.no_grad():  # (one input channel: "direct" alone, "im2col" with a backward to follow)
+    with minicnn.no_grad():
         np.testing.assert_allclose(layer(x), y_train, rtol=1e-13, atol=1e-13)
     with pytest.raises(BackwardBeforeForwardError, match="forward"):
         layer.backward(np.ones_like(y_train))

@@ -13,8 +13,7 @@
 - ``"tiled"``: implicit GEMMs with a register-blocked micro-kernel (``kernels.conv_tiled``). Any
   geometry; fastest for most layers. Keeps the padded input for backward.
 - ``"auto"`` (default): a fixed rule, so that one seed gives one result: for one input channel and
-  stride 1 ``"im2col"`` when a backward follows (``conv2d_forward``) and ``"direct"`` for a forward
-  alone (``conv2d``), ``"im2col"`` for a pointwise convolution, else ``"tiled"``; with ``groups > 1`` the depthwise kernels
+  stride 1 ``"direct"``, ``"im2col"`` for a pointwise convolution, else ``"tiled"``; with ``groups > 1`` the depthwise kernels
   (``kernels.depthwise``) when ``groups`` is the number of input channels, else ``"tiled"``. With ``set_conv_autotune(True)`` (or the environment variable
   ``MINICNN_CONV_AUTOTUNE=1``) it instead times every applicable algorithm on the first call with a new
   shape, dtype and thread count and keeps the fastest; ``conv_autotune_report()`` lists the choices
@@ -107,7 +106,7 @@ def _unsupported(algorithm, geometry):
     return None
 
 
-def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
+def _choose(algorithm, x, weight, bias, geometry, groups=1):
     if algorithm == "auto":
         if groups != 1:
             # groups=4 3x3 (32, 64, 32, 32) -> 64, forward + backward, 2 threads (bench_variants): "tiled"
@@ -116,12 +115,12 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1, keep=True):
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
         if x.shape[1] == 1 and geometry[2:4] == (1, 1):
-            # One input channel (LeNet's conv1, batch 64, 2 threads, two bench_kernels runs): with a
-            # backward to follow, im2col 0.750 / 0.825 ms forward + backward against direct 1.028 / 1.024
-            # (0.525 / 0.532 against 0.628 / 0.621 without the input gradient); forward alone direct
-            # 0.314 against 0.342. (A cold first run of scripts/train.py did not tell them apart: its
-            # warm-up ended at 29.3, 29.6, 30.0 s with direct, 27.5, 28.5, 30.1 s with im2col.)
-            return "im2col" if keep else "direct"
+            # One input channel (LeNet's conv1), the choice from before the algorithms were selectable.
+            # Batch 64, 2 threads, 3 processes a side: direct's forward 0.25-0.27 ms against im2col's
+            # 0.37-0.39; the layer's forward + backward without the input gradient 0.59-0.67 against
+            # 0.57-0.59, but LeNet-5's whole training step, the two interleaved in one process, took
+            # 3.66 / 3.59 ms with direct against 3.65 / 3.61 at batch 64, 12.18 against 12.78 at 256.
+            return "direct"
         if is_pointwise(geometry):
             # Pointwise (MobileNet's 1x1 layers, batch 128, 2 threads, one bench_kernels run): im2col reads
             # x in place; forward + backward 22.2 / 33.2 / 13.4 / 14.6 ms against tiled 23.9 / 34.1 / 16.6 /
@@ -283,7 +282,7 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups
 
 def _conv(x, weight, bias, stride, padding, dilation, groups, algorithm, keep):
     x, weight, bias_arr, g, groups, crop = _check_conv_args(x, weight, bias, stride, padding, dilation, groups)
-    chosen = _choose(algorithm, x, weight, bias_arr, g, groups, keep)
+    chosen = _choose(algorithm, x, weight, bias_arr, g, groups)
     y, saved = _forward(chosen, x, weight, bias_arr, g, keep, groups)
     return y, (Conv2dCtx(chosen, x.shape, g, weight, saved, bias is not None, groups, crop) if keep else None)
 
