@@ -223,6 +223,29 @@ TILED_INPUT_GRAD_DY_VALUES = 4096
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 
+
+def _vector_bits():
+    """512 where Numba compiles for AVX-512 (the host's features, or NUMBA_CPU_FEATURES), else 256."""
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        import llvmlite.binding
+
+        features = llvmlite.binding.get_host_cpu_features().flatten()
+    return 512 if "+avx512f" in features.split(",") else 256
+
+
+VECTOR_BITS = _vector_bits()
+# With 512-bit vectors the tiled kernels use 32-lane tiles (6 x 32 float32: 12 of the 32 registers)
+# over a dimension (output channels per group; positions in the stride-1 input gradient) of at least
+# this many values, 16-lane ones below it (one register per row: 6 FMA chains, too few to hide the
+# latency, but 32 lanes would be half zeros). Measured on a 2-core AVX-512 Xeon, 2 threads, tiled
+# forward / backward, median of 30 calls, three processes a side alternating, against 6 x 16 tiles
+# in AVX2 registers: 64 -> 64 3x3 on (32, 64, 32, 32) 10.4-11.5 / 19.3-20.8 ms against 13.4-13.7 /
+# 25.0-26.0; (128, 32, 16, 16) -> 32 3.0-3.1 / 5.2-5.3 against 3.1-3.3 / 6.6-7.0; LeNet's conv2
+# (F = 16, 16 lanes) 0.16-0.19 / 0.36-0.39 against 0.18-0.19 / 0.40-0.42. 32 lanes from 33 values
+# on: (128, 32, 16, 16) forward 3.05-3.13 ms against 2.72-2.89 from 17.
+TILE_WIDE_MIN = 17
+
 # Elementwise kernels (ReLU, ...) switch from their serial to their parallel (one chunk per thread)
 # version at this many values: below it a parallel region's start-up costs more than it saves
 # (measured on an idle 2-core machine, float32 ReLU forward/backward: 3e5 values 38/56 us serial

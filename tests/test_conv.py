@@ -439,8 +439,11 @@ def test_layer_rejects_bad_inputs():
     ((1, 6, 14, 14), 16, 5, 1, 0),  # LeNet's conv2, batch of 1
     ((2, 13, 12, 11), 20, (4, 3), 1, (1, 2)),  # tiled input gradient: 3 groups of 6 channels
     ((1, 8, 20, 20), 70, 3, 1, 1),  # input gradient in several passes over the positions (many channels)
+    ((2, 4, 9, 9), 40, 3, 2, 1),    # a partial second block of 32 channels (32-lane tiles)
 ])
-def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding):
+@pytest.mark.parametrize("vector_bits", [256, 512])  # 512: 32-lane tiles where wide enough, on any machine
+def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding, vector_bits, monkeypatch):
+    monkeypatch.setattr(minicnn.functional.conv, "VECTOR_BITS", vector_bits)
     rng = np.random.default_rng(21)
     layer = Conv2d(shape[1], F, kernel, stride, padding, rng=1)
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._config import get_num_threads, kernel_blas_single_threaded, thread_blocks
+from .._config import TILE_WIDE_MIN, VECTOR_BITS, get_num_threads, kernel_blas_single_threaded, thread_blocks
 from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_request, groups_arg, input_shape_arg,
                          out_array, pair)
 from ..kernels.common import pad_input, unwanted
@@ -156,6 +156,11 @@ def _tiled_plan(C, H, W, geometry):
 _PLANS = {}
 
 
+def _tile_lanes(n):
+    """The tiled kernels' lanes (16 or 32) over a dimension of ``n`` values (see ``_config.TILE_WIDE_MIN``)."""
+    return 32 if VECTOR_BITS >= 512 and n >= TILE_WIDE_MIN else 16
+
+
 def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
     """``(y, saved)``: the output, and what backward needs if ``keep`` (else None)."""
     N, C, H, W = x.shape
@@ -196,7 +201,7 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
     copy = bool(ph or pw or keep)  # unpadded and not kept: read x in place
     xpad = _padded(xs, geometry) if copy else xs
     tiled_forward(xs, weight.reshape(G, F // G, C // G, kh, kw), bias.reshape(G, F // G), ph, pw, pos, off,
-                  thread_blocks(N * G), copy, xpad, y.reshape(N * G, F // G, OH * OW))
+                  thread_blocks(N * G), copy, _tile_lanes(F // G), xpad, y.reshape(N * G, F // G, OH * OW))
     return y, xpad if keep else None
 
 
@@ -260,7 +265,7 @@ def _backward(ctx, dy, dx, dweight, dbias):
     if dx.size and (sh, sw) != (1, 1):
         kernel_blas_single_threaded()  # the input gradient takes W.T @ dy in BLAS
     tiled_backward(xpad, dy.reshape(N * G, F // G, OH, OW), weight.reshape(G, F // G, C // G, kh, kw), pos, off, g,
-                   thread_blocks(N * G), dweight.reshape(G, F // G, C // G, kh, kw) if dweight.size else unwanted(5, dy.dtype),
+                   thread_blocks(N * G), _tile_lanes(F // G), _tile_lanes(OH * xpad.shape[3]), dweight.reshape(G, F // G, C // G, kh, kw) if dweight.size else unwanted(5, dy.dtype),
                    dbias.reshape(G, F // G) if dbias.size else unwanted(2, dy.dtype),
                    dx.reshape(N * G, C // G, H, W) if dx.size else dx)
 

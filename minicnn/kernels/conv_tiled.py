@@ -1,14 +1,15 @@
 """The "tiled" convolution algorithm: implicit GEMMs with the register-blocked micro-kernels of
 ``minicnn.kernels.tile``, on a zero-padded copy of the input flattened per sample; no im2col matrix is
 built. Output pixel p's window starts at ``pos[p]`` and tap t = (c, i, j) reads ``pos[p] + off[t]``
-(``off`` from ``_tap_offsets``), so 6 pixels (forward) or 6 taps (weight gradient) times 16 output
-channels is one tile call. Output channels go in blocks of 16 lanes, zero-padded. Measured 1.1-3.0x
+(``off`` from ``_tap_offsets``), so 6 pixels (forward) or 6 taps (weight gradient) times nr (16 or 32,
+the caller's choice) output channels is one tile call. Output channels go in blocks of nr lanes,
+zero-padded. Measured (16 lanes, AVX2) 1.1-3.0x
 (forward) and 1.3-2.1x (weight gradient) faster than the im2col algorithm with OpenBLAS, on LeNet's
 conv2 and 3x3 layers of 3-64 channels.
 
 The stride-1 input gradient works on planes laid on the padded width Wp, as the direct kernels do:
 with dy at ``q = oh*Wp + ow`` (junk columns zero), tap (c, i, j) adds ``W[f, c, i, j] * dy[f, q]`` to
-the padded input gradient at ``q + i*dh*Wp + j*dw``. For one kernel row i, 16 consecutive gradient
+the padded input gradient at ``q + i*dh*Wp + j*dw``. For one kernel row i, nq consecutive gradient
 positions of 6 input channels are then one tile call summed over (j, f): kw*F terms, each reading dy
 shifted by j*dw. Measured: LeNet conv2's whole backward (batch 64) 1.7x faster than with W.T @ dy +
 col2im, which other strides keep; on 32-64 channels of 32x32, 1.1x. Slower: one tile per tap (6
@@ -31,7 +32,7 @@ from numba import prange
 from .._config import TILED_INPUT_GRAD_DY_VALUES, jit, jit_parallel
 from .common import _add_row_sums, _block, _pad_sample, _steps, _u, _zeros
 from .im2col import _col2im_sample
-from .tile import MR, NR, tile_6x16, tile_6x16_add
+from .tile import MR, tile, tile_add
 
 
 @jit
@@ -45,17 +46,17 @@ def window_positions(OH, OW, sh, sw, Wp):
 
 
 @jit
-def _lanes_weight(weight):
-    """``weight`` (G, F, C, kh, kw) as (G, ceil(F/16), T, 16), each group flat: [g, (f // 16, t, f % 16)]
+def _lanes_weight(weight, nr):
+    """``weight`` (G, F, C, kh, kw) as (G, ceil(F/nr), T, nr), each group flat: [g, (f // nr, t, f % nr)]
     = weight[g, f].flat[t]."""
     G, F, C, kh, kw = weight.shape
     T = C * kh * kw
     w3 = weight.reshape(G, F, T)
-    wt = np.zeros((G, ((F + NR - 1) // NR) * T * NR), weight.dtype)
+    wt = np.zeros((G, ((F + nr - 1) // nr) * T * nr), weight.dtype)
     for g in range(G):
         for f in range(F):
             for t in range(T):
-                wt[g, ((f // NR) * T + t) * NR + f % NR] = w3[g, f, t]
+                wt[g, ((f // nr) * T + t) * nr + f % nr] = w3[g, f, t]
     return wt
 
 
@@ -84,20 +85,21 @@ def _block_rows(starts, i0, rows):
 
 
 @jit_parallel
-def tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, xpad, y):
+def tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, nr, xpad, y):
     """``y`` (N, F, P) = ``bias`` (G, F) + the convolution of ``x`` (N, C, H, W) by ``weight`` (G, F, C,
     kh, kw), sample n by group n % G (see Groups), read from ``xpad`` (N, C, H + 2*ph, W + 2*pw): if
     ``copy``, the kernel first writes the zero-padded ``x`` there; if not, ``xpad`` must already hold it
-    (``x`` itself when unpadded). ``pos`` (P,) are the window starts, ``off`` (T,) the tap offsets."""
+    (``x`` itself when unpadded). ``pos`` (P,) are the window starts, ``off`` (T,) the tap offsets;
+    tiles of ``nr`` (16 or 32) output channels."""
     N, F, P = y.shape
     G, T = weight.shape[0], off.shape[0]
     S = xpad.shape[1] * xpad.shape[2] * xpad.shape[3]
-    nfb = (F + NR - 1) // NR
-    wt = _lanes_weight(weight)
-    lanes = _steps(T, NR)  # b offsets of consecutive 16-wide rows
+    nfb = (F + nr - 1) // nr
+    wt = _lanes_weight(weight, nr)
+    lanes = _steps(T, nr)  # b offsets of consecutive nr-wide rows
     Pr = (P + MR - 1) // MR * MR
     for b in prange(n_blocks):
-        yt = np.empty(Pr * NR, y.dtype)  # one sample's output for 16 channels, transposed: [p, lane]
+        yt = np.empty(Pr * nr, y.dtype)  # one sample's output for nr channels, transposed: [p, lane]
         rows = np.empty(MR, np.int64)
         cbase = np.empty(MR, np.int64)
         lo, hi = _block(b, n_blocks, N)
@@ -111,28 +113,28 @@ def tiled_forward(x, weight, bias, ph, pw, pos, off, n_blocks, copy, xpad, y):
                 for p0 in range(0, P, MR):
                     _block_rows(pos, p0, rows)
                     for r in range(MR):
-                        cbase[r] = (p0 + r) * NR
-                    tile_6x16(src, rows, off, wtn, fb * T * NR, lanes, yt, cbase)
-                for lane in range(min(NR, F - fb * NR)):
-                    f = fb * NR + lane
+                        cbase[r] = (p0 + r) * nr
+                    tile(src, rows, off, wtn, fb * T * nr, lanes, yt, cbase, nr)
+                for lane in range(min(nr, F - fb * nr)):
+                    f = fb * nr + lane
                     row = yn[f]
                     bf = bn[f]
                     for p in range(P):
-                        row[p] = yt[p * NR + lane] + bf
+                        row[p] = yt[p * nr + lane] + bf
 
 
 @jit
-def _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, dyt, dyw):
-    """Copies of ``dyn`` (F, P): ``dyt`` in blocks of 16 channels, transposed ([f // 16, p, f % 16]), and
+def _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, nr, dyt, dyw):
+    """Copies of ``dyn`` (F, P): ``dyt`` in blocks of nr channels, transposed ([f // nr, p, f % nr]), and
     ``dyw`` each channel on rows of the padded width Wp after a margin ([f, margin + oh*Wp + ow]); each
     skipped when empty."""
     F, P = dyn.shape
     for f in range(F):
         dyf = dyn[f]
         if dyt.size > 0:
-            lane0 = (f // NR) * P * NR + f % NR
+            lane0 = (f // nr) * P * nr + f % nr
             for p in range(P):
-                dyt[_u(lane0 + p * NR)] = dyf[_u(p)]
+                dyt[_u(lane0 + p * nr)] = dyf[_u(p)]
         if dyw.size > 0:
             for oh in range(OH):
                 row0 = f * Ld + margin + oh * Wp
@@ -141,35 +143,36 @@ def _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, dyt, dyw):
 
 
 @jit
-def _weight_grad_tiles(src, off, pos, dyt, nfb, P, lanes, part, rows, cbase):
+def _weight_grad_tiles(src, off, pos, dyt, nfb, P, lanes, nr, part, rows, cbase):
     """``part`` [fb, t, lane] += the weight gradient of one sample (``src`` its padded input, ``dyt`` its
-    packed dy): 6 taps x 16 output channels per tile, summed over the pixels."""
-    Tr = part.shape[0] // (nfb * NR)
+    packed dy): 6 taps x nr output channels per tile, summed over the pixels."""
+    Tr = part.shape[0] // (nfb * nr)
     for t0 in range(0, Tr, MR):
         _block_rows(off, t0, rows)
         for fb in range(nfb):
             for r in range(MR):
-                cbase[r] = (fb * Tr + t0 + r) * NR
-            tile_6x16_add(src, rows, pos, dyt, fb * P * NR, lanes, part, cbase)
+                cbase[r] = (fb * Tr + t0 + r) * nr
+            tile_add(src, rows, pos, dyt, fb * P * nr, lanes, part, cbase, nr)
 
 
 @jit
-def _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, rows, cbase):
+def _input_grad_rows(wg, dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, nq, dxw, rows, cbase):
     """``dxw`` [c, :] = the stride-1 gradient of one sample's padded planes, from ``dyw`` (dy on the
-    padded width) and ``wg`` (the row-grouped weight), kernel row by kernel row."""
+    padded width) and ``wg`` (the row-grouped weight), kernel row by kernel row, ``nq`` positions per
+    tile."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     G = (C + MR - 1) // MR
-    QB = max(NR, TILED_INPUT_GRAD_DY_VALUES // F // NR * NR)  # positions per pass: F*QB values of dy in L1
+    QB = max(nq, TILED_INPUT_GRAD_DY_VALUES // F // nq * nq)  # positions per pass: F*QB values of dy in L1
     dxw[:] = 0
     for p_start in range(0, Lp, QB):
         for i in range(kh):
             for gi in range(G):
                 for r in range(MR):
                     rows[r] = (i * G + gi) * kw * F * MR + r
-                for p0 in range(p_start, min(p_start + QB, Lp), NR):
+                for p0 in range(p_start, min(p_start + QB, Lp), nq):
                     for r in range(MR):
                         cbase[r] = (gi * MR + r) * Lx + i * dh * Wp + p0
-                    tile_6x16_add(wg, rows, steps, dyw, margin + p0, taps, dxw, cbase)
+                    tile_add(wg, rows, steps, dyw, margin + p0, taps, dxw, cbase, nq)
 
 
 @jit
@@ -184,17 +187,17 @@ def _unpad_planes(dxw, n, Lx, Wp, ph, pw, dx):
 
 
 @jit
-def _add_weight_parts(parts, F, T, weight_grad):
-    """``weight_grad`` (G, F, C, kh, kw) += the per-block parts [b, g][f // 16, t, f % 16], summed over b."""
+def _add_weight_parts(parts, F, T, nr, weight_grad):
+    """``weight_grad`` (G, F, C, kh, kw) += the per-block parts [b, g][f // nr, t, f % nr], summed over b."""
     G = parts.shape[1]
-    Tr = parts.shape[2] // (((F + NR - 1) // NR) * NR)
+    Tr = parts.shape[2] // (((F + nr - 1) // nr) * nr)
     wgrad = weight_grad.reshape(G, F, T)
     for g in range(G):
         for f in range(F):
             for t in range(T):
                 s = 0.0
                 for b in range(parts.shape[0]):
-                    s += parts[b, g, ((f // NR) * Tr + t) * NR + f % NR]
+                    s += parts[b, g, ((f // nr) * Tr + t) * nr + f % nr]
                 wgrad[g, f, t] += s
 
 
@@ -210,26 +213,27 @@ def _add_bias_parts(bias_parts, bias_grad):
 
 
 @jit_parallel
-def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_grad, dx):
+def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, nr, nq, weight_grad, bias_grad, dx):
     """Adds the weight gradient to ``weight_grad`` (G, F, C, kh, kw) and the bias gradient to
     ``bias_grad`` (G, F), and sets ``dx`` (N, C, H, W) to the input gradient, each skipped when empty.
     ``xpad`` (N, C, Hp, Wp) is the padded input of the forward pass, ``dy`` (N, F, OH, OW), ``weight``
-    (G, F, C, kh, kw); sample n is of group n % G (see Groups)."""
+    (G, F, C, kh, kw); sample n is of group n % G (see Groups). Tiles of ``nr`` output channels (weight
+    gradient) and of ``nq`` positions (stride-1 input gradient), each 16 or 32."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, F, G = dy.shape[0], dy.shape[1], weight.shape[0]
     C, Hp, Wp = xpad.shape[1], xpad.shape[2], xpad.shape[3]
     S, P, T = C * Hp * Wp, OH * OW, off.shape[0]
-    nfb = (F + NR - 1) // NR
+    nfb = (F + nr - 1) // nr
     Tr = (T + MR - 1) // MR * MR
     want_weight, want_bias, want_input = weight_grad.size > 0, bias_grad.size > 0, dx.size > 0
-    parts = _zeros((n_blocks * G * nfb * Tr * NR) if want_weight else 0, dy).reshape(n_blocks, G, -1)  # [b, g][fb, t, lane]
+    parts = _zeros((n_blocks * G * nfb * Tr * nr) if want_weight else 0, dy).reshape(n_blocks, G, -1)  # [b, g][fb, t, lane]
     bias_parts = _zeros(n_blocks * G * F, dy).reshape(n_blocks, G, F)
-    lanes = _steps(P, NR)
+    lanes = _steps(P, nr)
     gather = want_input and sh == 1 and sw == 1
     # Stride-1 input gradient (see above): dy on the padded width Wp, after a margin of (kw-1)*dw zeros;
     # kernel row i adds to the padded plane from i*dh*Wp on, Lp positions.
     margin = (kw - 1) * dw
-    Lp = ((OH - 1) * Wp + OW + margin + NR - 1) // NR * NR
+    Lp = ((OH - 1) * Wp + OW + margin + nq - 1) // nq * nq
     Ld = margin + Lp  # dy row length
     Lx = (kh - 1) * dh * Wp + Lp  # >= Hp*Wp
     wg = _row_grouped_weight(weight) if gather else _zeros(0, dy).reshape(G, 0)
@@ -240,7 +244,7 @@ def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_gr
             taps[j * F + f] = f * Ld - j * dw
     w3 = weight.reshape(G, F, T)
     for b in prange(n_blocks):
-        dyt = np.zeros((nfb * P * NR) if want_weight else 0, dy.dtype)  # dy[n] transposed in blocks of 16 channels
+        dyt = np.zeros((nfb * P * nr) if want_weight else 0, dy.dtype)  # dy[n] transposed in blocks of nr channels
         dyw = np.zeros((F * Ld) if gather else 0, dy.dtype)  # dy[n] on the padded width
         dxw = np.empty(((C + MR - 1) // MR * MR * Lx) if gather else 0, dy.dtype)  # padded plane gradients
         dcols = np.empty((T, P) if want_input and not gather else (0, 0), dy.dtype)
@@ -252,16 +256,16 @@ def tiled_backward(xpad, dy, weight, pos, off, g, n_blocks, weight_grad, bias_gr
             j = n % G
             if want_bias:
                 _add_row_sums(dyn, bias_parts[b, j])
-            _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, dyt, dyw)
+            _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, nr, dyt, dyw)
             if want_weight:
-                _weight_grad_tiles(xpad[n].reshape(S), off, pos, dyt, nfb, P, lanes, parts[b, j], rows, cbase)
+                _weight_grad_tiles(xpad[n].reshape(S), off, pos, dyt, nfb, P, lanes, nr, parts[b, j], rows, cbase)
             if gather:
-                _input_grad_rows(wg[j], dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, dxw, rows, cbase)
+                _input_grad_rows(wg[j], dyw, g, C, F, margin, Lp, Lx, Wp, steps, taps, nq, dxw, rows, cbase)
                 _unpad_planes(dxw, n, Lx, Wp, ph, pw, dx)
             elif want_input:
                 np.dot(w3[j].T, dyn, dcols)
                 _col2im_sample(dcols, n, g, dx)
     if want_weight:
-        _add_weight_parts(parts, F, T, weight_grad)
+        _add_weight_parts(parts, F, T, nr, weight_grad)
     if want_bias:
         _add_bias_parts(bias_parts, bias_grad)

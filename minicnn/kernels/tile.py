@@ -1,48 +1,51 @@
 """The register-blocked micro-kernels of the convolution kernels, written in LLVM IR.
 
-    tile_6x16(a, abase, aoff, b, b0, boff, c, cbase):
-        c[cbase[r] : cbase[r] + 16] = sum over t of a[abase[r] + aoff[t]] * b[b0 + boff[t] : ... + 16]
-        for each of the 6 rows r
-    tile_6x16_add(...): the same with += (the sums are added to c)
+    tile(a, abase, aoff, b, b0, boff, c, cbase, nr):
+        c[cbase[r] : cbase[r] + nr] = sum over t of a[abase[r] + aoff[t]] * b[b0 + boff[t] : ... + nr]
+        for each of the 6 rows r, with nr = 16 or 32 lanes
+    tile_add(...): the same with += (the sums are added to c)
 
 with ``a``, ``b`` and ``c`` flat float arrays of one dtype, ``abase``, ``cbase`` (6,), ``aoff`` and
 ``boff`` (T,) int64 positions in them, ``b0`` an int. It is a small GEMM on addresses: the gathered
 ``a`` values are a (6, T) block of a matrix that is never built (a block of im2col's, for instance), the
-``b`` rows a (T, 16) block, and the sums go to six 16-wide rows of ``c`` wherever they lie.
+``b`` rows a (T, nr) block, and the sums go to six nr-wide rows of ``c`` wherever they lie.
 Rows may repeat in ``abase`` (a partial last block) but not overlap in ``cbase``.
 
 Why IR: a fast small GEMM keeps a block of accumulators in vector registers for the whole sum over t,
 loading each ``b`` row once and broadcasting each ``a`` value once. LLVM does not do that for Numba
 loops (scalar or small-array accumulators stay in memory or scalar, measured), so this emits it
-directly: per t, 16/VL vector loads, 6 broadcasts and 6*16/VL fused multiply-adds (VL = 8 float32 or
-4 float64 lanes); 6 x 16 float32 accumulators are 12 of AVX2's 16 vector registers. LeNet's conv2
-forward (batch 64) ran at 95 GFLOP/s on two cores in ``scripts/bench_kernels.py``, 155 in a tight loop
-(measured). It trusts its arguments (see the callers).
+directly: per t, nr/VL vector loads, 6 broadcasts and 6*nr/VL fused multiply-adds, with VL the lanes
+of the machine's vectors (AVX2: 8 float32 or 4 float64; AVX-512: 16 or 8). 6 x 16 float32
+accumulators are 12 of AVX2's 16 vector registers. LeNet's conv2 forward (batch 64) ran at 95 GFLOP/s
+on two cores in ``scripts/bench_kernels.py``, 155 in a tight loop (measured, AVX2). With AVX-512 they
+are 6 registers, too few chains to hide the FMA latency, so 6 x 32 tiles (12 of 32 registers) exist
+for wide enough blocks (``minicnn._config.TILE_WIDE_LANES``); on AVX2 they would spill and are not
+used. It trusts its arguments (see the callers).
 
-``tile_6x16`` starts its accumulators from zero rather than zeroing ``c`` for ``tile_6x16_add``: that
-measured 10-17% faster on conv forward passes.
+``tile`` starts its accumulators from zero rather than zeroing ``c`` for ``tile_add``: that measured
+10-17% faster on conv forward passes.
 
 Under ``NUMBA_DISABLE_JIT=1`` an intrinsic cannot run, so both are then NumPy functions.
 """
 
 import numpy as np
 
-from .._config import JIT_DISABLED
+from .._config import JIT_DISABLED, VECTOR_BITS, jit
 
-MR, NR = 6, 16  # rows and lanes of a tile
+MR = 6  # rows of a tile; its lanes are 16 or 32 (the argument nr)
 
 
-def tile_6x16_add_numpy(a, abase, aoff, b, b0, boff, c, cbase):
-    """Reference: ``c[cbase[r]:][:NR] += a[abase[r] + aoff] @ B`` with ``B[t] = b[b0 + boff[t]:][:NR]``."""
-    B = b[b0 + boff[:, None] + np.arange(NR)]
+def tile_add_numpy(a, abase, aoff, b, b0, boff, c, cbase, nr):
+    """Reference: ``c[cbase[r]:][:nr] += a[abase[r] + aoff] @ B`` with ``B[t] = b[b0 + boff[t]:][:nr]``."""
+    B = b[b0 + boff[:, None] + np.arange(nr)]
     for r in range(MR):
-        c[cbase[r]:cbase[r] + NR] += a[abase[r] + aoff] @ B
+        c[cbase[r]:cbase[r] + nr] += a[abase[r] + aoff] @ B
 
 
-def tile_6x16_numpy(a, abase, aoff, b, b0, boff, c, cbase):
+def tile_numpy(a, abase, aoff, b, b0, boff, c, cbase, nr):
     for r in range(MR):
-        c[cbase[r]:cbase[r] + NR] = 0
-    tile_6x16_add_numpy(a, abase, aoff, b, b0, boff, c, cbase)
+        c[cbase[r]:cbase[r] + nr] = 0
+    tile_add_numpy(a, abase, aoff, b, b0, boff, c, cbase, nr)
 
 
 def _make_tile(MR, NR, add):
@@ -66,7 +69,7 @@ def _make_tile(MR, NR, add):
                                           else None for t, v in zip(signature.args, args))
             b0 = context.cast(builder, args[4], signature.args[4], types.int64)
             fty = context.get_value_type(a.dtype)
-            VL = 8 if a.dtype == types.float32 else 4
+            VL = min(NR, VECTOR_BITS // (32 if a.dtype == types.float32 else 64))
             vty = ir.VectorType(fty, VL)
             vptr = vty.as_pointer()
             i32, i64 = ir.IntType(32), ir.IntType(64)
@@ -110,6 +113,21 @@ def _make_tile(MR, NR, add):
 
 
 if JIT_DISABLED:
-    tile_6x16, tile_6x16_add = tile_6x16_numpy, tile_6x16_add_numpy
+    tile, tile_add = tile_numpy, tile_add_numpy
 else:
-    tile_6x16, tile_6x16_add = _make_tile(MR, NR, add=False), _make_tile(MR, NR, add=True)
+    _tile_6x16, _tile_6x16_add = _make_tile(MR, 16, add=False), _make_tile(MR, 16, add=True)
+    _tile_6x32, _tile_6x32_add = _make_tile(MR, 32, add=False), _make_tile(MR, 32, add=True)
+
+    @jit
+    def tile(a, abase, aoff, b, b0, boff, c, cbase, nr):
+        if nr == 32:
+            _tile_6x32(a, abase, aoff, b, b0, boff, c, cbase)
+        else:
+            _tile_6x16(a, abase, aoff, b, b0, boff, c, cbase)
+
+    @jit
+    def tile_add(a, abase, aoff, b, b0, boff, c, cbase, nr):
+        if nr == 32:
+            _tile_6x32_add(a, abase, aoff, b, b0, boff, c, cbase)
+        else:
+            _tile_6x16_add(a, abase, aoff, b, b0, boff, c, cbase)
