@@ -15,8 +15,12 @@ def rng():
 
 
 def pytest_report_header(config):
-    return (f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}, "
-            f"MINICNN_SERIAL_KERNELS={os.environ.get('MINICNN_SERIAL_KERNELS')}")
+    lines = [f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}, "
+             f"MINICNN_SERIAL_KERNELS={os.environ.get('MINICNN_SERIAL_KERNELS')}"]
+    if getattr(config.option, "numprocesses", None):  # pytest-xdist hides the workers' progress bars
+        lines.append("minicnn: each worker first compiles or loads every kernel (with an empty Numba cache "
+                     "about a minute, once; -n 0 runs in one process and shows a progress bar)")
+    return lines
 
 
 @pytest.fixture(scope="session", autouse=True)
