@@ -15,12 +15,8 @@ def rng():
 
 
 def pytest_report_header(config):
-    lines = [f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}, "
-             f"MINICNN_SERIAL_KERNELS={os.environ.get('MINICNN_SERIAL_KERNELS')}"]
-    if getattr(config.option, "numprocesses", None):  # pytest-xdist hides the workers' progress bars
-        lines.append("minicnn: each worker first compiles or loads every kernel (with an empty Numba cache "
-                     "about a minute, once; -n 0 runs in one process and shows a progress bar)")
-    return lines
+    return (f"NUMBA_DISABLE_JIT={os.environ.get('NUMBA_DISABLE_JIT', '0')}, "
+            f"MINICNN_SERIAL_KERNELS={os.environ.get('MINICNN_SERIAL_KERNELS')}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,15 +25,17 @@ def compiled_kernels(request):
     one visible line and a progress bar instead of a silent wait inside whichever test comes first."""
     import minicnn
 
-    # Under pytest-xdist ("-n 2"), odd workers take the dtypes in the other order: the two halves compile
-    # side by side, then each loads the other's from the cache. The cores are taken: no helper process.
+    # Under pytest-xdist ("-n 2", the default in pyproject.toml), odd workers take the dtypes in the other
+    # order: the two halves compile side by side, then each loads the other's from the cache. The cores
+    # are taken: no helper process. Only the first worker shows its progress (two bars would overwrite
+    # each other on one line).
     worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ...
     dtypes = (np.float32, np.float64)
     if worker is not None and int(worker[2:]) % 2:
         dtypes = dtypes[::-1]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():
-        minicnn.warmup(dtypes=dtypes, progress=True, helper=False if worker is not None else None)
+        minicnn.warmup(dtypes=dtypes, progress=worker in (None, "gw0"), helper=False if worker is not None else None)
 
 
 def pytest_terminal_summary(terminalreporter):
