@@ -37,8 +37,9 @@ import numpy as np
 from .._config import TILE_WIDE_MIN, VECTOR_BITS, get_num_threads, kernel_blas_single_threaded, thread_blocks
 from .._validate import (conv_geometry, conv_padding_arg, float_input, grad_request, groups_arg, input_shape_arg,
                          out_array, pair)
-from ..kernels.common import pad_input, unwanted
-from ..kernels.conv_direct import direct_backward_input, direct_backward_params, direct_forward, spread_grad, tap_offsets
+from ..kernels.common import unwanted
+from ..kernels.conv_direct import (direct_backward_input, direct_backward_params, direct_forward, grad_margin, spread_grad,
+                                   tap_offsets)
 from ..kernels.conv_im2col import add_block_parts, im2col_backward, im2col_forward, is_pointwise
 from ..kernels.conv_tiled import tiled_backward, tiled_forward, window_positions
 from ..kernels.depthwise import depthwise_backward, depthwise_forward, phase_shape
@@ -191,10 +192,11 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
             saved.append(sj)
         return y, saved if keep else None
     if algorithm == "direct":
-        xpad = _padded(x, geometry)
-        pad_input(x, ph, pw, xpad)
-        direct_forward(xpad, weight, bias, geometry, y)
-        return y, xpad if keep else None
+        nr = _tile_lanes((OH - 1) * (W + 2 * pw) + OW)
+        Hp, Wp = H + 2 * ph, W + 2 * pw
+        xbuf = np.empty(N * C * Hp * Wp + nr, x.dtype)
+        direct_forward(x, weight, bias, geometry, thread_blocks(N), nr, xbuf, y)
+        return y, xbuf[:N * C * Hp * Wp].reshape(N, C, Hp, Wp) if keep else None
     G = groups  # one (sample, group) pair per kernel sample (kernels.conv_tiled)
     xs = x.reshape(N * G, C // G, H, W)
     pos, off = _tiled_plan(C // G, H, W, geometry)
@@ -253,12 +255,14 @@ def _backward(ctx, dy, dx, dweight, dbias):
     dbias = unwanted(1, dy.dtype) if dbias is None else dbias
     xpad = ctx.saved
     if ctx.algorithm == "direct":
-        dy_wide = np.empty((N, F, (OH - 1) * xpad.shape[3] + OW), dy.dtype)
-        spread_grad(dy, xpad.shape[3], dy_wide)
+        Wp = xpad.shape[3]
+        margin = grad_margin(g, Wp) if dx.size else 0
+        dy_wide = np.empty((N, F, (OH - 1) * Wp + OW + 2 * margin), dy.dtype)
+        spread_grad(dy, Wp, margin, dy_wide)
         if dweight.size or dbias.size:
-            direct_backward_params(xpad, dy_wide, g, dweight, dbias)
+            direct_backward_params(xpad, dy_wide, margin, g, dweight, dbias)
         if dx.size:
-            direct_backward_input(dy_wide, weight, g, dx)
+            direct_backward_input(dy_wide, weight, g, thread_blocks(N * C), dx)
         return
     G = ctx.groups  # (sample, group) pairs, as the forward
     pos, off = _tiled_plan(C // G, H, W, g)

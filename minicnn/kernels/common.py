@@ -1,8 +1,7 @@
 """Helpers shared by the kernel files."""
 import numpy as np
-from numba import prange
 
-from .._config import jit, jit_parallel, jit_reassoc
+from .._config import jit, jit_reassoc
 
 # Kernels index with unsigned integers (``_u(i)``) where the index is known to be >= 0: Numba then
 # skips its negative-index wraparound test on every access, which otherwise blocks vectorisation
@@ -63,13 +62,6 @@ def _pad_sample(x, n, ph, pw, xpad):
             dst = xpad[n, c, h + ph]
             for w in range(W):
                 dst[_u(w + pw)] = src[_u(w)]
-
-
-@jit_parallel
-def pad_input(x, ph, pw, xpad):
-    """``xpad`` (N, C, H + 2*ph, W + 2*pw) = ``x`` (N, C, H, W) with a zero border."""
-    for n in prange(x.shape[0]):
-        _pad_sample(x, n, ph, pw, xpad)
 
 
 @jit_reassoc
