@@ -255,13 +255,13 @@ def _backward(ctx, dy, dx, dweight, dbias):
     dbias = unwanted(1, dy.dtype) if dbias is None else dbias
     xpad = ctx.saved
     if ctx.algorithm == "direct":
-        Wp = xpad.shape[3]
-        margin = grad_margin(g, Wp) if dx.size else 0
-        dy_wide = np.empty((N, F, (OH - 1) * Wp + OW + 2 * margin), dy.dtype)
-        spread_grad(dy, Wp, margin, dy_wide)
         if dweight.size or dbias.size:
-            direct_backward_params(xpad, dy_wide, margin, g, dweight, dbias)
+            direct_backward_params(xpad, dy, g, dweight, dbias)
         if dx.size:
+            Wp = xpad.shape[3]
+            margin = grad_margin(g, Wp)
+            dy_wide = np.empty((N, F, (OH - 1) * Wp + OW + 2 * margin), dy.dtype)
+            spread_grad(dy, Wp, margin, dy_wide)
             direct_backward_input(dy_wide, weight, g, thread_blocks(N * C), dx)
         return
     G = ctx.groups  # (sample, group) pairs, as the forward

@@ -112,7 +112,7 @@ def direct_forward(x, weight, bias, g, n_blocks, nr, xbuf, y):
 def grad_margin(g, Wp):
     """The zeros before and after each dy plane laid on the padded width Wp (``spread_grad``) for the
     input gradient: the offset of the last tap, so that every tap of every input position reads inside
-    the plane (the weight gradient alone needs none)."""
+    the plane."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     return (kh - 1) * dh * Wp + (kw - 1) * dw
 
@@ -164,23 +164,29 @@ def _add_tap_dots(gq, src, offset, zero, acc):
 
 
 @jit_reassoc(parallel=True)
-def direct_backward_params(xpad, dy_wide, margin, g, weight_grad, bias_grad):
+def direct_backward_params(xpad, dy, g, weight_grad, bias_grad):
     """Adds the stride-1 weight gradient into ``weight_grad`` (F, C, kh, kw) and the bias gradient into
     ``bias_grad`` (F,), each skipped when empty, from the forward's padded input ``xpad`` (N, C, Hp, Wp)
-    and ``spread_grad``'s ``dy_wide`` (with ``margin``); one output channel per thread: no race."""
+    and ``dy`` (N, F, OH, OW); one output channel per thread: no race. Each dy plane is laid on the
+    padded width in a buffer of the thread's (LeNet conv1 without input gradient, batch 64, single
+    calls after 20 ms of warm-up: the backward took 0.195 ms against 0.27 with a separate
+    ``spread_grad`` pass into a (N, F, L) array)."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, C, Hp, Wp = xpad.shape
-    F = dy_wide.shape[1]
-    M = margin
-    L = dy_wide.shape[2] - 2 * M
+    F = dy.shape[1]
+    L = (OH - 1) * Wp + OW
     T = C * kh * kw
     offset = tap_offsets(C, kh, kw, Hp, Wp, dh, dw)
     zero = np.zeros(1, dtype=xpad.dtype)[0]
     for f in prange(F):
+        gq = np.zeros(L, dtype=dy.dtype)  # dy[n, f] at q = oh*Wp + ow; the gaps stay zero
         acc = np.zeros(T, dtype=np.float64)
         sb = 0.0
         for n in range(N):
-            gq = dy_wide[n, f, M:M + L]
+            for oh in range(OH):
+                src = dy[n, f, oh]
+                for ow in range(OW):
+                    gq[_u(oh * Wp + ow)] = src[_u(ow)]
             if bias_grad.size > 0:
                 for q in range(L):
                     sb += gq[_u(q)]
