@@ -116,11 +116,9 @@ def _choose(algorithm, x, weight, bias, geometry, groups=1):
         if _autotune_enabled():
             return _autotuned(x, weight, bias, geometry)
         if x.shape[1] == 1 and geometry[2:4] == (1, 1):
-            # One input channel (LeNet's conv1), the choice from before the algorithms were selectable.
-            # Batch 64, 2 threads, 3 processes a side: direct's forward 0.25-0.27 ms against im2col's
-            # 0.37-0.39; the layer's forward + backward without the input gradient 0.59-0.67 against
-            # 0.57-0.59, but LeNet-5's whole training step, the two interleaved in one process, took
-            # 3.66 / 3.59 ms with direct against 3.65 / 3.61 at batch 64, 12.18 against 12.78 at 256.
+            # One input channel (LeNet's conv1). Batch 64, 2 threads, bench_kernels, two runs: forward
+            # 0.13-0.14 ms with direct, 0.27-0.28 im2col, 0.29-0.31 tiled; forward + backward 0.55-0.57 /
+            # 0.66-0.69 / 1.20-1.26, without the input gradient 0.33 / 0.44-0.46 / 0.68-0.69.
             return "direct"
         if is_pointwise(geometry):
             # Pointwise (MobileNet's 1x1 layers, batch 128, 2 threads, one bench_kernels run): im2col reads
