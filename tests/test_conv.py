@@ -465,3 +465,29 @@ def test_tiled_layer_float32_eval_and_backward(shape, F, kernel, stride, padding
     dx_ref = naive.col2im(np.einsum("nfp,fk->npk", g.reshape(N, F, P).astype(np.float64), w64.reshape(F, -1))
                           .reshape(N * P, -1), shape, kh, kw, sh, sw, ph, pw)
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape, F, kernel, padding, dilation", [
+    ((4, 1, 28, 28), 6, 5, 2, 1),            # LeNet's conv1: one full block of 6 channels
+    ((3, 2, 13, 11), 8, (3, 4), (1, 2), (2, 1)),  # a partial second block; non-square, dilated
+    ((2, 3, 4, 5), 7, 2, 0, 1),              # positions fewer than one tile's lanes
+])
+@pytest.mark.parametrize("vector_bits", [256, 512])  # 16- and 32-lane tiles on any machine
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_tiles_and_correlated_input_grad(shape, F, kernel, padding, dilation, vector_bits, dtype, monkeypatch):
+    """The direct forward reads up to a tile's lanes past each sample (into its buffer's slack) and
+    the input gradient reads dy with margins of zeros: both against the textbook loops."""
+    monkeypatch.setattr(minicnn.functional.conv, "VECTOR_BITS", vector_bits)
+    rng = np.random.default_rng(5)
+    layer = Conv2d(shape[1], F, kernel, 1, padding, dilation, dtype=dtype, rng=2, algorithm="direct")
+    (ph, pw), (dh, dw) = layer.padding, layer.dilation
+    x = rng.standard_normal(shape).astype(dtype)
+    w64, b64 = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
+    y = layer(x)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(y, naive.conv2d(x.astype(np.float64), w64, b64, 1, 1, ph, pw, dh, dw), rtol=tol, atol=tol)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    dx = layer.backward(g)
+    dx_ref, dw_ref, db_ref = naive.conv2d_backward(g.astype(np.float64), x.astype(np.float64), w64, 1, 1, ph, pw, dh, dw)
+    for got, ref in ((dx, dx_ref), (layer.weight.grad, dw_ref), (layer.bias.grad, db_ref)):
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=10 * tol)
