@@ -282,9 +282,16 @@ def deferred_interrupts():
     def handler(signum, frame):
         flag[0] = 1
 
+    def interrupted():
+        # Reduce a copy: the handler may run between the reduction and the read (a signal that arrives
+        # while a rank waits in MPI is handled as the call returns), and writing into the reduced
+        # buffer itself made that rank alone see True: it stopped while the others trained on, and
+        # the job hung (seen in CI, and in 1 of 30 Ctrl-Cs of a 2-rank run under load).
+        return bool(all_reduce(flag.copy(), op="max")[0])
+
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield lambda: bool(all_reduce(flag, op="max")[0])
+        yield interrupted
     finally:
         signal.signal(signal.SIGINT, previous)
 

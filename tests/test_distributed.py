@@ -317,3 +317,27 @@ def test_launcher_of_another_mpi_is_an_error():
     """A launcher that announced 2 ranks while mpi4py sees a world of one (two MPI installations)."""
     done = run_python("import mpi4py.MPI, minicnn.distributed as d; d.init()", PMI_SIZE="2", PMI_RANK="0")
     assert done.returncode != 0 and "different MPI installations" in done.stderr, done.stderr
+
+
+def test_ctrl_c_as_a_reduction_returns_is_seen_by_every_rank_at_the_same_check(monkeypatch):
+    """A SIGINT that arrives while a rank waits in ``interrupted()``'s reduction is handled as the call
+    returns; every rank must still get the reduction's answer (False here: the other rank sent 0),
+    and all see True at the next check. Reading the reduced buffer itself, which the handler had just
+    set, made one rank alone stop, and a 2-rank job hung."""
+    import signal
+
+    class FakeMPI:
+        IN_PLACE, SUM, MAX, MIN = object(), "sum", "max", "min"
+
+    class OtherRankSendsZero:  # a world of two; the SIGINT comes as this rank's call returns
+        def Allreduce(self, _, buf, op):
+            buf[...] = np.maximum(buf, 0)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+
+    monkeypatch.setattr(dist._state, "initialized", True)
+    monkeypatch.setattr(dist._state, "world_size", 2)
+    monkeypatch.setattr(dist._state, "comm", OtherRankSendsZero())
+    monkeypatch.setattr(dist._state, "MPI", FakeMPI)
+    with dist.deferred_interrupts() as interrupted:
+        assert interrupted() is False  # what the other rank, which sent 0, sees too
+        assert interrupted() is True
