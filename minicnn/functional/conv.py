@@ -8,8 +8,9 @@
   ``minicnn.kernels.conv_im2col``). Any geometry. Keeps the im2col matrix (N, C*kh*kw, OH*OW) for
   backward; a pointwise convolution (1x1, stride 1, no padding) has x as that matrix, read in place
   and kept (not copied), as ``linear`` keeps x.
-- ``"direct"``: loops over the kernel taps on a padded copy of the input (``kernels.conv_direct``).
-  Stride 1 only; the fastest forward alone for one input channel (LeNet's first layer).
+- ``"direct"``: the kernel taps as contiguous runs over a padded copy of the input laid on its padded
+  width (``kernels.conv_direct``). Stride 1 only; the fastest for one input channel (LeNet's first
+  layer). Keeps the padded input for backward.
 - ``"tiled"``: implicit GEMMs with a register-blocked micro-kernel (``kernels.conv_tiled``). Any
   geometry; fastest for most layers. Keeps the padded input for backward.
 - ``"auto"`` (default): a fixed rule, so that one seed gives one result: for one input channel and
@@ -190,8 +191,8 @@ def _forward(algorithm, x, weight, bias, geometry, keep, groups=1):
             saved.append(sj)
         return y, saved if keep else None
     if algorithm == "direct":
-        nr = _tile_lanes((OH - 1) * (W + 2 * pw) + OW)
         Hp, Wp = H + 2 * ph, W + 2 * pw
+        nr = _tile_lanes((OH - 1) * Wp + OW)  # lanes over the positions of an output plane on the padded width
         xbuf = np.empty(N * C * Hp * Wp + nr, x.dtype)
         direct_forward(x, weight, bias, geometry, thread_blocks(N), nr, xbuf, y)
         return y, xbuf[:N * C * Hp * Wp].reshape(N, C, Hp, Wp) if keep else None

@@ -72,7 +72,8 @@ def _accumulate_taps(src, offset, wf, acc):
 def direct_forward(x, weight, bias, g, n_blocks, nr, xbuf, y):
     """``y`` (N, F, OH, OW) = the stride-1 convolution of ``x`` (N, C, H, W) + bias. The zero-padded
     input (N, C, Hp, Wp) is written first to the start of ``xbuf``, a flat buffer with ``nr`` more
-    values (zeroed): a tile reads up to nr - 1 values past a sample's last window (junk lanes, dropped).
+    values (zeroed): a tile reads up to nr - 1 values past a sample's last window, into the next
+    sample (which another thread may be writing) or the slack: junk lanes, dropped.
     Tiles of 6 output channels x ``nr`` (16 or 32) positions on the padded width."""
     kh, kw, sh, sw, ph, pw, dh, dw, OH, OW = g
     N, C, H, W = x.shape
