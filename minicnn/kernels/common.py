@@ -64,6 +64,18 @@ def _pad_sample(x, n, ph, pw, xpad):
                 dst[_u(w + pw)] = src[_u(w)]
 
 
+@jit
+def _lay_on_width(plane, Wp, dst, start):
+    """``dst[start + oh*Wp + ow] = plane[oh, ow]`` for ``plane`` (OH, OW): a plane laid on rows of the
+    padded width Wp in the flat ``dst``, whose gaps are left as they are."""
+    OH, OW = plane.shape
+    for oh in range(OH):
+        src = plane[oh]
+        row0 = start + oh * Wp
+        for ow in range(OW):
+            dst[_u(row0 + ow)] = src[_u(ow)]
+
+
 @jit_reassoc
 def _add_row_sums(m, out):
     """``out[i] += sum of m[i]`` for ``m`` (R, L); reassociation lets the sums vectorise (3.5x faster on

@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from .._config import jit, jit_parallel, jit_reassoc
-from .common import _block, _pad_sample, _steps, _u
+from .common import _block, _lay_on_width, _pad_sample, _steps, _u
 from .tile import MR, tile
 
 
@@ -122,16 +122,13 @@ def grad_margin(g, Wp):
 def spread_grad(dy, Wp, margin, dy_wide):
     """``dy_wide`` (N, F, margin + (OH-1)*Wp + OW + margin): ``dy`` (N, F, OH, OW) laid on rows of width
     Wp after ``margin`` zeros, zero gaps and zeros after."""
-    N, F, OH, OW = dy.shape
+    N, F = dy.shape[0], dy.shape[1]
     for t in prange(N * F):
         n = t // F
         f = t - n * F
         dst = dy_wide[n, f]
         dst[:] = 0
-        for oh in range(OH):
-            src = dy[n, f, oh]
-            for ow in range(OW):
-                dst[_u(margin + oh * Wp + ow)] = src[_u(ow)]
+        _lay_on_width(dy[n, f], Wp, dst, margin)
 
 
 @jit_reassoc
@@ -184,10 +181,7 @@ def direct_backward_params(xpad, dy, g, weight_grad, bias_grad):
         acc = np.zeros(T, dtype=np.float64)
         sb = 0.0
         for n in range(N):
-            for oh in range(OH):
-                src = dy[n, f, oh]
-                for ow in range(OW):
-                    gq[_u(oh * Wp + ow)] = src[_u(ow)]
+            _lay_on_width(dy[n, f], Wp, gq, 0)
             if bias_grad.size > 0:
                 for q in range(L):
                     sb += gq[_u(q)]

@@ -30,7 +30,7 @@ import numpy as np
 from numba import prange
 
 from .._config import TILED_INPUT_GRAD_DY_VALUES, jit, jit_parallel
-from .common import _add_row_sums, _block, _pad_sample, _steps, _u, _zeros
+from .common import _add_row_sums, _block, _lay_on_width, _pad_sample, _steps, _u, _zeros
 from .im2col import _col2im_sample
 from .tile import MR, tile, tile_add
 
@@ -136,10 +136,7 @@ def _lay_out_dy(dyn, OH, OW, Wp, margin, Ld, nr, dyt, dyw):
             for p in range(P):
                 dyt[_u(lane0 + p * nr)] = dyf[_u(p)]
         if dyw.size > 0:
-            for oh in range(OH):
-                row0 = f * Ld + margin + oh * Wp
-                for ow in range(OW):
-                    dyw[_u(row0 + ow)] = dyf[_u(oh * OW + ow)]
+            _lay_on_width(dyf.reshape(OH, OW), Wp, dyw, f * Ld + margin)
 
 
 @jit
