@@ -119,8 +119,31 @@ def test_max_pool_without_positions_matches_and_keeps_nothing(rng, dtype):
             np.testing.assert_array_equal(layer(x), y_ref, err_msg=str((shape, cfg)))
     with pytest.raises(BackwardBeforeForwardError, match="forward pass with gradients enabled"):
         layer.backward(np.ones_like(y_ref))
-    layer.eval()  # eval mode with gradients on still records (as PyTorch, backward works)
+    layer.eval()  # eval mode with gradients on: backward works (as PyTorch)
     layer.backward(np.ones_like(layer(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool_eval_mode_backward_finds_the_positions_itself(rng, dtype):
+    """In eval mode forward skips the positions and backward finds them from the kept input: the same
+    outputs and gradients as in training mode (ties, NaN, -inf, overlapping windows)."""
+    for k in range(N_CONFIGS):
+        shape, cfg, dil, ceil_mode = random_config(rng, dilated=True, options=True)
+        if k % 2:
+            cfg, dil, ceil_mode = (2, 2, 2, 2, 0, 0), (1, 1), False
+            shape = shape[:2] + (max(shape[2], 2), max(shape[3], 2))
+        x = rng.integers(-2, 3, shape).astype(dtype)
+        x[rng.random(shape) < 0.05] = np.nan
+        x[rng.random(shape) < 0.05] = -np.inf
+        layer = MaxPool2d(**pool_args(cfg), dilation=dil, ceil_mode=ceil_mode)
+        y = layer(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = layer.backward(dy)
+        layer.eval()
+        msg = str((shape, cfg, dil, ceil_mode))
+        np.testing.assert_array_equal(layer(x), y, err_msg=msg)
+        assert isinstance(layer._ctx, np.ndarray)  # the positions were not recorded
+        np.testing.assert_array_equal(layer.backward(dy), dx, err_msg=msg)
 
 
 @pytest.mark.parametrize("H, W", [(4, 6), (5, 7), (2, 2), (3, 2), (2, 3)])

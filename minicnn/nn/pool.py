@@ -4,6 +4,8 @@ AdaptiveMaxPool2d, MaxUnpool2d. Each is one ``minicnn.functional`` call forward 
 Pooling has no parameters and no dtype of its own: the output has the input's float dtype (float32 or
 float64; float16 computes in float32). Window arguments are stored as (h, w) pairs.
 """
+import numpy as np
+
 from .. import _validate as V
 from .. import functional as F
 from ..grad_mode import is_grad_enabled
@@ -24,7 +26,9 @@ class MaxPool2d(Module):
 
     Backward routes each window's gradient to the element that won it (overlapping windows add).
     Under ``minicnn.no_grad()`` forward does not record the positions (1.8-2.4x faster for 2x2
-    windows, measured).
+    windows, measured), and neither does it in eval mode: there a backward is rare (saliency maps,
+    adversarial inputs), so forward keeps ``x`` (by reference: change it in place and that backward
+    is wrong) and backward finds the positions first. Gradients are the same in both modes.
     """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
@@ -40,12 +44,19 @@ class MaxPool2d(Module):
     def forward(self, x):
         if not is_grad_enabled():
             return F.max_pool2d(x, *self._args(), return_indices=self.return_indices)
+        if not self.training and not self.return_indices:
+            y = F.max_pool2d(x, *self._args())
+            self._save_ctx(x)  # the positions are found by backward, if it comes
+            return y
         y, ctx = F.max_pool2d_forward(x, *self._args(), return_indices=self.return_indices)
         self._save_ctx(ctx)
         return (y, ctx.indices) if self.return_indices else y
 
     def backward(self, dy):
-        return F.max_pool2d_backward(dy, self._pop_ctx())
+        ctx = self._pop_ctx()
+        if isinstance(ctx, np.ndarray):  # the input of an eval-mode forward
+            ctx = F.max_pool2d_forward(ctx, *self._args())[1]
+        return F.max_pool2d_backward(dy, ctx)
 
     def extra_repr(self):
         return (f"kernel_size={_show(self.kernel_size)}, stride={_show(self.stride)}, "
